@@ -1,0 +1,5 @@
+import sys
+
+from qdaed.cli import main
+
+sys.exit(main())

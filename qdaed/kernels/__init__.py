@@ -1,0 +1,17 @@
+"""Private Numba kernels: plain loops on contiguous arrays, one job each, no Python objects.
+
+Every kernel is compiled through :func:`kernel`, so the Numba options live in one place:
+on-disk cache on (start-up), fastmath off (results reproducible and auditable, DESIGN 4).
+Public callers live in ``qdaed.nn``; they validate shapes and dtypes before calling in here.
+"""
+
+import numba
+
+_OPTIONS = dict(cache=True, fastmath=False, nogil=True)
+
+
+def kernel(fn=None, *, parallel=False):
+    """``@kernel`` or ``@kernel(parallel=True)``: ``numba.njit`` with qdaed's options."""
+    def wrap(f):
+        return numba.njit(parallel=parallel, **_OPTIONS)(f)
+    return wrap if fn is None else wrap(fn)
