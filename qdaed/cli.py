@@ -16,7 +16,12 @@ from qdaed.errors import QdaedError
 
 # module paths, each with a register(subparsers) function
 COMMAND_MODULES = (
+    "qdaed.pipeline.command",
+    "qdaed.detector_commands",
     "qdaed.gradcheck.command",
+    "qdaed.features.command",
+    "qdaed.data.manifests_command",
+    "qdaed.data.synth_command",
 )
 
 

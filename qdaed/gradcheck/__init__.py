@@ -26,6 +26,7 @@ TOLERANCE = 1e-6
 
 CASE_MODULES = (
     "qdaed.gradcheck.student_cases",
+    "qdaed.gradcheck.loss_quant_cases",
 )
 
 

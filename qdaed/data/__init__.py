@@ -1,0 +1,2 @@
+"""Data: audio reading (``audio``), manifests (``manifest``), AudioSet subset manifests
+(``audioset``), and the embedded synthetic corpus (``synth``)."""

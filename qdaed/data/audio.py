@@ -1,0 +1,138 @@
+"""Reading audio files for the front end: decode, check, mix down to mono, resample to 16 kHz.
+
+Every file goes through :func:`load_clip`, which either returns a clean mono float32 waveform
+at the target rate or raises ``DataError`` with a one-line reason. The reasons, and what is
+done about each case:
+
+=====================  ==========================================================  ==========
+case                   how it is detected                                          outcome
+=====================  ==========================================================  ==========
+missing                the path does not exist (or is not a file)                  skipped
+empty                  0 bytes on disk, or a header with 0 samples                 skipped
+unreadable             libsndfile cannot open or decode it (wrong format, garbage)  skipped
+truncated              WAV whose ``data`` chunk declares more bytes than the file  skipped
+                       holds (libsndfile would silently return the part present)
+non-finite             NaN or ±inf samples (float WAV/FLAC)                        skipped
+too short              fewer samples than one LFBE frame after resampling          skipped
+other sample rate      any rate ≠ 16 kHz                                           resampled
+several channels       2+ channels                                                 mean mix
+=====================  ==========================================================  ==========
+
+"Skipped" means the caller (the feature store) lists the file and reason in its bad-audio
+report and leaves it out, or, with ``--strict``, stops with one error naming every bad file.
+
+Resampling is ``scipy.signal.resample_poly`` with up/down = target/gcd, rate/gcd (polyphase,
+Kaiser-windowed FIR, scipy's defaults); mixdown is the mean over channels, so a mono file
+copied to both channels is unchanged. Samples are floats in [−1, 1] (soundfile's scaling of
+integer PCM: int16 / 32768).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import struct
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from qdaed.errors import DataError
+from qdaed.validate import check_int
+
+TARGET_RATE = 16000
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+
+
+def read_bytes(path):
+    """The file's bytes; ``DataError`` when it is missing, not a file, or empty."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise DataError(f"{path}: missing (no such file)")
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: not a regular file")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise DataError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    if not data:
+        raise DataError(f"{path}: empty (0 bytes)")
+    return data
+
+
+def wav_truncation(data):
+    """For RIFF/WAVE bytes, (declared, present) data-chunk sizes if the chunk is cut short.
+
+    Returns None when the bytes are not a RIFF WAV, the sizes agree, or the size field is a
+    streaming placeholder (0 or 0xFFFFFFFF, written by recorders that never seek back).
+    """
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    pos = 12
+    while pos + 8 <= len(data):
+        tag, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        body = pos + 8
+        if tag == b"data":
+            present = len(data) - body
+            if size in (0, 0xFFFFFFFF) or size <= present:
+                return None
+            return size, present
+        pos = body + size + (size & 1)  # chunks are word-aligned
+    return None
+
+
+def decode(data, name):
+    """Decode audio bytes to (samples (n, channels) float64, sample rate); ``DataError`` if bad."""
+    cut = wav_truncation(data)
+    if cut is not None:
+        raise DataError(f"{name}: truncated (WAV header declares {cut[0]} bytes of audio, "
+                        f"the file holds {cut[1]})")
+    try:
+        samples, rate = sf.read(io.BytesIO(data), dtype="float64", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+        reason = getattr(exc, "error_string", None) or str(exc)
+        raise DataError(f"{name}: unreadable ({reason.strip()})") from None
+    if samples.shape[0] == 0 or samples.shape[1] == 0:
+        raise DataError(f"{name}: empty (0 samples decoded)")
+    if not np.isfinite(samples).all():
+        bad = int((~np.isfinite(samples)).sum())
+        raise DataError(f"{name}: {bad} non-finite sample(s) (NaN or infinity)")
+    return samples, int(rate)
+
+
+def to_mono(samples):
+    """Mean over channels of a (n, channels) array → (n,)."""
+    return samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+
+
+def resample(x, rate, target=TARGET_RATE):
+    """Polyphase resampling of a 1-D signal from ``rate`` to ``target`` Hz (no-op if equal)."""
+    rate = check_int("rate", rate, lo=1)
+    target = check_int("target", target, lo=1)
+    if rate == target:
+        return x
+    g = math.gcd(rate, target)
+    return resample_poly(x, target // g, rate // g)
+
+
+def load_clip(path, sample_rate=TARGET_RATE, *, min_samples=1, data=None):
+    """Mono float32 waveform of an audio file at ``sample_rate``; ``DataError`` if unusable.
+
+    min_samples: fewer samples than this after resampling (e.g. one LFBE frame, 400) is an
+        error ("too short").
+    data: the file's bytes when the caller has read them already (the feature store hashes
+        them), so the file is read once.
+    """
+    name = os.fspath(path)
+    if data is None:
+        data = read_bytes(name)
+    samples, rate = decode(data, name)
+    x = resample(to_mono(samples), rate, sample_rate)
+    if x.size < min_samples:
+        raise DataError(f"{name}: too short ({x.size} samples at {sample_rate} Hz after "
+                        f"resampling; need at least {min_samples}, one frame)")
+    if not np.isfinite(x).all():  # cannot happen from finite input, but never pass NaN on
+        raise DataError(f"{name}: resampling produced non-finite samples")
+    return x.astype(np.float32)

@@ -1,0 +1,206 @@
+"""Manifests: CSV files that list clips, their labels and their split.
+
+Format (a header line, then one clip per line; UTF-8; extra columns are ignored)::
+
+    path,labels,split
+    dogs/a.wav,dog,train
+    street/b.flac,,test                      <- empty labels: a negative clip
+    mixed/c.wav,dog;gunshot,validation
+
+or, for AudioSet-style lists, ``ytid`` + ``start_seconds`` (``end_seconds`` optional) instead
+of ``path``::
+
+    ytid,start_seconds,end_seconds,labels,split
+    --4gqARaEJE,0.000,10.000,dog,test
+
+Columns:
+
+* ``path``: audio file relative to the audio root (``--audio-root``); absolute paths are used
+  as they are.
+* ``ytid``, ``start_seconds``: used when ``path`` is absent or empty. The audio file is looked
+  up in the audio root under these names, first match wins, each with extension ``.wav``,
+  ``.flac`` or ``.ogg`` (in that order):
+
+  1. ``{ytid}_{start_seconds:.3f}``   e.g. ``--4gqARaEJE_0.000.wav`` (one file per segment)
+  2. ``{ytid}``                       e.g. ``--4gqARaEJE.wav`` (AudioSet has one segment per id)
+  3. ``Y{ytid}``                      e.g. ``Y--4gqARaEJE.wav`` (the PANNs downloader's names)
+
+* ``labels``: ``;``-separated class names from ``CLASSES`` (dog, baby_cry, gunshot); empty for
+  a negative. Unknown or repeated names are errors.
+* ``split``: optional; one of train, validation, test.
+
+Anything malformed raises ``DataError`` naming the file and the line number (the header is
+line 1).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import os
+
+from qdaed.data.audio import AUDIO_EXTENSIONS
+from qdaed.errors import DataError
+
+CLASSES = ("dog", "baby_cry", "gunshot")
+SPLITS = ("train", "validation", "test")
+LABEL_SEPARATOR = ";"
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+    """One manifest row. ``line`` is its line number in the CSV (the header is line 1)."""
+
+    line: int
+    labels: tuple
+    path: str | None = None
+    ytid: str | None = None
+    start_seconds: float | None = None
+    end_seconds: float | None = None
+    split: str | None = None
+
+    @property
+    def name(self):
+        """How reports refer to the clip: its path, or ytid@start."""
+        return self.path if self.path else f"{self.ytid}@{self.start_seconds:.3f}"
+
+    def targets(self, classes=CLASSES):
+        """Multi-hot tuple of 0/1 over ``classes``."""
+        return tuple(int(c in self.labels) for c in classes)
+
+
+def parse_labels(text, classes=CLASSES):
+    """``"dog;gunshot"`` → ``("dog", "gunshot")``; ``ValueError`` on unknown or repeated names."""
+    text = (text or "").strip()
+    if not text:
+        return ()
+    names = [t.strip() for t in text.split(LABEL_SEPARATOR)]
+    for n in names:
+        if n not in classes:
+            raise ValueError(f"unknown label {n!r} (known: {', '.join(classes)}; "
+                             f"separate several with '{LABEL_SEPARATOR}')")
+    if len(set(names)) != len(names):
+        raise ValueError(f"label repeated in {text!r}")
+    return tuple(names)
+
+
+def read_manifest(path, classes=CLASSES):
+    """Parse a manifest CSV into a list of :class:`Clip`; ``DataError`` naming file and line."""
+    path = os.fspath(path)
+    try:
+        with open(path, "r", encoding="utf-8", newline="") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        raise DataError(f"{path}: manifest not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read the manifest ({exc})") from None
+    return parse_manifest(text, path, classes)
+
+
+def parse_manifest(text, name="<manifest>", classes=CLASSES):
+    """Parse manifest CSV text (see the module docstring); ``name`` is used in errors."""
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DataError(f"{name}: empty manifest (expected a header line)") from None
+    except csv.Error as exc:
+        raise DataError(f"{name}, line 1: {exc}") from None
+    cols = {h.strip(): i for i, h in enumerate(header)}
+    if "labels" not in cols:
+        raise DataError(f"{name}, line 1: no 'labels' column in the header {header}")
+    if "path" not in cols and not {"ytid", "start_seconds"} <= cols.keys():
+        raise DataError(f"{name}, line 1: the header needs a 'path' column or 'ytid' and "
+                        f"'start_seconds' columns, got {header}")
+
+    clips = []
+    try:
+        for row in reader:
+            line = reader.line_num
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) < len(header):
+                raise DataError(f"{name}, line {line}: {len(row)} field(s), the header has "
+                                f"{len(header)}")
+            clips.append(_parse_row(row, cols, classes, f"{name}, line {line}", line))
+    except csv.Error as exc:
+        raise DataError(f"{name}, line {reader.line_num}: {exc}") from None
+    return clips
+
+
+def _parse_row(row, cols, classes, where, line):
+    def get(col):
+        return row[cols[col]].strip() if col in cols else ""
+
+    try:
+        labels = parse_labels(get("labels"), classes)
+    except ValueError as exc:
+        raise DataError(f"{where}: {exc}") from None
+    split = get("split") or None
+    if split is not None and split not in SPLITS:
+        raise DataError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)}")
+    path = get("path") or None
+    ytid = get("ytid") or None
+    start = end = None
+    if path is None:
+        if ytid is None:
+            raise DataError(f"{where}: neither 'path' nor 'ytid' is given")
+        start = _seconds(get("start_seconds"), "start_seconds", where, required=True)
+        end = _seconds(get("end_seconds"), "end_seconds", where, required=False)
+        if end is not None and end <= start:
+            raise DataError(f"{where}: end_seconds {end} is not after start_seconds {start}")
+    return Clip(line=line, labels=labels, path=path, ytid=ytid, start_seconds=start,
+                end_seconds=end, split=split)
+
+
+def _seconds(text, column, where, required):
+    if not text:
+        if required:
+            raise DataError(f"{where}: '{column}' is empty")
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        raise DataError(f"{where}: '{column}' should be a number of seconds, got {text!r}") \
+            from None
+    if not (v >= 0 and v < float("inf")):
+        raise DataError(f"{where}: '{column}' should be a finite number >= 0, got {text!r}")
+    return v
+
+
+def candidate_names(clip):
+    """File names tried, in order, for a ytid clip (see the module docstring)."""
+    stems = (f"{clip.ytid}_{clip.start_seconds:.3f}", clip.ytid, f"Y{clip.ytid}")
+    return [stem + ext for stem in stems for ext in AUDIO_EXTENSIONS]
+
+
+def resolve_audio(clip, audio_root):
+    """Path of the clip's audio file under ``audio_root``.
+
+    For a ``path`` clip this is root/path whether or not it exists (the reader reports a
+    missing file). For a ytid clip it is the first existing candidate, or the first
+    candidate name when none exists, so the report says which name was expected.
+    """
+    root = os.fspath(audio_root)
+    if clip.path:
+        return os.path.join(root, clip.path)
+    names = candidate_names(clip)
+    for n in names:
+        p = os.path.join(root, n)
+        if os.path.isfile(p):
+            return p
+    return os.path.join(root, names[0])
+
+
+def write_manifest(path, rows, columns):
+    """Write dict rows to a CSV with the given column order, atomically."""
+    from qdaed.io.atomic import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow(r)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic_write_text(path, buf.getvalue())

@@ -1,0 +1,87 @@
+"""Presets of ``qdaed pipeline``: the resolved config of every run starts from one of these.
+
+    tiny   CI smoke test: a few dozen 1 s synthetic clips, tiny networks, 1–2 epochs.
+    demo   the default: synthetic corpus, a ResNet-18 teacher (narrow) clearly stronger than a
+           small LSTM student, every schedule of DESIGN 2.6, minutes on 2 cores.
+    paper  the paper's shapes: ResNet-50 teacher (width 64), 2-layer LSTM student with 512
+           hidden units (~14% of the teacher's parameters, so 4-bit codes land near the paper's
+           2% of the teacher), 64-bin LFBE of 10 s clips. Hours on a CPU (see README).
+
+The LSTM size, LFBE settings, loss form, temperature, λ and bit widths are *our* choices: the
+paper's text does not give them (DESIGN 10).
+"""
+
+from __future__ import annotations
+
+import copy
+
+from qdaed.errors import InputError
+
+CLASSES = ("dog", "baby_cry", "gunshot")
+
+_BASE = {
+    "classes": list(CLASSES),
+    "data": {
+        "source": "synth",        # synth | manifest
+        "n_clips": 600,
+        "clip_seconds": 3.0,
+        "synth_seed": 20190701,
+        "split_fractions": [0.6, 0.2, 0.2],   # train, validation, test (when not in manifest)
+        "manifest": None,
+        "audio_root": None,
+        "max_freq": None,         # band-limit control: mel filters stop here (Hz)
+        "equal_seconds": None,    # equal-length control: every clip cut/looped to this length
+    },
+    "features": {"num_mel_bins": 64, "low_freq": 20.0, "high_freq": 8000.0},
+    "teacher": {"depth": 18, "width": 16},
+    "student": {"hidden_size": 32, "num_layers": 1, "pooling": "mean"},
+    "train_teacher": {"epochs": 12, "batch_size": 32, "lr": 2e-3, "patience": 4},
+    "train_student": {"epochs": 20, "batch_size": 32, "lr": 5e-3, "patience": 5},
+    "train_quant": {"epochs": 6, "batch_size": 32, "lr": 1e-3, "patience": 3},
+    "distill": {"temperature": 2.0, "lam": 0.5},
+    "quant": {"bits": [8, 4, 2], "group": "row", "symmetric": False},
+    "seed": 0,                    # first training seed
+    "seeds": 1,                   # number of seeds: seed, seed+1, …
+}
+
+_OVERRIDES = {
+    "tiny": {
+        "data": {"n_clips": 48, "clip_seconds": 1.0},
+        "features": {"num_mel_bins": 24},
+        "teacher": {"depth": 18, "width": 4},
+        "student": {"hidden_size": 8},
+        "train_teacher": {"epochs": 2, "batch_size": 16},
+        "train_student": {"epochs": 2, "batch_size": 16},
+        "train_quant": {"epochs": 1, "batch_size": 16},
+    },
+    "demo": {},
+    "paper": {
+        "data": {"n_clips": 3000, "clip_seconds": 10.0},
+        "teacher": {"depth": 50, "width": 64},
+        "student": {"hidden_size": 512, "num_layers": 2},
+        "train_teacher": {"epochs": 30, "batch_size": 32, "lr": 1e-3, "patience": 5},
+        "train_student": {"epochs": 40, "batch_size": 32, "lr": 1e-3, "patience": 6},
+        "train_quant": {"epochs": 10, "batch_size": 32, "lr": 2e-4, "patience": 4},
+    },
+}
+
+PRESETS = tuple(_OVERRIDES)
+
+
+def _merge(base, over):
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def preset_config(name):
+    """The full config dict of preset ``name`` (a fresh copy)."""
+    if name not in _OVERRIDES:
+        raise InputError(f"--preset: expected one of {', '.join(PRESETS)}, got {name!r}")
+    cfg = _merge(_BASE, _OVERRIDES[name])
+    cfg["preset"] = name
+    return cfg

@@ -1,0 +1,65 @@
+"""Manifest parsing: both clip forms, labels, extra columns, file lookup, errors with lines."""
+
+import pytest
+
+from qdaed.data.manifest import Clip, candidate_names, parse_manifest, read_manifest, resolve_audio
+from qdaed.errors import DataError
+
+
+def test_path_manifest_with_extra_columns_and_negatives():
+    text = ("path,labels,split,note\na.wav,dog,train,x\nb.wav,,test,y\n"
+            "c.wav, gunshot ; dog ,validation,z\n")
+    clips = parse_manifest(text)
+    assert [c.path for c in clips] == ["a.wav", "b.wav", "c.wav"]
+    assert [c.labels for c in clips] == [("dog",), (), ("gunshot", "dog")]
+    assert [c.split for c in clips] == ["train", "test", "validation"]
+    assert [c.line for c in clips] == [2, 3, 4]
+    assert clips[2].targets() == (1, 0, 1)
+
+
+def test_ytid_manifest_without_split_and_blank_lines():
+    clips = parse_manifest("labels,start_seconds,ytid\nbaby_cry,30.000,abc\n\n,0,def\n")
+    assert clips[0] == Clip(line=2, labels=("baby_cry",), ytid="abc", start_seconds=30.0)
+    assert clips[1].line == 4 and clips[1].split is None and clips[1].name == "def@0.000"
+
+
+@pytest.mark.parametrize("text, line, match", [
+    ("path,split\na.wav,train\n", 1, "labels"),
+    ("file,labels\na.wav,dog\n", 1, "path"),
+    ("path,labels\na.wav,dog\nb.wav,cat\n", 3, "unknown label 'cat'"),
+    ("path,labels\na.wav,dog;dog\n", 2, "repeated"),
+    ("path,labels,split\na.wav,dog,dev\n", 2, "split 'dev'"),
+    ("ytid,start_seconds,labels\nabc,ten,dog\n", 2, "start_seconds"),
+    ("ytid,start_seconds,labels\nabc,,dog\n", 2, "start_seconds"),
+    ("ytid,start_seconds,end_seconds,labels\nabc,10,5,dog\n", 2, "end_seconds"),
+    ("path,ytid,start_seconds,labels\n,,1,dog\n", 2, "neither"),
+    ("path,labels,split\na.wav,dog\n", 2, "field"),
+    ("", 1, "empty"),
+])
+def test_malformed_manifest_names_file_and_line(text, line, match):
+    with pytest.raises(DataError, match=match) as err:
+        parse_manifest(text, "m.csv")
+    if text:
+        assert f"m.csv, line {line}" in str(err.value)
+
+
+def test_read_manifest_reports_a_missing_file(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        read_manifest(tmp_path / "nope.csv")
+
+
+def test_ytid_lookup_follows_the_documented_names_in_order(tmp_path):
+    clip = Clip(line=2, labels=(), ytid="xyz", start_seconds=30.0)
+    assert candidate_names(clip)[:3] == ["xyz_30.000.wav", "xyz_30.000.flac", "xyz_30.000.ogg"]
+    assert resolve_audio(clip, tmp_path) == str(tmp_path / "xyz_30.000.wav")  # expected name
+    (tmp_path / "Yxyz.flac").write_bytes(b"x")
+    assert resolve_audio(clip, tmp_path) == str(tmp_path / "Yxyz.flac")
+    (tmp_path / "xyz.ogg").write_bytes(b"x")
+    assert resolve_audio(clip, tmp_path) == str(tmp_path / "xyz.ogg")
+    (tmp_path / "xyz_30.000.flac").write_bytes(b"x")
+    assert resolve_audio(clip, tmp_path) == str(tmp_path / "xyz_30.000.flac")
+
+
+def test_path_clips_resolve_under_the_root_even_when_missing(tmp_path):
+    clip = Clip(line=2, labels=(), path="sub/a.wav")
+    assert resolve_audio(clip, tmp_path) == str(tmp_path / "sub" / "a.wav")

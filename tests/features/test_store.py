@@ -1,0 +1,112 @@
+"""Feature store: cache keyed by content and options, reuse, process pool, bad-audio report."""
+
+import csv
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from qdaed.cli import main
+from qdaed.data.audio import load_clip
+from qdaed.data.manifest import read_manifest
+from qdaed.errors import DataError
+from qdaed.features import LfbeOptions, lfbe
+from qdaed.features.store import extract_features, load_features
+from tests.data.bad_files import write_bad_files, write_good_files
+
+
+def write_manifest_csv(path, rels, labels=None):
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "labels", "split", "comment"])
+        for i, r in enumerate(rels):
+            w.writerow([r, (labels or {}).get(r, "dog" if i % 2 else ""), "train", "x"])
+    return path
+
+
+@pytest.fixture
+def good(tmp_path):
+    files = write_good_files(tmp_path / "audio")
+    man = write_manifest_csv(tmp_path / "m.csv", list(files.values()))
+    return tmp_path, files, man
+
+
+def test_features_equal_lfbe_of_the_loaded_clip_and_are_reused(good):
+    root, files, man = good
+    clips = read_manifest(man)
+    r1 = extract_features(clips, root / "audio", root / "out", jobs=1, progress=False)
+    assert (r1.computed, r1.reused, len(r1.bad)) == (len(files), 0, 0)
+    for clip, path, frames in r1.items:
+        ref = lfbe(load_clip(root / "audio" / clip.path))
+        got = load_features(path)
+        assert np.array_equal(got, ref) and frames == ref.shape[0]
+    mtimes = {p: os.stat(p).st_mtime_ns for _, p, _ in r1.items}
+    r2 = extract_features(clips, root / "audio", root / "out", jobs=1, progress=False)
+    assert (r2.computed, r2.reused) == (0, len(files))
+    assert {p: os.stat(p).st_mtime_ns for _, p, _ in r2.items} == mtimes
+
+
+def test_cache_key_follows_content_not_name_and_changes_with_options(good):
+    root, files, man = good
+    clips = read_manifest(man)
+    r1 = extract_features(clips, root / "audio", root / "out", jobs=1, progress=False)
+    shutil.copytree(root / "audio", root / "renamed")
+    r2 = extract_features(clips, root / "renamed", root / "out", jobs=1, progress=False)
+    assert r2.reused == len(files)
+    r3 = extract_features(clips, root / "audio", root / "out", LfbeOptions(num_mel_bins=40),
+                          jobs=1, progress=False)
+    assert r3.computed == len(files)
+    assert {p for _, p, _ in r3.items}.isdisjoint({p for _, p, _ in r1.items})
+    assert all(load_features(p).shape[1] == 40 for _, p, _ in r3.items)
+
+
+def test_process_pool_gives_the_same_arrays_as_one_process(good):
+    root, _, man = good
+    clips = read_manifest(man)
+    a = extract_features(clips, root / "audio", root / "o1", jobs=1, progress=False)
+    b = extract_features(clips, root / "audio", root / "o2", jobs=2, progress=False)
+    assert b.computed == len(clips)
+    for (_, pa, _), (_, pb, _) in zip(a.items, b.items):
+        assert np.array_equal(load_features(pa), load_features(pb))
+
+
+def test_bad_files_are_reported_and_skipped_and_strict_names_every_one(tmp_path):
+    bad = write_bad_files(tmp_path / "audio")
+    good_files = write_good_files(tmp_path / "audio")
+    rels = list(good_files.values()) + [rel for rel, _ in bad.values()]
+    clips = read_manifest(write_manifest_csv(tmp_path / "m.csv", rels))
+    rep = extract_features(clips, tmp_path / "audio", tmp_path / "out", jobs=1, progress=False)
+    assert len(rep.items) == len(good_files) and len(rep.bad) == len(bad)
+    reasons = {os.path.basename(p): reason for _, p, reason in rep.bad}
+    for rel, expected in bad.values():
+        assert expected in reasons[rel], (rel, reasons[rel])
+    with open(tmp_path / "out" / "bad_audio.csv", newline="") as fh:
+        listed = {os.path.basename(r["audio_file"]) for r in csv.DictReader(fh)}
+    assert listed == {rel for rel, _ in bad.values()}
+    with pytest.raises(DataError) as err:
+        extract_features(clips, tmp_path / "audio", tmp_path / "out", jobs=1, progress=False,
+                         strict=True)
+    assert all(rel in str(err.value) for rel, _ in bad.values())
+
+
+def test_no_usable_clip_is_a_data_error(tmp_path):
+    bad = write_bad_files(tmp_path / "audio")
+    clips = read_manifest(write_manifest_csv(tmp_path / "m.csv", [r for r, _ in bad.values()]))
+    with pytest.raises(DataError, match="none of the"):
+        extract_features(clips, tmp_path / "audio", tmp_path / "out", jobs=1, progress=False)
+
+
+def test_features_command_reports_without_traceback(tmp_path, capsys):
+    bad = write_bad_files(tmp_path / "audio")
+    good_files = write_good_files(tmp_path / "audio")
+    man = write_manifest_csv(tmp_path / "m.csv", list(good_files.values()) + [bad["empty"][0]])
+    args = ["features", str(man), "--audio-root", str(tmp_path / "audio"), "--out",
+            str(tmp_path / "out"), "--jobs", "1", "--no-progress"]
+    assert main(args) == 0
+    assert "1 skipped" in capsys.readouterr().out
+    assert main(args + ["--strict"]) == 2
+    err = capsys.readouterr().err
+    assert "empty.wav" in err and "Traceback" not in err
+    assert main(args + ["--option", "num_mel_bins=banana"]) == 2
+    assert main(args + ["--option", "window=hamming", "--option", "snip_edges=false"]) == 0
