@@ -115,6 +115,17 @@ def _roc_points(s, y):
     return t, fpr, tpr
 
 
+def roc_curve(scores, labels):
+    """ROC of one class over distinct thresholds (needs both classes).
+
+    Returns thresholds t (m, decreasing), FPR (m + 1) and TPR (m + 1), index 0 being (0, 0):
+    point j ≥ 1 is the decision "positive iff s ≥ t_j".
+    """
+    s, y = _check_binary(scores, labels)
+    _require_both_classes("the ROC curve", y)
+    return _roc_points(s, y)
+
+
 def _eer_segment(fpr, tpr):
     """(j, λ) of the crossing d = FPR + TPR − 1 = 0 on the segment from point j−1 to point j."""
     d = fpr + tpr - 1.0

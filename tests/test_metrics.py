@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from qdaed.errors import InputError
 from qdaed.metrics import (average_precision, compute_metrics, equal_error_rate, roc_auc,
-                           threshold_at_eer)
+                           roc_curve, threshold_at_eer)
 from tests.strategies import rng_from, seeds
 
 # --------------------------------------------------------------------------- hand-computed
@@ -229,3 +229,11 @@ def test_bad_single_class_input_is_refused(scores, labels, match):
 def test_bad_compute_metrics_input_is_refused(scores, labels, names, match):
     with pytest.raises(InputError, match=match):
         compute_metrics(scores, labels, names)
+
+
+def test_roc_curve_points_by_hand():
+    # scores 0.9(+) 0.8(-) 0.8(+) 0.1(-): thresholds 0.9, 0.8, 0.1
+    t, fpr, tpr = roc_curve(np.array([0.9, 0.8, 0.8, 0.1]), np.array([1, 0, 1, 0]))
+    np.testing.assert_array_equal(t, [0.9, 0.8, 0.1])
+    np.testing.assert_array_equal(fpr, [0.0, 0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(tpr, [0.0, 0.5, 1.0, 1.0])
