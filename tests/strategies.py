@@ -47,3 +47,7 @@ def conv_cases(draw):
     w = draw(st.integers(max(1, k - 2 * pad), 9))
     return (draw(batch), draw(conv_channels), draw(conv_channels), h, w, k,
             draw(conv_strides), pad)
+
+
+# Student (DESIGN 2.2): every temporal pooling mode.
+pool_modes = st.sampled_from(("mean", "last", "max"))

@@ -27,6 +27,7 @@ TOLERANCE = 1e-6
 CASE_MODULES = (
     "qdaed.gradcheck.student_cases",
     "qdaed.gradcheck.loss_quant_cases",
+    "qdaed.gradcheck.resnet_cases",
 )
 
 

@@ -47,7 +47,7 @@ _BASE = {
 _OVERRIDES = {
     "tiny": {
         "data": {"n_clips": 48, "clip_seconds": 1.0},
-        "features": {"num_mel_bins": 24},
+        "features": {"num_mel_bins": 32},
         "teacher": {"depth": 18, "width": 4},
         "student": {"hidden_size": 8},
         "train_teacher": {"epochs": 2, "batch_size": 16},

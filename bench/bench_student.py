@@ -1,0 +1,313 @@
+"""StudentLSTM training step: qdaed vs PyTorch (CPU) vs a naive NumPy loop, in one run.
+
+One step = forward to the logits, the sigmoid-BCE gradient ∂L/∂z = (σ(z) − y)/(B·C), and the
+backward pass to every parameter gradient (no input gradient: x is data). Shapes are the
+paper's (B=32 clips, T=1000 frames of I=64 LFBE bins, C=3 classes) with H=128 × 1 layer and
+H=256 × 2 layers; float32 throughout; every implementation runs with the same thread count
+(default 2: BLAS, Numba, OpenMP and torch.set_num_threads). Repetitions are interleaved
+(qdaed, torch, naive, qdaed, ...) so that a noisy neighbour slows all of them alike; the
+median after warm-up is reported, with the load average so a reader can judge the noise.
+
+Run (see bench/README.md; the environment variables below halve OpenBLAS's speed on the
+reference machine, so the benchmark command unsets them):
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench_student.py
+
+``--write`` replaces the "StudentLSTM training step" section of bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _set_threads(n):
+    # Must happen before numpy / numba / torch are imported: the pools are sized at load time.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "NUMBA_NUM_THREADS"):
+        os.environ[var] = str(n)
+
+
+def _parse():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=7, help="timed repetitions (median)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--steps", type=int, default=1000, help="frames T")
+    p.add_argument("--configs", default="128x1,256x2", help="HIDDENxLAYERS,...")
+    p.add_argument("--no-naive", action="store_true", help="skip the naive NumPy loop")
+    p.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    p.add_argument("--wait-idle", type=float, default=0.0, metavar="MINUTES",
+                   help="on a shared machine: wait up to this long for the 1-minute load "
+                        "average to fall below 0.5 before each configuration")
+    return p.parse_args()
+
+
+ARGS = _parse() if __name__ == "__main__" else None
+if ARGS is not None:
+    _set_threads(ARGS.threads)
+
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from qdaed.models import StudentLSTM  # noqa: E402
+
+B, I, C = 32, 64, 3
+SECTION = "## StudentLSTM training step"
+
+
+def bce_grad(z, y):
+    """∂/∂z of mean BCE(y, σ(z)) over B·C."""
+    return ((1.0 / (1.0 + np.exp(-z)) - y) / z.size).astype(z.dtype)
+
+
+# --- the three implementations --------------------------------------------------------------
+
+def qdaed_step(model, x, y):
+    z, cache = model.forward(x, train=True)
+    return model.backward(cache, bce_grad(z, y))
+
+
+def make_torch(model):
+    import torch
+
+    class Student(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(model.input_size, model.hidden_size, model.num_layers,
+                                      batch_first=True)
+            self.fc = torch.nn.Linear(model.hidden_size, model.num_classes)
+
+        def forward(self, x):
+            return self.fc(self.lstm(x)[0].mean(1))
+
+    net = Student()
+    net.load_state_dict({n: torch.from_numpy(v.copy()) for n, v in model.params.items()})
+    return net
+
+
+def torch_step(net, xt, yt):
+    import torch
+
+    for p in net.parameters():
+        p.grad = None
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(net(xt), yt)
+    loss.backward()
+    return {n: p.grad for n, p in net.named_parameters()}
+
+
+def naive_step(params, num_layers, x, y):
+    """The textbook loop: per step one np.dot of [x_t, h_{t-1}] with [W_ih | W_hh], NumPy
+    ufuncs for the gates, per-step accumulation of the weight gradients."""
+    sig = lambda a: 1.0 / (1.0 + np.exp(-a))  # noqa: E731
+    batch, steps, _ = x.shape
+    inp = [x[:, t] for t in range(steps)]
+    tapes = []
+    for layer in range(num_layers):
+        w = np.concatenate([params[f"lstm.weight_ih_l{layer}"],
+                            params[f"lstm.weight_hh_l{layer}"]], axis=1)
+        b = params[f"lstm.bias_ih_l{layer}"] + params[f"lstm.bias_hh_l{layer}"]
+        hdim = w.shape[0] // 4
+        h = np.zeros((batch, hdim), x.dtype)
+        c = np.zeros((batch, hdim), x.dtype)
+        tape, out = [], []
+        for t in range(steps):
+            xh = np.concatenate([inp[t], h], axis=1)
+            a = np.dot(xh, w.T) + b
+            i, f, g, o = sig(a[:, :hdim]), sig(a[:, hdim:2 * hdim]), np.tanh(a[:, 2 * hdim:3 * hdim]), sig(a[:, 3 * hdim:])
+            c_prev, c = c, f * c + i * g
+            tc = np.tanh(c)
+            h = o * tc
+            tape.append((xh, i, f, g, o, c_prev, tc))
+            out.append(h)
+        tapes.append((w, tape))
+        inp = out
+    pooled = np.mean(inp, axis=0)
+    z = pooled @ params["fc.weight"].T + params["fc.bias"]
+    dz = bce_grad(z, y)
+    grads = {"fc.weight": dz.T @ pooled, "fc.bias": dz.sum(0)}
+    dout = [dz @ params["fc.weight"] / steps] * steps
+    for layer in reversed(range(num_layers)):
+        w, tape = tapes[layer]
+        hdim = w.shape[0] // 4
+        n_in = w.shape[1] - hdim
+        dw = np.zeros_like(w)
+        db = np.zeros(4 * hdim, x.dtype)
+        dh_next = np.zeros((batch, hdim), x.dtype)
+        dc = np.zeros((batch, hdim), x.dtype)
+        dinp = [None] * steps
+        for t in reversed(range(steps)):
+            xh, i, f, g, o, c_prev, tc = tape[t]
+            dh = dout[t] + dh_next
+            dc = dc + dh * o * (1 - tc * tc)
+            da = np.concatenate([dc * g * i * (1 - i), dc * c_prev * f * (1 - f),
+                                 dc * i * (1 - g * g), dh * tc * o * (1 - o)], axis=1)
+            dc = dc * f
+            dw += np.dot(da.T, xh)
+            db += da.sum(0)
+            dxh = np.dot(da, w)
+            dinp[t], dh_next = dxh[:, :n_in], dxh[:, n_in:]
+        grads[f"lstm.weight_ih_l{layer}"] = dw[:, :n_in]
+        grads[f"lstm.weight_hh_l{layer}"] = dw[:, n_in:]
+        grads[f"lstm.bias_ih_l{layer}"] = grads[f"lstm.bias_hh_l{layer}"] = db
+        dout = dinp
+    return grads
+
+
+# --- measurement ----------------------------------------------------------------------------
+
+def _rel(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
+
+
+def run_config(hidden, layers, steps, repeats, warmup, naive):
+    import torch
+
+    rng = np.random.default_rng(0)
+    model = StudentLSTM(I, hidden, layers, C, rng=rng)
+    x = rng.standard_normal((B, steps, I)).astype(np.float32)
+    y = (rng.random((B, C)) < 0.3).astype(np.float32)
+    net = make_torch(model)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    runs = {"qdaed": lambda: qdaed_step(model, x, y), "torch": lambda: torch_step(net, xt, yt)}
+    if naive:
+        runs["naive"] = lambda: naive_step(model.params, layers, x, y)
+    # Same gradients (float32, T=1000: agreement to ~1e-4 is what float32 allows).
+    ours, theirs = runs["qdaed"](), runs["torch"]()
+    agree = max(_rel(ours[n], theirs[n].numpy()) for n in ours)
+    if naive:
+        agree = max(agree, max(_rel(runs["naive"]()[n], theirs[n].numpy()) for n in ours))
+    for _ in range(warmup - 1):
+        for f in runs.values():
+            f()
+    times = {k: [] for k in runs}
+    for _ in range(repeats):
+        for k, f in runs.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}, times, agree
+
+
+def machine_info(threads):
+    import numba
+    import torch
+
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        from threadpoolctl import threadpool_info
+        blas = "; ".join(f"{d['internal_api']} {d['version']} ({d.get('architecture', '?')}, "
+                         f"{d['num_threads']} threads, {os.path.basename(d['filepath'])})"
+                         for d in threadpool_info())
+    except ImportError:
+        blas = "threadpoolctl not installed; numpy.show_config(): " + str(
+            np.show_config(mode="dicts")["Build Dependencies"]["blas"].get("name"))
+    return {
+        "CPU": f"{cpu}, {os.cpu_count()} logical cores",
+        "Python": platform.python_version(),
+        "numpy / numba / torch": f"{np.__version__} / {numba.__version__} / {torch.__version__}",
+        "thread pools (threadpoolctl)": blas,
+        "torch threads / config": f"{torch.get_num_threads()} / "
+                                  + ("MKL" if torch.backends.mkl.is_available() else "no MKL")
+                                  + (", oneDNN" if torch.backends.mkldnn.is_available() else ""),
+        "threads": f"{threads} (OMP/OPENBLAS/MKL/NUMBA_NUM_THREADS and torch.set_num_threads)",
+        "OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE": "unset for this run"
+            if not (os.environ.get("OPENBLAS_CORETYPE") or os.environ.get("OPENBLAS_L2_SIZE"))
+            else f"SET ({os.environ.get('OPENBLAS_CORETYPE')}, {os.environ.get('OPENBLAS_L2_SIZE')})",
+    }
+
+
+def render(results, info, command, load, steps, repeats, warmup):
+    lines = [SECTION, "",
+             f"Forward to the logits + sigmoid-BCE gradient + backward to every parameter, "
+             f"float32, B={B}, T={steps}, I={I}, C={C}, mean pooling. Median of {repeats} "
+             f"interleaved repetitions after {warmup} warm-up steps; ratio = time / PyTorch "
+             f"time (below 1 is faster than PyTorch). Produced by `bench/bench_student.py`.", "",
+             "| config | qdaed (ms) | PyTorch (ms) | naive NumPy (ms) | qdaed / PyTorch "
+             "| naive / PyTorch | max grad rel. diff |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for (hidden, layers), (med, _, agree) in results.items():
+        nv = med.get("naive")
+        naive_ms = "—" if nv is None else f"{nv * 1e3:.0f}"
+        naive_ratio = "—" if nv is None else f"{nv / med['torch']:.2f}"
+        lines.append(
+            f"| H={hidden}, {layers} layer{'s' if layers > 1 else ''} | {med['qdaed'] * 1e3:.0f} "
+            f"| {med['torch'] * 1e3:.0f} | {naive_ms} "
+            f"| **{med['qdaed'] / med['torch']:.2f}** "
+            f"| {naive_ratio} | {agree:.1e} |")
+    lines += ["", "All repetitions (ms), to show the spread:", ""]
+    for (hidden, layers), (_, times, _) in results.items():
+        for k, v in times.items():
+            lines.append(f"- H={hidden}x{layers} {k}: " + ", ".join(f"{t * 1e3:.0f}" for t in v))
+    lines += ["", "Machine and versions:", ""]
+    lines += [f"- {k}: {v}" for k, v in info.items()]
+    lines += [f"- load average (1 min) before / after: {load[0]:.2f} / {load[1]:.2f} "
+              "(the machine is shared; a load above ~0.5 means another process competed "
+              "for the 2 cores)",
+              "", "Command:", "", "```", command, "```", ""]
+    return "\n".join(lines)
+
+
+def write_section(path, text):
+    """Replace (or append) this benchmark's section of RESULTS.md, keeping the others."""
+    old = open(path).read() if os.path.exists(path) else "# Benchmark results\n\n"
+    start = old.find(SECTION)
+    if start < 0:
+        new = old.rstrip("\n") + "\n\n" + text
+    else:
+        end = old.find("\n## ", start + len(SECTION))
+        new = old[:start] + text + ("" if end < 0 else old[end + 1:])
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".RESULTS.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(new)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _wait_idle(minutes, threshold=0.5):
+    deadline = time.time() + 60 * minutes
+    while os.getloadavg()[0] >= threshold and time.time() < deadline:
+        time.sleep(5)
+
+
+def main(args):
+    import torch
+
+    torch.set_num_threads(args.threads)
+    configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
+    load0 = os.getloadavg()[0]
+    results = {}
+    for hidden, layers in configs:
+        _wait_idle(args.wait_idle)
+        print(f"H={hidden} x {layers} ...", file=sys.stderr, flush=True)
+        results[(hidden, layers)] = run_config(hidden, layers, args.steps, args.repeats,
+                                               args.warmup, not args.no_naive)
+    load1 = os.getloadavg()[0]
+    unset = [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v not in os.environ]
+    command = ("env " + " ".join(f"-u {v}" for v in unset) + " " if unset else "") + \
+        "python " + " ".join(sys.argv)
+    text = render(results, machine_info(args.threads), command, (load0, load1), args.steps,
+                  args.repeats, args.warmup)
+    print(text)
+    if args.write:
+        write_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"),
+                      text)
+
+
+if __name__ == "__main__":
+    main(ARGS)

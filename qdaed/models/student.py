@@ -1,0 +1,153 @@
+"""The student: a shallow LSTM with a pooled linear head (DESIGN 2.2).
+
+    y = LSTM(x)                  x (B, T, I) → y (B, T, H), top layer's h_1..h_T
+    p = pool_t(y)                (B, H);  mean (default), last or max over time
+    z = p W_fcᵀ + b_fc           (B, C) logits, one per event class (sigmoid outputs)
+
+Parameters are a flat dict keyed by the names of the equivalent PyTorch module's state_dict,
+
+    class Student(torch.nn.Module):
+        def __init__(self, I, H, L, C):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(I, H, L, batch_first=True)
+            self.fc = torch.nn.Linear(H, C)
+
+i.e. ``lstm.weight_ih_l0``, ``lstm.weight_hh_l0``, ``lstm.bias_ih_l0``, ``lstm.bias_hh_l0``,
+…, ``fc.weight``, ``fc.bias``, with identical shapes and layouts, so weights move between
+qdaed and PyTorch by name.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qdaed.errors import InputError
+from qdaed.nn import linear, lstm, temporal_pool
+from qdaed.validate import check_array, check_choice, check_int
+
+_LSTM = "lstm."
+_FC = "fc."
+
+
+class StudentLSTM:
+    """LSTM(input_size → hidden_size, num_layers) → pool over time → Linear(hidden_size → num_classes).
+
+    Initialisation is PyTorch's default, drawn from ``rng`` (a ``numpy.random.Generator``;
+    ``seed`` makes one when rng is None) in state_dict order, in float64, then cast to dtype:
+
+        LSTM, every tensor:     U(−1/√H, 1/√H)
+        fc.weight, fc.bias:     U(−1/√H, 1/√H)   (kaiming_uniform(a=√5) on fan_in = H gives
+                                                   the same bound as the bias rule)
+
+    The same seed gives the same values in float32 and float64 (up to rounding).
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers, num_classes, pooling="mean",
+                 *, seed=0, rng=None, dtype=np.float32):
+        self.input_size = check_int("input_size", input_size, lo=1)
+        self.hidden_size = check_int("hidden_size", hidden_size, lo=1)
+        self.num_layers = check_int("num_layers", num_layers, lo=1)
+        self.num_classes = check_int("num_classes", num_classes, lo=1)
+        self.pooling = check_choice("pooling", pooling, temporal_pool.MODES)
+        dtype = np.dtype(dtype)
+        check_choice("dtype", dtype.name, ("float32", "float64"))
+        self.dtype = dtype
+        if rng is None:
+            rng = np.random.default_rng(check_int("seed", seed, lo=0))
+        elif not isinstance(rng, np.random.Generator):
+            raise InputError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+        self.params = {}
+        bound = 1.0 / np.sqrt(self.hidden_size)
+        for name, shape in self.parameter_shapes().items():
+            self.params[name] = rng.uniform(-bound, bound, size=shape).astype(dtype)
+
+    input_layout = "BTF"   # x is (B, T, input_size)
+
+    @property
+    def config(self):
+        """The constructor arguments that fix the architecture (for model files)."""
+        return dict(input_size=self.input_size, hidden_size=self.hidden_size,
+                    num_layers=self.num_layers, num_classes=self.num_classes,
+                    pooling=self.pooling)
+
+    def parameter_shapes(self):
+        """{state_dict name: shape}, in PyTorch's state_dict order."""
+        shapes = {_LSTM + name: shape for name, shape in
+                  lstm.parameter_shapes(self.input_size, self.hidden_size, self.num_layers).items()}
+        shapes[_FC + "weight"] = (self.num_classes, self.hidden_size)
+        shapes[_FC + "bias"] = (self.num_classes,)
+        return shapes
+
+    def num_parameters(self):
+        """Number of scalar parameters."""
+        return sum(int(np.prod(shape)) for shape in self.parameter_shapes().values())
+
+    def state_dict(self):
+        """A copy of the parameters, {name: array}."""
+        return {name: value.copy() for name, value in self.params.items()}
+
+    def load_state_dict(self, state):
+        """Replace every parameter by a copy of ``state[name]``.
+
+        The names must be exactly those of :meth:`parameter_shapes` and each array must have
+        its shape; values are cast to the model's dtype (so a float64 or PyTorch-exported
+        float32 state loads into either precision) and must be finite. Nothing is changed
+        when any check fails.
+        """
+        if not isinstance(state, dict):
+            raise InputError(f"state: expected a dict of arrays, got {type(state).__name__}")
+        shapes = self.parameter_shapes()
+        missing = [n for n in shapes if n not in state]
+        unexpected = sorted(n for n in state if n not in shapes)
+        if missing or unexpected:
+            raise InputError(f"state: does not match this StudentLSTM; missing keys {missing}, "
+                             f"unexpected keys {unexpected}")
+        loaded = {}
+        for name, shape in shapes.items():
+            value = state[name]
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+                value = value.astype(self.dtype)
+            loaded[name] = check_array(name, value, shape=shape, dtype=self.dtype).copy()
+        self.params = loaded
+
+    def _split(self, params):
+        lstm_p = {n[len(_LSTM):]: v for n, v in params.items() if n.startswith(_LSTM)}
+        fc_p = {n[len(_FC):]: v for n, v in params.items() if n.startswith(_FC)}
+        return lstm_p, fc_p
+
+    def forward(self, x, train=False):
+        """Logits z (B, C) for x (B, T, input_size) of the model's dtype; returns (z, cache).
+
+        The student has no dropout or batch norm, so ``train`` does not change the
+        arithmetic; it says whether a backward pass will follow. With train=False the cache
+        is None and the per-step buffers are freed as soon as the logits exist.
+        """
+        x = check_array("x", x, shape=(None, None, self.input_size), dtype=self.dtype)
+        lstm_p, fc_p = self._split(self.params)
+        (y, _), lstm_cache = lstm.forward(lstm_p, x)
+        p, pool_cache = temporal_pool.forward(None, y, self.pooling)
+        z, fc_cache = linear.forward(fc_p, p)
+        if not train:
+            return z, None
+        return z, (lstm_cache, pool_cache, fc_cache, self.params)
+
+    def backward(self, cache, dz, input_grad=False):
+        """Gradients of every parameter, {state_dict name: array}, from dz = ∂L/∂z (B, C).
+
+        Chain rule through the three stages: dp = dz W_fc (linear), dy = pool backward,
+        then backpropagation through time (``qdaed.nn.lstm.backward``). The gradients are
+        those of the parameters the forward pass used (held in the cache).
+        With input_grad=True, returns (grads, dx) with dx = ∂L/∂x (B, T, input_size).
+        """
+        if cache is None:
+            raise InputError("cache: None; call forward(x, train=True) to keep what backward needs")
+        lstm_cache, pool_cache, fc_cache, params = cache
+        dz = check_array("dz", dz, shape=(fc_cache[0].shape[0], self.num_classes),
+                         dtype=self.dtype, finite=False)
+        lstm_p, fc_p = self._split(params)
+        dp, fc_grads = linear.backward(fc_p, fc_cache, dz)
+        dy, _ = temporal_pool.backward(None, pool_cache, dp)
+        (dx, _), lstm_grads = lstm.backward(lstm_p, lstm_cache, dy, input_grad=input_grad)
+        grads = {_LSTM + n: g for n, g in lstm_grads.items()}
+        grads.update({_FC + n: g for n, g in fc_grads.items()})
+        return (grads, dx) if input_grad else grads

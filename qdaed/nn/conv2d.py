@@ -1,0 +1,118 @@
+"""2-D convolution (cross-correlation, as PyTorch's ``nn.Conv2d``), zero padding, any stride.
+
+Layout as PyTorch: x (B, C, H, W), weight (O, C, kh, kw), optional bias (O), y (B, O, Ho, Wo),
+
+    Ho = ⌊(H + 2·ph − kh) / sh⌋ + 1,   Wo = ⌊(W + 2·pw − kw) / sw⌋ + 1.
+
+Implementation: im2col + one BLAS product per sample (``np.matmul`` on the stacked columns,
+which hands each sample's (O, C·kh·kw) × (C·kh·kw, Ho·Wo) product to the BLAS GEMM).
+Measured choice (AMD EPYC, 2 threads, float32, ResNet-50 shapes at B=8 on a 1000×64 input):
+the GEMM route runs at 90–200 GFLOP/s, while a direct Numba loop over (o, c, i, j, ho, wo)
+(parallel over samples and output channels, contiguous inner loop over wo) reached only 5–10
+GFLOP/s on the same shapes, stem 7×7 with C=1 included, so every convolution goes through im2col.
+A 1×1 convolution with stride 1 and no padding needs no im2col at all: x itself,
+viewed as (B, C, H·W), is the column matrix. The columns are rebuilt in the backward pass instead
+of being cached: that costs one more im2col per convolution (memory-bound, a few per cent of the
+step) and saves holding every 3×3 layer's 9×-expanded input until the backward pass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qdaed.errors import InputError
+from qdaed.kernels import conv as kconv
+from qdaed.validate import check_array, check_int, check_same_dtype
+
+
+def _pair(name, v, lo):
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise InputError(f"{name}: expected an integer or a pair of integers, got {v!r}")
+        return check_int(name, v[0], lo=lo), check_int(name, v[1], lo=lo)
+    v = check_int(name, v, lo=lo)
+    return v, v
+
+
+def output_size(n, k, stride, pad):
+    """⌊(n + 2·pad − k) / stride⌋ + 1, the output length of one spatial axis."""
+    return (n + 2 * pad - k) // stride + 1
+
+
+def forward(params, x, stride=1, padding=0):
+    """y[b, o] = Σ_{c,i,j} W[o, c, i, j] · x_pad[b, c, ho·sh + i, wo·sw + j] (+ bias[o]).
+
+    params: ``weight`` W (O, C, kh, kw), ``bias`` (O) or absent (the default in a ResNet).
+    x: (B, C, H, W) float32/float64.  stride, padding: int or (h, w) pair.
+    As a product: Y_b = W₂ · cols(x)_b with W₂ = W.reshape(O, C·kh·kw).
+    Returns y (B, O, Ho, Wo) and the cache (x, stride, padding).
+    """
+    w = check_array("weight", params["weight"], ndim=4)
+    x = check_array("x", x, ndim=4)
+    b = params.get("bias")
+    if b is not None:
+        b = check_array("bias", b, shape=(w.shape[0],))
+    check_same_dtype(x=x, weight=w, bias=b)
+    stride = _pair("stride", stride, 1)
+    padding = _pair("padding", padding, 0)
+    o, c, kh, kw = w.shape
+    nb, cx, h, wd = x.shape
+    if cx != c:
+        raise InputError(f"x: expected {c} input channels (weight is {w.shape}), got {cx} "
+                         f"(x shape {x.shape})")
+    ho, wo = output_size(h, kh, stride[0], padding[0]), output_size(wd, kw, stride[1], padding[1])
+    if ho < 1 or wo < 1:
+        raise InputError(f"x: spatial size {h}×{wd} is smaller than the {kh}×{kw} kernel with "
+                         f"padding {padding}; the output would be empty")
+    cols = _columns(x, kh, kw, stride, padding, ho, wo)
+    y = np.matmul(w.reshape(o, c * kh * kw), cols)
+    if b is not None:
+        y += b[:, None]
+    return y.reshape(nb, o, ho, wo), (x, stride, padding)
+
+
+def backward(params, cache, dy, input_grad=True):
+    """dW = Σ_b dY_b · cols(x)_bᵀ,   dx = col2im(W₂ᵀ · dY_b),   dbias = Σ_{b,ho,wo} dy.
+
+    dy: (B, O, Ho, Wo) like y.  Returns dx (B, C, H, W) and grads {``weight``, ``bias``};
+    input_grad=False skips dx (returned as None) where x is data, as for a network's first layer.
+    """
+    x, stride, padding = cache
+    w = params["weight"]
+    o, c, kh, kw = w.shape
+    nb, _, h, wd = x.shape
+    ho, wo = output_size(h, kh, stride[0], padding[0]), output_size(wd, kw, stride[1], padding[1])
+    dy = check_array("dy", dy, shape=(nb, o, ho, wo), dtype=x.dtype, finite=False)
+    dy3 = dy.reshape(nb, o, ho * wo)
+    w2 = w.reshape(o, c * kh * kw)
+    cols = _columns(x, kh, kw, stride, padding, ho, wo)
+    dw = np.zeros_like(w2)
+    tmp = np.empty_like(w2)
+    for i in range(nb):
+        # One (O, L) · (L, C·kh·kw) product per sample, summed: no (B, O, C·kh·kw) temporary.
+        np.matmul(dy3[i], cols[i].T, out=tmp)
+        dw += tmp
+    grads = {"weight": dw.reshape(w.shape)}
+    if params.get("bias") is not None:
+        grads["bias"] = dy3.sum(axis=(0, 2))
+    if not input_grad:
+        return None, grads
+    dcols = np.matmul(w2.T, dy3)
+    if _is_pointwise(kh, kw, stride, padding):
+        return dcols.reshape(x.shape), grads
+    dx = np.empty_like(x)
+    kconv.col2im(dcols, kh, kw, stride[0], stride[1], padding[0], padding[1], dx)
+    return dx, grads
+
+
+def _is_pointwise(kh, kw, stride, padding):
+    return kh == 1 and kw == 1 and stride == (1, 1) and padding == (0, 0)
+
+
+def _columns(x, kh, kw, stride, padding, ho, wo):
+    nb, c, h, wd = x.shape
+    if _is_pointwise(kh, kw, stride, padding):
+        return x.reshape(nb, c, h * wd)
+    cols = np.empty((nb, c * kh * kw, ho * wo), dtype=x.dtype)
+    kconv.im2col(x, kh, kw, stride[0], stride[1], padding[0], padding[1], cols)
+    return cols

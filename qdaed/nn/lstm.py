@@ -1,0 +1,183 @@
+"""Multi-layer LSTM, PyTorch's ``nn.LSTM(batch_first=True)`` layout and gate order (DESIGN 2.2).
+
+Parameters of layer l (I_0 = input size, I_l = H above):
+
+    weight_ih_l{l} (4H, I_l),  weight_hh_l{l} (4H, H),  bias_ih_l{l} (4H),  bias_hh_l{l} (4H)
+
+with the 4H axis stacked [i | f | g | o]. Per layer and time step:
+
+    a_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh                      (4H)
+    i = σ(a^i),  f = σ(a^f),  g = tanh(a^g),  o = σ(a^o)
+    c_t = f ⊙ c_{t-1} + i ⊙ g,     h_t = o ⊙ tanh(c_t)
+
+and layer l's sequence h_1..h_T is layer l+1's input x_1..x_T.
+
+Where the work goes: the input projection X W_ihᵀ of all T steps is one GEMM over T·B rows
+before the recurrence; each step then does one small GEMM h_{t-1} W_hhᵀ (BLAS) and one fused
+Numba loop (``qdaed.kernels.lstm``). Backward mirrors this: one small GEMM da_t W_hh per step
+in the reverse loop, then dW_ih, dW_hh and the layer's input gradient as single GEMMs over
+all steps. Internal buffers are time-major, (T, B, ·), so each step's slice is contiguous and
+the all-steps GEMMs see plain 2-D matrices; the h and c buffers hold T+1 rows with the initial
+state in row 0, which makes dW_hh = Σ_t da_tᵀ h_{t-1} one GEMM including the h0 term.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qdaed.errors import InputError
+from qdaed.kernels.lstm import lstm_cell_backward, lstm_cell_forward
+from qdaed.validate import check_array, check_same_dtype
+
+_NAMES = ("weight_ih_l{}", "weight_hh_l{}", "bias_ih_l{}", "bias_hh_l{}")
+
+
+def parameter_shapes(input_size, hidden_size, num_layers):
+    """{name: shape} of an LSTM's parameters, in PyTorch's state_dict order."""
+    shapes = {}
+    for layer in range(num_layers):
+        i_l = input_size if layer == 0 else hidden_size
+        shapes[f"weight_ih_l{layer}"] = (4 * hidden_size, i_l)
+        shapes[f"weight_hh_l{layer}"] = (4 * hidden_size, hidden_size)
+        shapes[f"bias_ih_l{layer}"] = (4 * hidden_size,)
+        shapes[f"bias_hh_l{layer}"] = (4 * hidden_size,)
+    return shapes
+
+
+def _layers(params):
+    """Validate ``params`` and return (num_layers, input_size, hidden_size, dtype).
+
+    The layer count is the number of consecutive ``weight_ih_l{l}`` keys from l = 0; every
+    layer needs all four tensors, and no key outside those layers is accepted.
+    """
+    if not isinstance(params, dict):
+        raise InputError(f"params: expected a dict of arrays, got {type(params).__name__}")
+    if "weight_ih_l0" not in params or "weight_hh_l0" not in params:
+        raise InputError("params: expected LSTM parameters 'weight_ih_l0', 'weight_hh_l0', ...; "
+                         f"got keys {sorted(params)}")
+    w_hh = check_array("weight_hh_l0", params["weight_hh_l0"], ndim=2)
+    hidden = w_hh.shape[1]
+    w_ih = check_array("weight_ih_l0", params["weight_ih_l0"], ndim=2)
+    num_layers = 0
+    while f"weight_ih_l{num_layers}" in params:
+        num_layers += 1
+    shapes = parameter_shapes(w_ih.shape[1], hidden, num_layers)
+    unknown = sorted(set(params) - set(shapes))
+    if unknown:
+        raise InputError(f"params: unexpected keys {unknown} for a {num_layers}-layer LSTM")
+    for name, shape in shapes.items():
+        if name not in params:
+            raise InputError(f"params: missing '{name}' (expected shape {shape})")
+        check_array(name, params[name], shape=shape)
+    dtype = check_same_dtype(**{name: params[name] for name in shapes})
+    return num_layers, w_ih.shape[1], hidden, dtype
+
+
+def _initial_state(name, s, num_layers, batch, hidden, dtype):
+    """A caller's (L, B, H) initial or upstream state, or zeros when None."""
+    if s is None:
+        return np.zeros((num_layers, batch, hidden), dtype)
+    return check_array(name, s, shape=(num_layers, batch, hidden), dtype=dtype)
+
+
+def forward(params, x, h0=None, c0=None):
+    """LSTM over a batch-first sequence: ((y, (h_n, c_n)), cache).
+
+    params: ``weight_ih_l{l}``, ``weight_hh_l{l}``, ``bias_ih_l{l}``, ``bias_hh_l{l}`` for
+            l = 0..L−1 (shapes in the module docstring), one float dtype.
+    x:      (B, T, I) input sequence, same dtype as the parameters.
+    h0, c0: (L, B, H) initial hidden and cell state per layer; None means zeros.
+
+    Returns y (B, T, H) — the top layer's h_1..h_T, a read-only batch-first *view* of the
+    time-major buffer (so not C-contiguous; ``np.ascontiguousarray`` it if that matters) —
+    and h_n, c_n (L, B, H), every layer's state after the last step, as PyTorch returns them.
+    The cache holds, per layer, the input sequence, the gate activations and the h, c
+    sequences (time-major), for :func:`backward`.
+    """
+    num_layers, input_size, hidden, dtype = _layers(params)
+    x = check_array("x", x, shape=(None, None, input_size), dtype=dtype)
+    batch, steps, _ = x.shape
+    h0 = _initial_state("h0", h0, num_layers, batch, hidden, dtype)
+    c0 = _initial_state("c0", c0, num_layers, batch, hidden, dtype)
+
+    inp = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, I): time-major
+    a = np.empty((batch, 4 * hidden), dtype)  # one step's pre-activation, reused
+    layers = []
+    for layer in range(num_layers):
+        w_ih = params[f"weight_ih_l{layer}"]
+        w_hh = params[f"weight_hh_l{layer}"]
+        bias = params[f"bias_ih_l{layer}"] + params[f"bias_hh_l{layer}"]
+        # One GEMM for every step's input projection; the cell loop adds the bias and then
+        # overwrites each step's slice with that step's gate activations.
+        gates = (inp.reshape(steps * batch, -1) @ w_ih.T).reshape(steps, batch, 4 * hidden)
+        hs = np.empty((steps + 1, batch, hidden), dtype)
+        cs = np.empty((steps + 1, batch, hidden), dtype)
+        hs[0], cs[0] = h0[layer], c0[layer]
+        w_hh_t = w_hh.T
+        for t in range(steps):
+            np.matmul(hs[t], w_hh_t, out=a)
+            lstm_cell_forward(gates[t], a, bias, cs[t], cs[t + 1], hs[t + 1])
+        layers.append((inp, gates, hs, cs))
+        inp = hs[1:]
+    y = inp.transpose(1, 0, 2)
+    y.flags.writeable = False  # a view of the cache: writing into it would corrupt backward
+    h_n = np.stack([hs[-1] for _, _, hs, _ in layers])
+    c_n = np.stack([cs[-1] for _, _, _, cs in layers])
+    cache = (layers, (num_layers, batch, steps, input_size, hidden, dtype))
+    return (y, (h_n, c_n)), cache
+
+
+def backward(params, cache, dy, dh_n=None, dc_n=None, input_grad=True):
+    """Backpropagation through time: ((dx, (dh0, dc0)), grads).
+
+    dy:         (B, T, H) ∂L/∂y, or None when the loss reaches the LSTM only through h_n, c_n.
+    dh_n, dc_n: (L, B, H) ∂L/∂h_n, ∂L/∂c_n, or None for zeros.
+    input_grad: False skips dx (returned as None), which saves one GEMM when x is data.
+
+    Per layer, from the top, carrying dh_next = da_{t+1} W_hh and dc from t = T−1 down to 0
+    (each step's equations are in ``qdaed.kernels.lstm.lstm_cell_backward``); then
+
+        dW_ih = Σ_t da_tᵀ x_t,   dW_hh = Σ_t da_tᵀ h_{t-1},   db_ih = db_hh = Σ_t Σ_b da_t,
+        ∂L/∂x_t = da_t W_ih      (the layer below's dy, or dx for layer 0),
+        ∂L/∂h_0 = da_0 W_hh,     ∂L/∂c_0 = dc carried past t = 0.
+
+    Returns dx (B, T, I) or None; dh0, dc0 (L, B, H); grads with the parameter names.
+    """
+    layers, (num_layers, batch, steps, input_size, hidden, dtype) = cache
+    if dy is None:
+        d_out = np.zeros((steps, batch, hidden), dtype)
+    else:
+        dy = check_array("dy", dy, shape=(batch, steps, hidden), dtype=dtype, finite=False)
+        d_out = np.ascontiguousarray(dy.transpose(1, 0, 2))  # (T, B, H)
+    dh_n = _initial_state("dh_n", dh_n, num_layers, batch, hidden, dtype)
+    dc_n = _initial_state("dc_n", dc_n, num_layers, batch, hidden, dtype)
+
+    grads = {}
+    dh0 = np.empty((num_layers, batch, hidden), dtype)
+    dc0 = np.empty((num_layers, batch, hidden), dtype)
+    dx = None
+    for layer in reversed(range(num_layers)):
+        inp, gates, hs, cs = layers[layer]
+        w_ih = params[f"weight_ih_l{layer}"]
+        w_hh = params[f"weight_hh_l{layer}"]
+        da = np.empty_like(gates)
+        dbias = np.zeros(4 * hidden, np.float64)
+        dh_next = dh_n[layer].copy()
+        dc = dc_n[layer].copy()
+        for t in range(steps - 1, -1, -1):
+            lstm_cell_backward(gates[t], cs[t], cs[t + 1], d_out[t], dh_next, dc, da[t], dbias)
+            np.matmul(da[t], w_hh, out=dh_next)
+        dh0[layer], dc0[layer] = dh_next, dc
+
+        da2 = da.reshape(steps * batch, 4 * hidden)
+        grads[f"weight_ih_l{layer}"] = da2.T @ inp.reshape(steps * batch, -1)
+        grads[f"weight_hh_l{layer}"] = da2.T @ hs[:-1].reshape(steps * batch, hidden)
+        grads[f"bias_ih_l{layer}"] = dbias.astype(dtype)
+        grads[f"bias_hh_l{layer}"] = dbias.astype(dtype)
+        if layer > 0:
+            d_out = (da2 @ w_ih).reshape(steps, batch, hidden)
+        elif input_grad:
+            dx = (da2 @ w_ih).reshape(steps, batch, input_size).transpose(1, 0, 2)
+            dx = np.ascontiguousarray(dx)
+    grads = {name: grads[name] for name in parameter_shapes(input_size, hidden, num_layers)}
+    return (dx, (dh0, dc0)), grads

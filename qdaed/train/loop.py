@@ -1,0 +1,240 @@
+"""One training loop for every schedule of DESIGN 2.6.
+
+Each step: a seeded mini-batch → forward → loss (hard, or distillation against cached teacher
+logits) → hand-written backward → global-norm clipping → optimiser update. With ``quant`` set,
+the step is Polino et al.'s Algorithm 1 (quantized distillation / quantization-aware training):
+
+    ŵ = Q_k(w)                       for every quantized tensor (full-precision w kept)
+    forward and backward with ŵ      → g = ∂L/∂ŵ
+    w ← update(w, g)                 straight-through: ∂L/∂w := ∂L/∂ŵ
+
+After every epoch the mean EER on the validation split decides early stopping; the best
+epoch's weights are restored at the end. A checkpoint written after every epoch (atomic,
+pickle-free) lets ``resume`` continue exactly: batch order depends only on (seed, epoch).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from qdaed.errors import InputError
+from qdaed.metrics import compute_metrics
+from qdaed.nn.losses import distillation_loss
+from qdaed.nn.quant import quantize, ste_backward
+from qdaed.train import optim
+from qdaed.train.dataset import batch_order
+from qdaed.validate import check_choice, check_float, check_int
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one training run (written beside every result)."""
+
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-3
+    optimizer: str = "adam"          # adam | sgd
+    momentum: float = 0.9            # SGD only
+    weight_decay: float = 0.0
+    clip_norm: float = 5.0           # global-norm clipping; 0 disables
+    schedule: str = "cosine"         # cosine | constant
+    warmup_steps: int = 0
+    patience: int = 5                # epochs without a better validation EER before stopping
+    seed: int = 0
+
+    def validate(self):
+        check_int("epochs", self.epochs, lo=1)
+        check_int("batch_size", self.batch_size, lo=1)
+        check_float("lr", self.lr, lo=0.0, lo_open=True)
+        check_choice("optimizer", self.optimizer, ("adam", "sgd"))
+        check_float("momentum", self.momentum, lo=0.0, hi=0.999)
+        check_float("weight_decay", self.weight_decay, lo=0.0)
+        check_float("clip_norm", self.clip_norm, lo=0.0)
+        check_choice("schedule", self.schedule, ("cosine", "constant"))
+        check_int("warmup_steps", self.warmup_steps, lo=0)
+        check_int("patience", self.patience, lo=1)
+        check_int("seed", self.seed, lo=0)
+        return self
+
+
+@dataclass
+class QuantSpec:
+    """Which tensors are quantized during training and deployment, and how (DESIGN 2.5).
+
+    Default: every weight matrix (``weight``, ``weight_ih_l0``, … with 2+ dimensions); biases stay
+    float32 and are counted as such.
+    """
+
+    bits: int
+    group: object = "row"
+    symmetric: bool = False
+    rounding: str = "nearest"
+
+    def names(self, params):
+        return [n for n, p in params.items()
+                if n.rsplit(".", 1)[-1].startswith("weight") and p.ndim >= 2]
+
+    def quantize(self, params):
+        """{name: QuantizedTensor} for every quantized tensor of ``params``."""
+        return {n: quantize(params[n], self.bits, group=self.group, rounding=self.rounding,
+                            symmetric=self.symmetric) for n in self.names(params)}
+
+
+@dataclass
+class History:
+    """Per-epoch record of one run."""
+
+    train_loss: list = field(default_factory=list)
+    val_mean_eer: list = field(default_factory=list)
+    best_epoch: int = -1
+    stopped_early: bool = False
+
+
+def model_input(model, x):
+    """Batch of LFBE (B, T, F) in the layout ``model`` expects: (B, 1, T, F) for a ResNet."""
+    return x[:, None] if getattr(model, "input_layout", "BTF") == "BCTF" else x
+
+
+def predict_logits(model, x, batch_size=64):
+    """Evaluation-mode logits (N, C) for inputs (N, T, F), in batches."""
+    out = [model.forward(model_input(model, x[i:i + batch_size]), train=False)[0]
+           for i in range(0, x.shape[0], batch_size)]
+    return np.concatenate(out, axis=0)
+
+
+def sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def _make_optimizer(cfg, params):
+    if cfg.optimizer == "adam":
+        return optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def _lr_schedule(cfg, total_steps):
+    if cfg.schedule == "constant":
+        return optim.ConstantLR(cfg.lr)
+    return optim.CosineLR(cfg.lr, total_steps=total_steps, warmup_steps=cfg.warmup_steps)
+
+
+def fit(model, train, val, cfg, *, teacher_logits=None, temperature=2.0, lam=0.0,
+        quant=None, checkpoint=None, resume=False, progress=None, classes=None):
+    """Train ``model`` in place; return its :class:`History`.
+
+    train, val: (x (N, T, F) normalised float32, y (N, C) float32).
+    teacher_logits: (N_train, C) cached teacher logits for distillation (λ > 0), else None.
+    quant: :class:`QuantSpec` for quantization-aware steps, else None.
+    checkpoint: path written after every epoch; with ``resume`` an existing one is continued.
+    progress: callable(dict) receiving one record per epoch.
+    """
+    cfg.validate()
+    x_tr, y_tr = train
+    x_va, y_va = val
+    if teacher_logits is not None and teacher_logits.shape != y_tr.shape:
+        raise InputError(f"teacher_logits: expected shape {y_tr.shape}, "
+                         f"got {teacher_logits.shape}")
+    if lam > 0 and teacher_logits is None:
+        raise InputError("lam > 0 needs teacher_logits")
+    history = History()
+    best_state, best_eer, bad_epochs, start, opt_state = None, math.inf, 0, 0, None
+    if resume and checkpoint is not None and os.path.exists(checkpoint):
+        start, best_state, best_eer, bad_epochs, history, opt_state = _load_checkpoint(
+            checkpoint, model)
+    # the optimiser updates these arrays in place; bind it after any state was loaded
+    master = model.params
+    opt = _make_optimizer(cfg, master)
+    if opt_state is not None:
+        opt.load_state_dict(opt_state)
+    steps_per_epoch = math.ceil(x_tr.shape[0] / cfg.batch_size)
+    schedule = _lr_schedule(cfg, cfg.epochs * steps_per_epoch)
+
+    for epoch in range(start, cfg.epochs):
+        losses = []
+        for step, idx in enumerate(batch_order(x_tr.shape[0], cfg.batch_size, cfg.seed, epoch)):
+            opt.lr = schedule(epoch * steps_per_epoch + step)
+            xb, yb = x_tr[idx], y_tr[idx]
+            zt = None if teacher_logits is None else teacher_logits[idx]
+            if quant is not None:
+                qts = quant.quantize(master)
+                model.params = {**master, **{n: q.dequantize() for n, q in qts.items()}}
+            try:
+                z, cache = model.forward(model_input(model, xb), train=True)
+                loss, dz = distillation_loss(z, zt, yb, temperature, lam)
+                grads = model.backward(cache, dz)
+            finally:
+                model.params = master
+            if quant is not None:
+                grads.update({n: ste_backward(grads[n], q) for n, q in qts.items()})
+            if cfg.clip_norm > 0:
+                optim.clip_grad_norm(grads, cfg.clip_norm)
+            opt.step(grads)
+            losses.append(float(loss))
+        val_eer = _validation_eer(model, x_va, y_va, quant)
+        history.train_loss.append(float(np.mean(losses)))
+        history.val_mean_eer.append(val_eer)
+        if val_eer < best_eer - 1e-9:
+            best_eer, best_state, bad_epochs = val_eer, model.state_dict(), 0
+            history.best_epoch = epoch
+        else:
+            bad_epochs += 1
+        stop = bad_epochs >= cfg.patience
+        history.stopped_early = stop and epoch + 1 < cfg.epochs
+        if checkpoint is not None:
+            _save_checkpoint(checkpoint, model, opt, epoch + 1, best_state, best_eer,
+                             bad_epochs, history)
+        if progress is not None:
+            progress({"epoch": epoch + 1, "epochs": cfg.epochs, "loss": history.train_loss[-1],
+                      "val_mean_eer": val_eer, "best_epoch": history.best_epoch + 1})
+        if stop:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return history
+
+
+def _validation_eer(model, x, y, quant):
+    """Mean EER over classes on the validation split, with the deployed (quantized) weights."""
+    if quant is None:
+        logits = predict_logits(model, x)
+    else:
+        master = model.params
+        model.params = {**master, **{n: q.dequantize() for n, q in quant.quantize(master).items()}}
+        try:
+            logits = predict_logits(model, x)
+        finally:
+            model.params = master
+    eer = compute_metrics(sigmoid(logits), y)["eer"]["mean"]
+    return 1.0 if not np.isfinite(eer) else float(eer)
+
+
+def _save_checkpoint(path, model, opt, epoch, best_state, best_eer, bad_epochs, history):
+    from qdaed.io.modelfile import save_checkpoint
+
+    arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
+    arrays.update({f"opt/{k}": v for k, v in opt.state_dict().items()
+                   if isinstance(v, np.ndarray)})
+    if best_state is not None:
+        arrays.update({f"best/{k}": v for k, v in best_state.items()})
+    state = {"epoch": epoch, "best_eer": best_eer if math.isfinite(best_eer) else None,
+             "bad_epochs": bad_epochs, "history": asdict(history),
+             "opt_scalars": {k: v for k, v in opt.state_dict().items()
+                             if not isinstance(v, np.ndarray)}}
+    save_checkpoint(path, arrays, state)
+
+
+def _load_checkpoint(path, model):
+    from qdaed.io.modelfile import load_checkpoint
+
+    arrays, state = load_checkpoint(path)
+    model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model/")})
+    opt_state = {k[4:]: v for k, v in arrays.items() if k.startswith("opt/")}
+    opt_state.update(state["opt_scalars"])
+    best = {k[5:]: v for k, v in arrays.items() if k.startswith("best/")} or None
+    best_eer = math.inf if state["best_eer"] is None else state["best_eer"]
+    return (state["epoch"], best, best_eer, state["bad_epochs"], History(**state["history"]),
+            opt_state)

@@ -1,0 +1,108 @@
+"""The training schedules of DESIGN 2.6, each a function usable from Python.
+
+    teacher                 ResNet on hard labels
+    student                 the same LSTM student architecture, hard labels only (baseline)
+    distilled               L = (1 − λ) L_hard + λ T² L_soft against the frozen teacher's logits,
+                            computed once per clip (BN in eval mode) and cached
+    qd-{k}bit               quantized distillation (the paper's method; Polino Alg. 1), k-bit
+                            weights with a straight-through gradient, starting from ``distilled``
+    ptq-{k}bit              post-training quantization of ``distilled`` (no retraining)
+    qat-{k}bit              quantization-aware training without distillation, starting from
+                            ``student``
+
+Every function takes a :class:`Split` of normalised features and returns the trained model and
+its :class:`~qdaed.train.loop.History` (PTQ returns no history).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+
+from qdaed.models import ResNet, StudentLSTM
+from qdaed.train.loop import QuantSpec, fit, predict_logits
+
+
+@dataclass
+class Split:
+    """Normalised features (N, T, F) float32 and labels (N, C) of train and validation."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+    @property
+    def train(self):
+        return self.x_train, self.y_train
+
+    @property
+    def val(self):
+        return self.x_val, self.y_val
+
+
+def train_teacher(split, arch, cfg, **fit_kw):
+    """ResNet(depth, width) on hard labels. arch: dict(depth=, width=)."""
+    model = ResNet(depth=arch["depth"], num_classes=split.y_train.shape[1], in_channels=1,
+                   width=arch["width"], seed=cfg.seed)
+    return model, fit(model, split.train, split.val, cfg, **fit_kw)
+
+
+def new_student(split, arch, seed):
+    return StudentLSTM(split.x_train.shape[2], arch["hidden_size"], arch["num_layers"],
+                       split.y_train.shape[1], pooling=arch.get("pooling", "mean"), seed=seed)
+
+
+def train_student(split, arch, cfg, **fit_kw):
+    """Baseline student: hard labels only."""
+    model = new_student(split, arch, cfg.seed)
+    return model, fit(model, split.train, split.val, cfg, **fit_kw)
+
+
+def teacher_logits(teacher, x):
+    """The frozen teacher's logits (N, C), BN in evaluation mode; computed once and cached."""
+    return predict_logits(teacher, x)
+
+
+def train_distilled(split, arch, cfg, z_teacher, temperature, lam, **fit_kw):
+    """Distilled student: soft targets σ(z_t / T) from cached teacher logits."""
+    model = new_student(split, arch, cfg.seed)
+    hist = fit(model, split.train, split.val, cfg, teacher_logits=z_teacher,
+               temperature=temperature, lam=lam, **fit_kw)
+    return model, hist
+
+
+def deploy_quantized(model, spec):
+    """Replace every quantized tensor by Q_k(w); return {name: QuantizedTensor}."""
+    qt = spec.quantize(model.params)
+    model.load_state_dict({**model.state_dict(), **{n: q.dequantize() for n, q in qt.items()}})
+    return qt
+
+
+def quantized_distillation(distilled, split, cfg, z_teacher, temperature, lam, spec, **fit_kw):
+    """qd-{k}bit: start from ``distilled`` (copied), train with k-bit weights and the STE on
+    the distillation loss, deploy Q_k(w). Returns (model, history, quantized tensors)."""
+    model = copy.deepcopy(distilled)
+    hist = fit(model, split.train, split.val, cfg, teacher_logits=z_teacher,
+               temperature=temperature, lam=lam, quant=spec, **fit_kw)
+    return model, hist, deploy_quantized(model, spec)
+
+
+def post_training_quantization(distilled, spec):
+    """ptq-{k}bit: Q_k of the distilled student's weights, no retraining."""
+    model = copy.deepcopy(distilled)
+    return model, deploy_quantized(model, spec)
+
+
+def quantization_aware_training(student, split, cfg, spec, **fit_kw):
+    """qat-{k}bit: start from the baseline ``student`` (copied), hard labels, k-bit weights."""
+    model = copy.deepcopy(student)
+    hist = fit(model, split.train, split.val, cfg, quant=spec, **fit_kw)
+    return model, hist, deploy_quantized(model, spec)
+
+
+__all__ = ["Split", "QuantSpec", "train_teacher", "train_student", "teacher_logits",
+           "train_distilled", "quantized_distillation", "post_training_quantization",
+           "quantization_aware_training", "deploy_quantized"]

@@ -1,0 +1,269 @@
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from qdaed.errors import InputError
+from qdaed.gradcheck import rel_error
+from qdaed.gradcheck.student_cases import check_lstm, random_lstm_params
+from qdaed.kernels import lstm as K
+from qdaed.nn import lstm
+from tests import strategies as S
+
+
+# --- NumPy reference of one cell step: the obvious per-gate formulas, float64 -------------
+
+def _sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def ref_cell_forward(a_x, a_h, bias, c_prev):
+    a = a_x.astype(np.float64) + a_h + bias
+    H = c_prev.shape[1]
+    i, f = _sigmoid(a[:, :H]), _sigmoid(a[:, H:2 * H])
+    g, o = np.tanh(a[:, 2 * H:3 * H]), _sigmoid(a[:, 3 * H:])
+    c = f * c_prev + i * g
+    return np.concatenate([i, f, g, o], axis=1), c, o * np.tanh(c)
+
+
+def ref_cell_backward(gates, c_prev, c, dy, dh_next, dc):
+    H = c.shape[1]
+    i, f, g, o = (gates[:, k * H:(k + 1) * H].astype(np.float64) for k in range(4))
+    dh = dy + dh_next
+    tau = np.tanh(c)
+    dct = dc + dh * o * (1 - tau ** 2)
+    da = np.concatenate([dct * g * i * (1 - i), dct * c_prev * f * (1 - f),
+                         dct * i * (1 - g ** 2), dh * tau * o * (1 - o)], axis=1)
+    return da, dct * f
+
+
+def _cell_inputs(rng, b, h, dtype, scale):
+    return (scale * rng.standard_normal((b, 4 * h)).astype(dtype),
+            scale * rng.standard_normal((b, 4 * h)).astype(dtype),
+            scale * rng.standard_normal(4 * h).astype(dtype),
+            rng.standard_normal((b, h)).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-14), (np.float32, 1e-6)])
+@pytest.mark.parametrize("scale", [0.1, 1.0, 30.0])  # 30: saturated gates, e^-|a| tiny
+@pytest.mark.parametrize("b, h", [(1, 1), (3, 5), (2, 19)])  # 19: a vector loop plus a tail
+def test_cell_forward_kernel_matches_numpy_reference(dtype, tol, scale, b, h):
+    rng = np.random.default_rng(h)
+    a_x, a_h, bias, c_prev = _cell_inputs(rng, b, h, dtype, scale)
+    gates, a, c, hh = a_x.copy(), a_h.copy(), np.empty_like(c_prev), np.empty_like(c_prev)
+    K.lstm_cell_forward(gates, a, bias, c_prev, c, hh)
+    r_gates, r_c, _ = ref_cell_forward(a_x, a_h, bias, c_prev)
+    np.testing.assert_allclose(a, a_x.astype(np.float64) + a_h + bias, rtol=tol, atol=tol)
+    np.testing.assert_allclose(gates, r_gates, rtol=tol, atol=tol)
+    np.testing.assert_allclose(c, r_c, rtol=tol, atol=tol)
+    # h_t is documented to use the stored (rounded) c_t
+    o = r_gates[:, 3 * h:]
+    np.testing.assert_allclose(hh, o * np.tanh(c.astype(np.float64)), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-13), (np.float32, 1e-6)])
+@pytest.mark.parametrize("b, h", [(1, 1), (3, 5), (2, 19)])
+def test_cell_backward_kernel_matches_numpy_reference(dtype, tol, b, h):
+    rng = np.random.default_rng(b * h)
+    gates, a, bias, c_prev = _cell_inputs(rng, b, h, dtype, 1.0)
+    c, hh = np.empty_like(c_prev), np.empty_like(c_prev)
+    K.lstm_cell_forward(gates, a, bias, c_prev, c, hh)
+    dy, dh_next, dc = (rng.standard_normal((b, h)).astype(dtype) for _ in range(3))
+    dbias0 = rng.standard_normal(4 * h)
+    r_da, r_dc_prev = ref_cell_backward(gates, c_prev, c, dy, dh_next, dc)
+
+    da, dc_io, dbias = np.empty_like(gates), dc.copy(), dbias0.copy()
+    K.lstm_cell_backward(gates, c_prev, c, dy, dh_next, dc_io, da, dbias)
+    np.testing.assert_allclose(da, r_da, rtol=tol, atol=tol)
+    np.testing.assert_allclose(dc_io, r_dc_prev, rtol=tol, atol=tol)
+    np.testing.assert_allclose(dbias, dbias0 + r_da.sum(axis=0), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype, lowest, tol", [(np.float64, -708.39, 4e-16),
+                                                 (np.float32, -87.33, 2.5e-7)])
+def test_hand_written_exponential_is_accurate_to_a_few_ulp(dtype, lowest, tol):
+    x = np.concatenate([-np.geomspace(1e-30, -lowest, 20001), [0.0, -0.5 * np.log(2)]])
+    x = x.astype(dtype)
+    ours = np.array([K._exp_nonpositive(v) for v in x])
+    ref = np.exp(x.astype(np.float64))
+    assert np.max(np.abs(ours - ref) / ref) < tol
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-15), (np.float32, 2.5e-7)])  # ~4 ulp, ~2 ulp
+def test_sigmoid_and_tanh_are_accurate_relative_to_their_value(dtype, tol):
+    # tanh near 0 included: computed through expm1, it keeps its relative accuracy there.
+    x = np.concatenate([-np.geomspace(1e-30, 40, 3001), [0.0], np.geomspace(1e-30, 40, 3001)])
+    x = x.astype(dtype)
+    x64 = x.astype(np.float64)
+    sig = np.array([K._sigmoid(v) for v in x])
+    tanh = np.array([K._tanh(v) for v in x])
+    np.testing.assert_allclose(sig, 1 / (1 + np.exp(-x64)), rtol=tol, atol=0)
+    np.testing.assert_allclose(tanh, np.tanh(x64), rtol=tol, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sigmoid_and_tanh_saturate_without_overflow(dtype):
+    for v, s, t in [(1000.0, 1.0, 1.0), (-1000.0, 0.0, -1.0), (0.0, 0.5, 0.0), (-750.0, 0.0, -1.0)]:
+        assert K._sigmoid(dtype(v)) == pytest.approx(s, abs=1e-37)
+        assert K._tanh(dtype(v)) == t
+
+
+# --- gradient checks -------------------------------------------------------------------------
+
+@given(S.batch, S.frames, S.features, S.hidden, S.layers, st.booleans(), S.seeds)
+def test_lstm_gradients_match_central_differences(b, t, i, h, layers, initial_state, seed):
+    # Upstream dh_n, dc_n make every layer's gradient large enough to resolve even at B=T=H=1.
+    errs = check_lstm(S.rng_from(seed), b, t, i, h, layers,
+                      initial_state=initial_state, upstream_state=True)
+    assert max(errs.values()) < 1e-6, errs
+
+
+@given(S.batch, S.frames, st.integers(2, 4), st.integers(2, 4), S.layers, st.booleans(), S.seeds)
+def test_lstm_gradients_through_the_output_sequence_only(b, t, i, h, layers, initial_state, seed):
+    # Only dy: lower layers are reached through the chain, hence H ≥ 2 and the larger step
+    # (see qdaed.gradcheck.student_cases.STUDENT_STEP).
+    errs = check_lstm(S.rng_from(seed), b, t, i, h, layers, initial_state=initial_state,
+                      upstream_state=False, step=1e-5)
+    assert max(errs.values()) < 1e-6, errs
+
+
+# --- properties ------------------------------------------------------------------------------
+
+def _case(seed=0, b=2, t=4, i=3, h=5, layers=2, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    params = {n: v.astype(dtype) for n, v in random_lstm_params(rng, i, h, layers).items()}
+    return params, rng.standard_normal((b, t, i)).astype(dtype), rng
+
+
+def test_final_state_is_the_last_output_and_y_is_a_read_only_view():
+    params, x, _ = _case()
+    (y, (h_n, c_n)), _ = lstm.forward(params, x)
+    assert y.shape == (2, 4, 5) and h_n.shape == c_n.shape == (2, 2, 5)
+    np.testing.assert_array_equal(h_n[-1], y[:, -1])
+    with pytest.raises(ValueError):
+        y[0, 0, 0] = 1.0
+
+
+def test_zero_initial_state_equals_no_initial_state():
+    params, x, _ = _case()
+    zeros = np.zeros((2, 2, 5))
+    (y0, _), _ = lstm.forward(params, x)
+    (y1, _), _ = lstm.forward(params, x, zeros, zeros)
+    np.testing.assert_array_equal(y0, y1)
+
+
+def test_running_in_two_chunks_with_carried_state_equals_one_pass():
+    params, x, _ = _case(t=6)
+    (y, (h_n, c_n)), _ = lstm.forward(params, x)
+    (ya, (ha, ca)), _ = lstm.forward(params, x[:, :2])
+    (yb, (hb, cb)), _ = lstm.forward(params, x[:, 2:], ha, ca)
+    np.testing.assert_allclose(np.concatenate([ya, yb], axis=1), y, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(hb, h_n, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(cb, c_n, rtol=1e-14, atol=1e-15)
+
+
+def test_input_grad_false_skips_dx_and_keeps_parameter_gradients():
+    params, x, rng = _case()
+    dy = rng.standard_normal((2, 4, 5))
+    _, cache = lstm.forward(params, x)
+    (dx, _), grads = lstm.backward(params, cache, dy)
+    (dx_none, _), grads_no_dx = lstm.backward(params, cache, dy, input_grad=False)
+    assert dx is not None and dx.shape == x.shape and dx_none is None
+    for name in grads:
+        np.testing.assert_array_equal(grads[name], grads_no_dx[name])
+
+
+def test_dy_none_equals_zero_dy_and_both_bias_gradients_are_equal():
+    params, x, rng = _case()
+    dh_n = rng.standard_normal((2, 2, 5))
+    _, cache = lstm.forward(params, x)
+    (dx_a, _), g_a = lstm.backward(params, cache, None, dh_n=dh_n)
+    (dx_b, _), g_b = lstm.backward(params, cache, np.zeros((2, 4, 5)), dh_n=dh_n)
+    np.testing.assert_array_equal(dx_a, dx_b)
+    for name in g_a:
+        np.testing.assert_array_equal(g_a[name], g_b[name])
+    np.testing.assert_array_equal(g_a["bias_ih_l1"], g_a["bias_hh_l1"])
+    assert list(g_a) == list(lstm.parameter_shapes(3, 5, 2))  # PyTorch's state_dict order
+
+
+# --- conformance with torch.nn.LSTM --------------------------------------------------------
+
+@pytest.mark.conformance
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 1e-5)])
+@pytest.mark.parametrize("layers", [1, 2, 3])
+@pytest.mark.parametrize("initial_state", [False, True])
+@pytest.mark.parametrize("b, t, i, h", [(3, 7, 4, 5), (1, 1, 1, 1)])
+def test_lstm_matches_torch_forward_and_every_gradient(dtype, tol, layers, initial_state,
+                                                      b, t, i, h):
+    tr = pytest.importorskip("tests.torch_ref")
+    torch = tr.torch
+    rng = np.random.default_rng(layers)
+    params = {n: v.astype(dtype) for n, v in random_lstm_params(rng, i, h, layers).items()}
+    x = rng.standard_normal((b, t, i)).astype(dtype)
+    h0 = c0 = None
+    if initial_state:
+        h0, c0 = (rng.standard_normal((layers, b, h)).astype(dtype) for _ in range(2))
+    dy = rng.standard_normal((b, t, h)).astype(dtype)
+    dh_n, dc_n = (rng.standard_normal((layers, b, h)).astype(dtype) for _ in range(2))
+
+    (y, (h_n, c_n)), cache = lstm.forward(params, x, h0, c0)
+    (dx, (dh0, dc0)), grads = lstm.backward(params, cache, dy, dh_n, dc_n)
+
+    ref = torch.nn.LSTM(i, h, layers, batch_first=True)
+    ref = ref.to(torch.float64 if dtype == np.float64 else torch.float32)
+    ref.load_state_dict({n: torch.from_numpy(v) for n, v in params.items()})
+    xt = tr.to_torch(x, requires_grad=True)
+    state = None
+    if initial_state:
+        h0t, c0t = tr.to_torch(h0, True), tr.to_torch(c0, True)
+        state = (h0t, c0t)
+    yt, (hnt, cnt) = ref(xt, state)
+    loss = ((yt * tr.to_torch(dy)).sum() + (hnt * tr.to_torch(dh_n)).sum()
+            + (cnt * tr.to_torch(dc_n)).sum())
+    loss.backward()
+
+    pairs = {"y": (y, yt), "h_n": (h_n, hnt), "c_n": (c_n, cnt), "dx": (dx, xt.grad)}
+    if initial_state:
+        pairs.update(dh0=(dh0, h0t.grad), dc0=(dc0, c0t.grad))
+    for name, p in ref.named_parameters():
+        pairs[name] = (grads[name], p.grad)
+    for name, (ours, theirs) in pairs.items():
+        assert rel_error(ours, tr.to_numpy(theirs)) < tol, name
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+def _bad(mutate):
+    params, x, _ = _case()
+    kwargs = {"params": params, "x": x}
+    mutate(kwargs)
+    lstm.forward(kwargs.pop("params"), kwargs.pop("x"), **kwargs)
+
+
+@pytest.mark.parametrize("mutate, arg", [
+    (lambda k: k.update(x=k["x"][0]), "x"),                              # 2-D input
+    (lambda k: k.update(x=k["x"][:, :, :2]), "x"),                       # wrong feature size
+    (lambda k: k.update(x=k["x"].astype(np.int32)), "x"),                # integer dtype
+    (lambda k: k.update(x=k["x"].astype(np.float32)), "x"),              # float32 vs float64
+    (lambda k: k["x"].__setitem__((0, 1, 2), np.nan), "x"),              # NaN
+    (lambda k: k.update(x=k["x"][:, :0]), "x"),                          # T = 0
+    (lambda k: k.update(h0=np.zeros((1, 2, 5))), "h0"),                  # wrong layer count
+    (lambda k: k.update(c0=np.full((2, 2, 5), np.inf)), "c0"),           # infinite state
+    (lambda k: k["params"].pop("bias_hh_l1"), "bias_hh_l1"),             # missing bias
+    (lambda k: k["params"].update(weight_ih_l5=np.ones((20, 5))), "weight_ih_l5"),
+    (lambda k: k["params"].update(weight_hh_l1=np.ones((20, 4))), "weight_hh_l1"),
+    (lambda k: k["params"].update(bias_ih_l0=np.ones(20, np.float32)), "bias_ih_l0"),
+    (lambda k: k.update(params=[1, 2]), "params"),
+])
+def test_lstm_rejects_bad_input_naming_the_argument(mutate, arg):
+    with pytest.raises(InputError, match=arg):
+        _bad(mutate)
+
+
+def test_lstm_backward_rejects_upstream_gradients_of_the_wrong_shape():
+    params, x, _ = _case()
+    _, cache = lstm.forward(params, x)
+    with pytest.raises(InputError, match="dy"):
+        lstm.backward(params, cache, np.zeros((2, 4, 4)))
+    with pytest.raises(InputError, match="dc_n"):
+        lstm.backward(params, cache, None, dc_n=np.zeros((2, 5)))

@@ -1,0 +1,111 @@
+"""The tiny pipeline end to end: outputs, recomputable metrics, model files, resume."""
+
+import csv
+import json
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from qdaed.detector import Detector
+from qdaed.metrics import compute_metrics
+from qdaed.pipeline.data import load_dataset
+from qdaed.pipeline.presets import preset_config
+from qdaed.pipeline.run import run_pipeline
+
+MODEL_NAMES = ["teacher", "student", "distilled", "qd-4bit", "ptq-4bit", "qat-4bit"]
+
+
+def tiny_config():
+    cfg = preset_config("tiny")
+    cfg["quant"]["bits"] = [4]
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny")
+    results = run_pipeline(tiny_config(), out, quiet=True)
+    return out, results
+
+
+def read_scores(path):
+    rows = defaultdict(dict)
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            rows[(int(r["seed"]), r["model"])][(r["clip"], r["class"])] = (int(r["label"]),
+                                                                          float(r["score"]))
+    return rows
+
+
+def test_tiny_pipeline_writes_every_output_and_model(tiny_run):
+    out, results = tiny_run
+    for name in ("results.json", "results.md", "scores.csv", "config.json", "log.txt"):
+        assert (out / name).is_file(), name
+    assert [m["name"] for m in results["models"]] == MODEL_NAMES
+    for name in MODEL_NAMES:
+        assert (out / "models" / "seed0" / f"{name}.safetensors").is_file()
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk["preset"] == "tiny" and set(on_disk) >= {"config", "versions", "models"}
+    for m in on_disk["models"]:
+        assert set(m) >= {"name", "schedule", "bits", "params", "bytes", "ratio_to_teacher",
+                          "ratio_to_fp_student", "auc", "eer", "ap"}
+        assert set(m["eer"]) == {"dog", "baby_cry", "gunshot", "mean"}
+    md = (out / "results.md").read_text()
+    assert "| qd-4bit | 4 |" in md and "Relative mean-EER change" in md
+
+
+def test_every_metric_in_results_json_recomputes_from_scores_csv(tiny_run):
+    out, results = tiny_run
+    rows = read_scores(out / "scores.csv")
+    classes = results["config"]["classes"]
+    for m in json.loads((out / "results.json").read_text())["models"]:
+        table = rows[(0, m["name"])]
+        clips = sorted({clip for clip, _ in table})
+        scores = np.array([[table[(c, k)][1] for k in classes] for c in clips])
+        labels = np.array([[table[(c, k)][0] for k in classes] for c in clips])
+        recomputed = compute_metrics(scores, labels, classes)
+        for metric in ("auc", "eer", "ap"):
+            for k in [*classes, "mean"]:
+                a, b = m[metric][k], recomputed[metric][k]
+                assert (a is None and np.isnan(b)) or a == b, (m["name"], metric, k)
+
+
+def test_quantized_model_sizes_follow_the_accounting(tiny_run):
+    _, results = tiny_run
+    by = {m["name"]: m for m in results["models"]}
+    fp, q = by["student"], by["qd-4bit"]
+    assert q["params"] == fp["params"]
+    # 4-bit codes are 1/8 of float32; biases and per-group (alpha, beta) add a little.
+    assert 0.125 < q["bytes"] / fp["bytes"] < 0.5
+    assert by["ptq-4bit"]["bytes"] == q["bytes"] == by["qat-4bit"]["bytes"]
+    assert by["teacher"]["ratio_to_teacher"] == 1.0
+    assert q["ratio_to_teacher"] == pytest.approx(q["bytes"] / by["teacher"]["bytes"])
+
+
+def test_model_file_round_trip_reproduces_recorded_scores(tiny_run):
+    out, results = tiny_run
+    cfg = results["config"]
+    data = load_dataset(cfg, out, lambda msg: None)
+    test = data.subset("test")
+    rows = read_scores(out / "scores.csv")
+    for name in ("teacher", "qd-4bit"):
+        det = Detector.load(out / "models" / "seed0" / f"{name}.safetensors")
+        scores = det.scores(det.prepare(list(test.features)))
+        table = rows[(0, name)]
+        expected = np.array([[table[(c, k)][1] for k in cfg["classes"]] for c in test.clips])
+        np.testing.assert_array_equal(scores, expected)
+
+
+def test_resume_after_interruption_reaches_the_same_weights(tiny_run, tmp_path):
+    out_full, _ = tiny_run
+    out = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(tiny_config(), out, quiet=True, stop_after=3)
+    assert not (out / "results.json").exists()
+    run_pipeline(tiny_config(), out, resume=True, quiet=True)
+    for name in MODEL_NAMES:
+        a = Detector.load(out_full / "models" / "seed0" / f"{name}.safetensors")
+        b = Detector.load(out / "models" / "seed0" / f"{name}.safetensors")
+        for k, v in a.model.state_dict().items():
+            np.testing.assert_array_equal(v, b.model.state_dict()[k], err_msg=f"{name} {k}")
