@@ -73,7 +73,7 @@ def _synthetic(cfg, opts, log):
 
     clips = iter_corpus(n, d["synth_seed"], duration=seconds, sample_rate=SAMPLE_RATE)
     for i, clip in enumerate(tqdm(clips, total=n, desc="synth+LFBE", unit="clip",
-                                  file=sys.stderr, disable=n < 100, leave=False)):
+                                  file=sys.stderr, disable=None, leave=False)):
         feats[i] = fix_length(lfbe(clip.waveform, SAMPLE_RATE, **opts.to_dict()), frames)
         labels[i] = clip.targets(tuple(cfg["classes"]))
         names.append(f"synth_{d['synth_seed']}_{i:06d}")

@@ -23,7 +23,7 @@ _BASE = {
     "classes": list(CLASSES),
     "data": {
         "source": "synth",        # synth | manifest
-        "n_clips": 600,
+        "n_clips": 1000,
         "clip_seconds": 3.0,
         "synth_seed": 20190701,
         "split_fractions": [0.6, 0.2, 0.2],   # train, validation, test (when not in manifest)
@@ -35,13 +35,13 @@ _BASE = {
     "features": {"num_mel_bins": 64, "low_freq": 20.0, "high_freq": 8000.0},
     "teacher": {"depth": 18, "width": 16},
     "student": {"hidden_size": 32, "num_layers": 1, "pooling": "mean"},
-    "train_teacher": {"epochs": 12, "batch_size": 32, "lr": 2e-3, "patience": 4},
-    "train_student": {"epochs": 20, "batch_size": 32, "lr": 5e-3, "patience": 5},
+    "train_teacher": {"epochs": 10, "batch_size": 32, "lr": 2e-3, "patience": 4},
+    "train_student": {"epochs": 30, "batch_size": 32, "lr": 5e-3, "patience": 6},
     "train_quant": {"epochs": 6, "batch_size": 32, "lr": 1e-3, "patience": 3},
     "distill": {"temperature": 2.0, "lam": 0.5},
     "quant": {"bits": [8, 4, 2], "group": "row", "symmetric": False},
     "seed": 0,                    # first training seed
-    "seeds": 1,                   # number of seeds: seed, seed+1, …
+    "seeds": 3,                   # number of seeds: seed, seed+1, …
 }
 
 _OVERRIDES = {
@@ -53,6 +53,7 @@ _OVERRIDES = {
         "train_teacher": {"epochs": 2, "batch_size": 16},
         "train_student": {"epochs": 2, "batch_size": 16},
         "train_quant": {"epochs": 1, "batch_size": 16},
+        "seeds": 1,
     },
     "demo": {},
     "paper": {
@@ -62,6 +63,7 @@ _OVERRIDES = {
         "train_teacher": {"epochs": 30, "batch_size": 32, "lr": 1e-3, "patience": 5},
         "train_student": {"epochs": 40, "batch_size": 32, "lr": 1e-3, "patience": 6},
         "train_quant": {"epochs": 10, "batch_size": 32, "lr": 2e-4, "patience": 4},
+        "seeds": 1,
     },
 }
 

@@ -125,6 +125,11 @@ def run_pipeline(cfg, out_dir, resume=False, quiet=False, jobs=0, stop_after=Non
         ctx = _SeedRun(cfg, seed, out, split, norm, data, log, resume, epochs_left)
         for det in ctx.run():
             runs.append((seed, det, det.scores(x_test)))
+    for d in sorted((out / "checkpoints").glob("*"), reverse=True):
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
+    if (out / "checkpoints").is_dir() and not any((out / "checkpoints").iterdir()):
+        (out / "checkpoints").rmdir()
     results = report.build_results(cfg, versions(), runs, test, log)
     report.write_outputs(out, results, runs, test, log)
     log(f"done: {out / 'results.md'}")
