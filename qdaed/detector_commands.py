@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 
@@ -47,7 +48,10 @@ def _info(args):
     print(f"classes      {', '.join(det.classes)}; thresholds "
           + ", ".join(f"{t:.4f}" for t in det.thresholds))
     print(f"parameters   {det.num_parameters():,}")
-    print(f"bytes        {det.accounted_bytes():,} (DESIGN 2.7 accounting)")
+    on_disk = os.path.getsize(args.model)
+    print(f"bytes        {det.accounted_bytes():,} (DESIGN 2.7 accounting); file "
+          f"{on_disk:,} = that + {on_disk - det.accounted_bytes():,} of header and "
+          f"normalisation")
     if det.quantized:
         print("quantized    " + ", ".join(
             f"{n}: {q.bits}-bit, group {q.group}, {q.groups} groups"

@@ -109,3 +109,29 @@ def test_resume_after_interruption_reaches_the_same_weights(tiny_run, tmp_path):
         b = Detector.load(out / "models" / "seed0" / f"{name}.safetensors")
         for k, v in a.model.state_dict().items():
             np.testing.assert_array_equal(v, b.model.state_dict()[k], err_msg=f"{name} {k}")
+
+
+def test_info_detect_and_evaluate_commands_on_a_pipeline_model(tiny_run, tmp_path, capsys):
+    from qdaed.cli import main
+    from qdaed.data.synth import write_corpus
+
+    out, _ = tiny_run
+    model = str(out / "models" / "seed0" / "qd-4bit.safetensors")
+    assert main(["info", model]) == 0
+    text = capsys.readouterr().out
+    assert "qd-4bit" in text and "4-bit" in text and "StudentLSTM" in text
+
+    rows = write_corpus(tmp_path, 12, seed=5, duration=1.0, validation_fraction=0.0,
+                        test_fraction=0.5)
+    wavs = [str(tmp_path / r["path"]) for r in rows[:2]]
+    assert main(["detect", model, *wavs, "--json"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    first = json.loads(lines[0])
+    assert set(first["scores"]) == {"dog", "baby_cry", "gunshot"}
+    assert all(0.0 <= v <= 1.0 for v in first["scores"].values())
+
+    assert main(["evaluate", model, "--manifest", str(tmp_path / "manifest.csv"),
+                 "--audio-root", str(tmp_path), "--jobs", "1", "--split", "test"]) == 0
+    text = capsys.readouterr().out
+    assert "6 clips evaluated" in text and "mean" in text
