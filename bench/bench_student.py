@@ -4,9 +4,12 @@ One step = forward to the logits, the sigmoid-BCE gradient ∂L/∂z = (σ(z) �
 backward pass to every parameter gradient (no input gradient: x is data). Shapes are the
 paper's (B=32 clips, T=1000 frames of I=64 LFBE bins, C=3 classes) with H=128 × 1 layer and
 H=256 × 2 layers; float32 throughout; every implementation runs with the same thread count
-(default 2: BLAS, Numba, OpenMP and torch.set_num_threads). Repetitions are interleaved
-(qdaed, torch, naive, qdaed, ...) so that a noisy neighbour slows all of them alike; the
-median after warm-up is reported, with the load average so a reader can judge the noise.
+(default 2: BLAS, Numba, OpenMP and torch.set_num_threads). Each implementation is timed in a
+fresh subprocess of its own (``--worker``), after the parent has checked that all of them
+compute the same gradients: in one shared process, torch's OpenMP threads keep spinning after
+torch's step and slowed the next implementation's step by up to 1.8x here (``--interleave``
+restores the shared-process, interleaved measurement). The median after warm-up is reported,
+with the load average so a reader can judge the noise.
 
 Run (see bench/README.md; the environment variables below halve OpenBLAS's speed on the
 reference machine, so the benchmark command unsets them):
@@ -39,6 +42,11 @@ def _parse():
     p.add_argument("--configs", default="128x1,256x2", help="HIDDENxLAYERS,...")
     p.add_argument("--no-naive", action="store_true", help="skip the naive NumPy loop")
     p.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    p.add_argument("--interleave", action="store_true",
+                   help="time every implementation in this one process, interleaved (the "
+                        "default runs each in a fresh subprocess: in one process torch's "
+                        "OpenMP threads keep spinning after its step and slow the next one)")
+    p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: time one implementation
     p.add_argument("--wait-idle", type=float, default=0.0, metavar="MINUTES",
                    help="on a shared machine: wait up to this long for the 1-minute load "
                         "average to fall below 0.5 before each configuration")
@@ -168,7 +176,31 @@ def _rel(a, b):
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
 
 
-def run_config(hidden, layers, steps, repeats, warmup, naive):
+def _time(f, repeats, warmup):
+    for _ in range(warmup):
+        f()
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        f()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def _isolated(impl, hidden, layers, args):
+    """Times of ``impl`` measured in a fresh subprocess (``--worker``)."""
+    import json
+    import subprocess
+
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", impl,
+           "--configs", f"{hidden}x{layers}", "--steps", str(args.steps),
+           "--repeats", str(args.repeats), "--warmup", str(args.warmup),
+           "--threads", str(args.threads)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run_config(hidden, layers, steps, repeats, warmup, naive, args=None):
     import torch
 
     rng = np.random.default_rng(0)
@@ -186,6 +218,14 @@ def run_config(hidden, layers, steps, repeats, warmup, naive):
     agree = max(_rel(ours[n], theirs[n].numpy()) for n in ours)
     if naive:
         agree = max(agree, max(_rel(runs["naive"]()[n], theirs[n].numpy()) for n in ours))
+    if args is not None and args.worker:
+        import json
+
+        print(json.dumps(_time(runs[args.worker], repeats, warmup)))
+        return None
+    if args is not None and not args.interleave:
+        times = {k: _isolated(k, hidden, layers, args) for k in runs}
+        return {k: statistics.median(v) for k, v in times.items()}, times, agree
     for _ in range(warmup - 1):
         for f in runs.values():
             f()
@@ -235,7 +275,8 @@ def render(results, info, command, load, steps, repeats, warmup):
     lines = [SECTION, "",
              f"Forward to the logits + sigmoid-BCE gradient + backward to every parameter, "
              f"float32, B={B}, T={steps}, I={I}, C={C}, mean pooling. Median of {repeats} "
-             f"interleaved repetitions after {warmup} warm-up steps; ratio = time / PyTorch "
+             f"repetitions after {warmup} warm-up steps, each implementation in a fresh "
+             f"subprocess unless the command says --interleave; ratio = time / PyTorch "
              f"time (below 1 is faster than PyTorch). Produced by `bench/bench_student.py`.", "",
              "| config | qdaed (ms) | PyTorch (ms) | naive NumPy (ms) | qdaed / PyTorch "
              "| naive / PyTorch | max grad rel. diff |",
@@ -276,6 +317,7 @@ def write_section(path, text):
         f.write(new)
         f.flush()
         os.fsync(f.fileno())
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600
     os.replace(tmp, path)
 
 
@@ -290,13 +332,16 @@ def main(args):
 
     torch.set_num_threads(args.threads)
     configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
+    if args.worker:
+        run_config(*configs[0], args.steps, args.repeats, args.warmup, True, args)
+        return
     load0 = os.getloadavg()[0]
     results = {}
     for hidden, layers in configs:
         _wait_idle(args.wait_idle)
         print(f"H={hidden} x {layers} ...", file=sys.stderr, flush=True)
         results[(hidden, layers)] = run_config(hidden, layers, args.steps, args.repeats,
-                                               args.warmup, not args.no_naive)
+                                               args.warmup, not args.no_naive, args)
     load1 = os.getloadavg()[0]
     unset = [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v not in os.environ]
     command = ("env " + " ".join(f"-u {v}" for v in unset) + " " if unset else "") + \

