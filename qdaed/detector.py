@@ -20,7 +20,8 @@ from qdaed import __version__
 from qdaed.errors import ModelFileError
 from qdaed.models import ResNet, StudentLSTM
 from qdaed.train.dataset import Normalizer, fix_length
-from qdaed.train.loop import predict_logits, sigmoid
+from qdaed.nn.losses import sigmoid
+from qdaed.train.loop import predict_logits
 
 ARCHITECTURES = {"StudentLSTM": StudentLSTM, "ResNet": ResNet}
 

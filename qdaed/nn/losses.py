@@ -49,7 +49,8 @@ def _mean_bce_backward(cache, dloss):
     return dz
 
 
-def _sigmoid(z):
+def sigmoid(z):
+    """σ(z) = 1 / (1 + e^−z), element-wise and overflow-free, in the dtype of z."""
     out = np.empty_like(z)
     _k.sigmoid(z.reshape(-1), out.reshape(-1))
     return out
@@ -119,7 +120,7 @@ def soft_backward(cache, dloss=1.0):
 
 
 def _soft_forward(z, zt, t):
-    loss, inner = _mean_bce_forward(z / t, _sigmoid(zt / t))
+    loss, inner = _mean_bce_forward(z / t, sigmoid(zt / t))
     return loss, (inner, t)
 
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import copy
 
+from qdaed.data.manifest import CLASSES
 from qdaed.errors import InputError
-
-CLASSES = ("dog", "baby_cry", "gunshot")
 
 _BASE = {
     "classes": list(CLASSES),

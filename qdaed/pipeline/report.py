@@ -13,9 +13,7 @@ import json
 import numpy as np
 
 from qdaed.io.atomic import atomic_write_bytes
-from qdaed.metrics import compute_metrics
-
-METRICS = ("auc", "eer", "ap")
+from qdaed.metrics import METRICS, compute_metrics
 
 
 def _json_float(v):

@@ -32,7 +32,7 @@ import numpy as np
 from qdaed import __version__
 from qdaed.detector import Detector
 from qdaed.errors import InputError
-from qdaed.io.atomic import atomic_write_bytes
+from qdaed.io.atomic import atomic_write_text
 from qdaed.metrics import threshold_at_eer
 from qdaed.pipeline import report
 from qdaed.pipeline.data import load_dataset
@@ -64,10 +64,6 @@ def versions():
             "machine": platform.machine(), "cpus": os.cpu_count()}
 
 
-def _write_json(path, obj):
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
-
-
 def check_out_dir(out, cfg, resume):
     """Refuse to overwrite an earlier run unless resuming the same config. Writes nothing."""
     cfg_path = out / "config.json"
@@ -92,6 +88,16 @@ def eer_thresholds(scores, labels):
                      for s, y in zip(scores.T, labels.T)])
 
 
+def _remove_empty_dirs(root):
+    """Remove ``root`` and its sub-folders where they hold no file (finished checkpoints)."""
+    if root.is_dir():
+        for d in sorted(root.glob("*"), reverse=True):
+            if d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
+        if not any(root.iterdir()):
+            root.rmdir()
+
+
 def _train_cfg(cfg, key, seed):
     return TrainConfig(**{**cfg[key], "seed": seed})
 
@@ -110,7 +116,7 @@ def run_pipeline(cfg, out_dir, resume=False, quiet=False, jobs=0, stop_after=Non
     data = load_dataset(cfg, out, log, jobs=jobs)
     # written once the data is known to be usable, so a failed start blocks no re-run
     if not (out / "config.json").exists():
-        _write_json(out / "config.json", cfg)
+        atomic_write_text(out / "config.json", json.dumps(cfg, indent=2) + "\n")
     train, val, test = (data.subset(s) for s in ("train", "validation", "test"))
     log(f"data: {len(train)} train / {len(val)} validation / {len(test)} test clips, "
         f"{data.features.shape[1]} frames x {data.features.shape[2]} bins")
@@ -125,11 +131,7 @@ def run_pipeline(cfg, out_dir, resume=False, quiet=False, jobs=0, stop_after=Non
         ctx = _SeedRun(cfg, seed, out, split, norm, data, log, resume, epochs_left)
         for det in ctx.run():
             runs.append((seed, det, det.scores(x_test)))
-    for d in sorted((out / "checkpoints").glob("*"), reverse=True):
-        if d.is_dir() and not any(d.iterdir()):
-            d.rmdir()
-    if (out / "checkpoints").is_dir() and not any((out / "checkpoints").iterdir()):
-        (out / "checkpoints").rmdir()
+    _remove_empty_dirs(out / "checkpoints")
     results = report.build_results(cfg, versions(), runs, test, log)
     report.write_outputs(out, results, runs, test, log)
     log(f"done: {out / 'results.md'}")

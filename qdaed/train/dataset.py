@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qdaed.data.manifest import SPLITS
 from qdaed.errors import InputError
 from qdaed.validate import check_array, check_int
 
-SPLITS = ("train", "validation", "test")
 
 
 def fix_length(feats, frames):

@@ -23,7 +23,7 @@ import numpy as np
 
 from qdaed.errors import InputError
 from qdaed.metrics import compute_metrics
-from qdaed.nn.losses import distillation_loss
+from qdaed.nn.losses import distillation_loss, sigmoid
 from qdaed.nn.quant import quantize, ste_backward
 from qdaed.train import optim
 from qdaed.train.dataset import batch_order
@@ -104,10 +104,6 @@ def predict_logits(model, x, batch_size=64):
     out = [model.forward(model_input(model, x[i:i + batch_size]), train=False)[0]
            for i in range(0, x.shape[0], batch_size)]
     return np.concatenate(out, axis=0)
-
-
-def sigmoid(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
 def _make_optimizer(cfg, params):

@@ -101,7 +101,7 @@ def test_early_stopping_restores_the_best_epoch(split):
     if h.stopped_early:
         assert len(h.val_mean_eer) == best + 1 + 2
     from qdaed.metrics import compute_metrics
-    from qdaed.train.loop import sigmoid
+    from qdaed.nn.losses import sigmoid
 
     eer = compute_metrics(sigmoid(predict_logits(model, split.x_val)), split.y_val)["eer"]["mean"]
     assert eer == pytest.approx(h.val_mean_eer[best])
