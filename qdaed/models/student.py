@@ -56,6 +56,7 @@ class StudentLSTM:
             rng = np.random.default_rng(check_int("seed", seed, lo=0))
         elif not isinstance(rng, np.random.Generator):
             raise InputError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+        self._workspace = None  # training-step buffers, made by the first forward(train=True)
         self.params = {}
         bound = 1.0 / np.sqrt(self.hidden_size)
         for name, shape in self.parameter_shapes().items():
@@ -120,11 +121,19 @@ class StudentLSTM:
 
         The student has no dropout or batch norm, so ``train`` does not change the
         arithmetic; it says whether a backward pass will follow. With train=False the cache
-        is None and the per-step buffers are freed as soon as the logits exist.
+        is None and the per-step buffers are freed as soon as the logits exist. With
+        train=True the buffers come from the model's :class:`qdaed.nn.lstm.Workspace` and
+        are reused by the next training forward: a cache is valid until then (backward
+        raises InputError for an older one).
         """
         x = check_array("x", x, shape=(None, None, self.input_size), dtype=self.dtype)
         lstm_p, fc_p = self._split(self.params)
-        (y, _), lstm_cache = lstm.forward(lstm_p, x)
+        workspace = None
+        if train:
+            if self._workspace is None:
+                self._workspace = lstm.Workspace()
+            workspace = self._workspace
+        (y, _), lstm_cache = lstm.forward(lstm_p, x, workspace=workspace)
         p, pool_cache = temporal_pool.forward(None, y, self.pooling)
         z, fc_cache = linear.forward(fc_p, p)
         if not train:

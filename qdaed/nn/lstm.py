@@ -73,6 +73,47 @@ def _layers(params):
     return num_layers, w_ih.shape[1], hidden, dtype
 
 
+class Workspace:
+    """Buffers that :func:`forward` and :func:`backward` reuse from one call to the next.
+
+    One training step at the paper's shapes needs about 0.5 GB of activations (gates, h and
+    c for every step and layer) and as much again for the gradients through them. Fresh
+    arrays of that size are page-faulted in on every step; with transparent huge pages the
+    kernel may also compact memory first, and one StudentLSTM step (B=32, T=1000, H=256,
+    two layers) measured anywhere from 1.25 to 2.2 s for that reason alone. A workspace
+    keeps the buffers, so a training loop touches fresh memory only on its first step.
+
+    The price is a lifetime rule: a cache made with a workspace holds views of its buffers
+    and is valid only until the next :func:`forward` with the same workspace (``y`` from
+    that forward changes too). :func:`backward` checks this and raises InputError for a
+    stale cache rather than return wrong gradients.
+    """
+
+    def __init__(self):
+        self._buffers = {}
+        self.generation = 0
+
+    def buffer(self, key, shape, dtype):
+        """An uninitialised array of ``shape`` and ``dtype``, the same memory each time.
+
+        Buffers grow to the largest size asked for and are reshaped views below that, so
+        a smaller last batch reuses them too.
+        """
+        size = int(np.prod(shape))
+        buf = self._buffers.get(key)
+        if buf is None or buf.dtype != dtype or buf.size < size:
+            buf = np.empty(size, dtype)
+            self._buffers[key] = buf
+        return buf[:size].reshape(shape)
+
+
+def _buffer(workspace, key, shape, dtype):
+    """A workspace buffer, or a fresh array without a workspace."""
+    if workspace is None:
+        return np.empty(shape, dtype)
+    return workspace.buffer(key, shape, dtype)
+
+
 def _initial_state(name, s, num_layers, batch, hidden, dtype):
     """A caller's (L, B, H) initial or upstream state, or zeros when None."""
     if s is None:
@@ -80,7 +121,7 @@ def _initial_state(name, s, num_layers, batch, hidden, dtype):
     return check_array(name, s, shape=(num_layers, batch, hidden), dtype=dtype)
 
 
-def forward(params, x, h0=None, c0=None):
+def forward(params, x, h0=None, c0=None, workspace=None):
     """LSTM over a batch-first sequence: ((y, (h_n, c_n)), cache).
 
     params: ``weight_ih_l{l}``, ``weight_hh_l{l}``, ``bias_ih_l{l}``, ``bias_hh_l{l}`` for
@@ -93,6 +134,8 @@ def forward(params, x, h0=None, c0=None):
     and h_n, c_n (L, B, H), every layer's state after the last step, as PyTorch returns them.
     The cache holds, per layer, the input sequence, the gate activations and the h, c
     sequences (time-major), for :func:`backward`.
+    workspace: a :class:`Workspace` to take those buffers from instead of allocating them
+    (then the cache and y are valid until the workspace's next forward).
     """
     num_layers, input_size, hidden, dtype = _layers(params)
     x = check_array("x", x, shape=(None, None, input_size), dtype=dtype)
@@ -100,7 +143,10 @@ def forward(params, x, h0=None, c0=None):
     h0 = _initial_state("h0", h0, num_layers, batch, hidden, dtype)
     c0 = _initial_state("c0", c0, num_layers, batch, hidden, dtype)
 
-    inp = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, I): time-major
+    if workspace is not None:
+        workspace.generation += 1
+    inp = _buffer(workspace, "x", (steps, batch, input_size), dtype)
+    np.copyto(inp, x.transpose(1, 0, 2))  # (T, B, I): time-major
     a = np.empty((batch, 4 * hidden), dtype)  # one step's pre-activation, reused
     layers = []
     for layer in range(num_layers):
@@ -109,9 +155,11 @@ def forward(params, x, h0=None, c0=None):
         bias = params[f"bias_ih_l{layer}"] + params[f"bias_hh_l{layer}"]
         # One GEMM for every step's input projection; the cell loop adds the bias and then
         # overwrites each step's slice with that step's gate activations.
-        gates = (inp.reshape(steps * batch, -1) @ w_ih.T).reshape(steps, batch, 4 * hidden)
-        hs = np.empty((steps + 1, batch, hidden), dtype)
-        cs = np.empty((steps + 1, batch, hidden), dtype)
+        gates = _buffer(workspace, ("gates", layer), (steps, batch, 4 * hidden), dtype)
+        np.matmul(inp.reshape(steps * batch, -1), w_ih.T,
+                  out=gates.reshape(steps * batch, 4 * hidden))
+        hs = _buffer(workspace, ("h", layer), (steps + 1, batch, hidden), dtype)
+        cs = _buffer(workspace, ("c", layer), (steps + 1, batch, hidden), dtype)
         hs[0], cs[0] = h0[layer], c0[layer]
         w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 4H) row-major: ~25% faster per-step GEMM
         for t in range(steps):
@@ -123,7 +171,9 @@ def forward(params, x, h0=None, c0=None):
     y.flags.writeable = False  # a view of the cache: writing into it would corrupt backward
     h_n = np.stack([hs[-1] for _, _, hs, _ in layers])
     c_n = np.stack([cs[-1] for _, _, _, cs in layers])
-    cache = (layers, (num_layers, batch, steps, input_size, hidden, dtype))
+    generation = None if workspace is None else workspace.generation
+    cache = (layers, (num_layers, batch, steps, input_size, hidden, dtype),
+             (workspace, generation))
     return (y, (h_n, c_n)), cache
 
 
@@ -133,6 +183,7 @@ def backward(params, cache, dy, dh_n=None, dc_n=None, input_grad=True):
     dy:         (B, T, H) ∂L/∂y, or None when the loss reaches the LSTM only through h_n, c_n.
     dh_n, dc_n: (L, B, H) ∂L/∂h_n, ∂L/∂c_n, or None for zeros.
     input_grad: False skips dx (returned as None), which saves one GEMM when x is data.
+    A cache made with a :class:`Workspace` must be the workspace's latest (InputError if not).
 
     Per layer, from the top, carrying dh_next = da_{t+1} W_hh and dc from t = T−1 down to 0
     (each step's equations are in ``qdaed.kernels.lstm.lstm_cell_backward``); then
@@ -143,12 +194,16 @@ def backward(params, cache, dy, dh_n=None, dc_n=None, input_grad=True):
 
     Returns dx (B, T, I) or None; dh0, dc0 (L, B, H); grads with the parameter names.
     """
-    layers, (num_layers, batch, steps, input_size, hidden, dtype) = cache
+    layers, (num_layers, batch, steps, input_size, hidden, dtype), (workspace, gen) = cache
+    if workspace is not None and workspace.generation != gen:
+        raise InputError("cache: stale; its workspace has been used by a later forward pass, "
+                         "which overwrote the activations this cache points to")
+    d_out = _buffer(workspace, "d_out", (steps, batch, hidden), dtype)  # (T, B, H)
     if dy is None:
-        d_out = np.zeros((steps, batch, hidden), dtype)
+        d_out[...] = 0
     else:
         dy = check_array("dy", dy, shape=(batch, steps, hidden), dtype=dtype, finite=False)
-        d_out = np.ascontiguousarray(dy.transpose(1, 0, 2))  # (T, B, H)
+        np.copyto(d_out, dy.transpose(1, 0, 2))
     dh_n = _initial_state("dh_n", dh_n, num_layers, batch, hidden, dtype)
     dc_n = _initial_state("dc_n", dc_n, num_layers, batch, hidden, dtype)
 
@@ -160,7 +215,7 @@ def backward(params, cache, dy, dh_n=None, dc_n=None, input_grad=True):
         inp, gates, hs, cs = layers[layer]
         w_ih = params[f"weight_ih_l{layer}"]
         w_hh = params[f"weight_hh_l{layer}"]
-        da = np.empty_like(gates)
+        da = _buffer(workspace, "da", gates.shape, dtype)  # layers run one after another
         dbias = np.zeros(4 * hidden, np.float64)
         dh_next = dh_n[layer].copy()
         dc = dc_n[layer].copy()
@@ -174,8 +229,8 @@ def backward(params, cache, dy, dh_n=None, dc_n=None, input_grad=True):
         grads[f"weight_hh_l{layer}"] = da2.T @ hs[:-1].reshape(steps * batch, hidden)
         grads[f"bias_ih_l{layer}"] = dbias.astype(dtype)
         grads[f"bias_hh_l{layer}"] = dbias.astype(dtype)
-        if layer > 0:
-            d_out = (da2 @ w_ih).reshape(steps, batch, hidden)
+        if layer > 0:  # this layer's loop is done with d_out: overwrite it with the next one's
+            np.matmul(da2, w_ih, out=d_out.reshape(steps * batch, hidden))
         elif input_grad:
             dx = (da2 @ w_ih).reshape(steps, batch, input_size).transpose(1, 0, 2)
             dx = np.ascontiguousarray(dx)

@@ -166,6 +166,23 @@ def test_evaluation_forward_keeps_no_cache_and_backward_says_why():
         m.backward(cache, np.ones((1, 2), np.float32))
 
 
+def test_training_forward_invalidates_the_previous_cache_and_evaluation_does_not():
+    model = StudentLSTM(3, 4, 2, 2, seed=1, dtype=np.float64)
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.standard_normal((2, 5, 3)), rng.standard_normal((2, 5, 3))
+    dz = rng.standard_normal((2, 2))
+    z1, c1 = model.forward(x1, train=True)
+    reference = StudentLSTM(3, 4, 2, 2, seed=1, dtype=np.float64)
+    expected = reference.backward(reference.forward(x1, train=True)[1], dz)
+    model.forward(x2, train=False)  # validation between forward and backward: harmless
+    got = model.backward(c1, dz)
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name])
+    model.forward(x2, train=True)
+    with pytest.raises(InputError, match="stale"):
+        model.backward(c1, dz)
+
+
 def test_silent_input_gives_finite_logits_and_gradients():
     m = StudentLSTM(4, 3, 2, 2)
     z, cache = m.forward(np.zeros((2, 50, 4), np.float32), train=True)

@@ -186,6 +186,54 @@ def test_dy_none_equals_zero_dy_and_both_bias_gradients_are_equal():
     assert list(g_a) == list(lstm.parameter_shapes(3, 5, 2))  # PyTorch's state_dict order
 
 
+def _forward_backward(params, x, dy, workspace=None, **kw):
+    (y, state), cache = lstm.forward(params, x, workspace=workspace, **kw)
+    y = y.copy()  # a workspace's next forward would overwrite it
+    (dx, d_state), grads = lstm.backward(params, cache, dy)
+    return y, state, dx, d_state, grads
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_workspace_gives_the_same_outputs_and_gradients_bit_for_bit(dtype):
+    params, x, rng = _case(dtype=dtype)
+    dy = rng.standard_normal((2, 4, 5)).astype(dtype)
+    h0 = rng.standard_normal((2, 2, 5)).astype(dtype)
+    fresh = _forward_backward(params, x, dy, h0=h0)
+    ws = lstm.Workspace()
+    # Twice on one workspace: the second call reads buffers left dirty by the first.
+    for _ in range(2):
+        reused = _forward_backward(params, x, dy, ws, h0=h0)
+        for a, b in zip(fresh[:3] + (fresh[3][0], fresh[3][1]),
+                        reused[:3] + (reused[3][0], reused[3][1])):
+            np.testing.assert_array_equal(a, b)
+        for name in fresh[4]:
+            np.testing.assert_array_equal(fresh[4][name], reused[4][name])
+
+
+def test_workspace_serves_a_smaller_batch_and_shorter_sequence_after_a_larger_one():
+    params, x, rng = _case(b=3, t=6)
+    ws = lstm.Workspace()
+    _forward_backward(params, x, rng.standard_normal((3, 6, 5)), ws)
+    small, dy = x[:1, :2], rng.standard_normal((1, 2, 5))
+    expected = _forward_backward(params, small, dy)
+    got = _forward_backward(params, small, dy, ws)
+    np.testing.assert_array_equal(expected[2], got[2])
+    for name in expected[4]:
+        np.testing.assert_array_equal(expected[4][name], got[4][name])
+
+
+def test_backward_with_a_stale_workspace_cache_raises_instead_of_using_overwritten_buffers():
+    params, x, rng = _case()
+    ws = lstm.Workspace()
+    _, old = lstm.forward(params, x, workspace=ws)
+    _, new = lstm.forward(params, x + 1.0, workspace=ws)
+    dy = rng.standard_normal((2, 4, 5))
+    with pytest.raises(InputError, match="stale"):
+        lstm.backward(params, old, dy)
+    lstm.backward(params, new, dy)  # the latest cache is fine, and may be used twice
+    lstm.backward(params, new, dy)
+
+
 # --- conformance with torch.nn.LSTM --------------------------------------------------------
 
 @pytest.mark.conformance
