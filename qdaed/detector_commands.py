@@ -34,9 +34,9 @@ def _info(args):
 
     det = Detector.load(args.model)
     if args.json:
-        from qdaed.io.modelfile import load_model
+        from qdaed.io.modelfile import read_header
 
-        print(json.dumps(load_model(args.model).header, indent=2))
+        print(json.dumps(read_header(args.model), indent=2))
         return 0
     name, arch = type(det.model).__name__, det.model.config
     print(f"model        {args.model}")
@@ -49,9 +49,8 @@ def _info(args):
           + ", ".join(f"{t:.4f}" for t in det.thresholds))
     print(f"parameters   {det.num_parameters():,}")
     on_disk = os.path.getsize(args.model)
-    print(f"bytes        {det.accounted_bytes():,} (DESIGN 2.7 accounting); file "
-          f"{on_disk:,} = that + {on_disk - det.accounted_bytes():,} of header and "
-          f"normalisation")
+    print(f"bytes        {det.accounted_bytes():,} (DESIGN 2.7 accounting, normalisation "
+          f"included); file {on_disk:,} = that + {on_disk - det.accounted_bytes():,} of header")
     if det.quantized:
         print("quantized    " + ", ".join(
             f"{n}: {q.bits}-bit, group {q.group}, {q.groups} groups"

@@ -103,6 +103,15 @@ def _bucket_size(group, shape):
     return group
 
 
+def num_groups(shape, group):
+    """G, the number of (α, β) pairs of a tensor of ``shape`` quantized with ``group``."""
+    group = _check_group(group)
+    shape = tuple(shape)
+    if not shape:
+        raise InputError("shape: expected at least one dimension")
+    return -(-int(np.prod(shape)) // _bucket_size(group, shape))
+
+
 def _round_down_f32(x):
     """Largest float32 ≤ x, element-wise, as float64."""
     f = x.astype(np.float32)
@@ -185,7 +194,7 @@ class QuantizedTensor:
     @property
     def groups(self):
         """G = ceil(n / d), the number of (α, β) pairs."""
-        return -(-self.codes.size // self.bucket)
+        return num_groups(self.shape, self.group)
 
     @property
     def nbytes(self):

@@ -13,6 +13,7 @@ Output directory layout:
     results.md         the paper-style table
     scores.csv         seed,model,clip,class,label,score for every test clip, class and model
     models/seed{s}/{name}.safetensors
+    models/seed{s}/{name}.history.json  per-epoch training loss and validation mean EER
     checkpoints/seed{s}/{name}.ckpt   (removed once the model file is written)
     features/          cached LFBE (manifest runs)
     roc.png, det.png   when matplotlib is installed
@@ -169,12 +170,12 @@ class _SeedRun:
         x_val, y_val = self.split.val
         det = Detector(model, self.norm, self.data.features.shape[1], tuple(cfg["classes"]),
                        self.data.feature_options, np.zeros(len(cfg["classes"])), quantized,
-                       {"name": name, "schedule": schedule, "bits": bits, "seed": self.seed,
-                        "history": None if history is None else {
-                            "train_loss": history.train_loss,
-                            "val_mean_eer": history.val_mean_eer,
-                            "best_epoch": history.best_epoch}})
+                       {"name": name, "schedule": schedule, "bits": bits, "seed": self.seed})
         det.thresholds = eer_thresholds(det.scores(x_val), y_val)
+        if history is not None:  # beside the model file, which holds only what inference needs
+            atomic_write_text(self.models_dir / f"{name}.history.json", json.dumps({
+                "train_loss": history.train_loss, "val_mean_eer": history.val_mean_eer,
+                "best_epoch": history.best_epoch}, indent=1) + "\n")
         det.save(self._path(name))
         ckpt = self.ckpt_dir / f"{name}.ckpt"
         if ckpt.exists():

@@ -62,7 +62,7 @@ def _assert_same_quantized(a, b):
 def test_model_round_trip_is_bit_exact(tmp_path):
     tensors, quantized = _quantized_model(rng_from(0))
     tensors["normalizer.mean"] = rng_from(1).standard_normal(64).astype(np.float32)
-    tensors["steps"] = np.array([3, 1 << 40], dtype=np.int64)
+    tensors["scalar"] = np.array(2.5, np.float32)   # 0-d shapes survive
     path = tmp_path / "m.safetensors"
     save_model(path, tensors, quantized, HEADER)
     mf = load_model(path, expect_arch="StudentLSTM")
@@ -96,6 +96,51 @@ def test_quantized_variants_round_trip(tmp_path, bits, group, symmetric, dtype):
                                     "shape": [6, 11], "dtype": np.dtype(dtype).name}
 
 
+def test_tensors_of_mixed_kinds_come_back_in_the_layout_order_given(tmp_path):
+    rng = rng_from(4)
+    tensors = {"a": rng.standard_normal((2, 3)).astype(np.float32),
+               "c": rng.standard_normal(5).astype(np.float32)}
+    quantized = {"b": quantize(rng.standard_normal((4, 3)), 3, group="row"),
+                 "d": quantize(rng.standard_normal((2, 2)), 8, group="tensor", symmetric=True)}
+    order = ["d", "a", "b", "c"]
+    save_model(tmp_path / "m", tensors, quantized, {"architecture": "x"}, order=order)
+    layout = [("d", (2, 2)), ("a", (2, 3)), ("b", (4, 3)), ("c", (5,))]
+    mf = load_model(tmp_path / "m", layout=layout)
+    for n in tensors:
+        assert mf.tensors[n].tobytes() == tensors[n].tobytes()
+    for n in quantized:
+        _assert_same_quantized(mf.quantized[n], quantized[n])
+    # the same layout given as a function of the header
+    assert load_model(tmp_path / "m", layout=lambda h: layout).header == {"architecture": "x"}
+
+
+def test_implied_layout_is_required_and_checked(tmp_path):
+    t = {"a": np.ones((2, 3), np.float32), "b": np.zeros(4, np.float32)}
+    save_model(tmp_path / "m", t, {}, {"architecture": "x"}, order=["a", "b"])
+    with pytest.raises(ModelFileError, match="implied by its architecture"):
+        load_model(tmp_path / "m")
+    # same sizes, other names or order or shapes: all refused by the digest
+    for wrong in ([("b", (4,)), ("a", (2, 3))], [("a", (3, 2)), ("b", (4,))],
+                  [("a", (2, 3)), ("B", (4,))]):
+        with pytest.raises(ModelFileError, match="do not match the 'x' architecture"):
+            load_model(tmp_path / "m", layout=wrong)
+
+
+def test_an_explicit_layout_is_checked_against_a_given_one(tmp_path):
+    save_model(tmp_path / "m", {"a": np.ones(3, np.float32)}, {}, {"architecture": "x"})
+    assert load_model(tmp_path / "m", layout=[("a", (3,))]).tensors["a"].shape == (3,)
+    with pytest.raises(ModelFileError, match="not the ones this architecture has"):
+        load_model(tmp_path / "m", layout=[("a", (4,))])
+
+
+def test_order_must_name_every_tensor_once(tmp_path):
+    t = {"a": np.ones(2, np.float32), "b": np.ones(2, np.float32)}
+    for order in (["a"], ["a", "a"], ["a", "b", "c"]):
+        with pytest.raises(InputError, match="order: expected every tensor name exactly once"):
+            save_model(tmp_path / "m", t, {}, {"architecture": "x"}, order=order)
+    assert os.listdir(tmp_path) == []
+
+
 def test_constant_tensor_round_trips(tmp_path):
     q = quantize(np.full((3, 4), 0.25, np.float32), 4, group="row")
     save_model(tmp_path / "m", {"b": np.zeros(1, np.float32)}, {"w": q}, {"architecture": "x"})
@@ -110,12 +155,18 @@ def test_loaded_arrays_are_writeable_copies(tmp_path):
     assert b.flags.owndata and b.flags.c_contiguous
 
 
-def test_float_only_model_loads_with_plain_safetensors_under_pytorch_names(tmp_path):
-    params = _lstm(rng_from(2), hidden=4, inputs=3)
-    save_model(tmp_path / "m", params, {}, {"architecture": "StudentLSTM"})
+def test_file_is_plain_safetensors_with_three_concatenated_blobs(tmp_path):
+    # Any safetensors reader can open it; the blobs are the tensors in layout order.
+    tensors, quantized = _quantized_model(rng_from(2), hidden=4, inputs=3)
+    save_model(tmp_path / "m", tensors, quantized, HEADER)
     plain = safetensors.numpy.load_file(str(tmp_path / "m"))
-    assert sorted(plain) == sorted(params)
-    np.testing.assert_array_equal(plain["weight_ih_l1"], params["weight_ih_l1"])
+    assert sorted(plain) == ["codes", "float32", "scales"]
+    np.testing.assert_array_equal(plain["float32"], np.concatenate(
+        [a.reshape(-1) for a in tensors.values()]))
+    np.testing.assert_array_equal(plain["codes"], np.concatenate(
+        [q.packed() for q in quantized.values()]))
+    np.testing.assert_array_equal(plain["scales"], np.concatenate(
+        [np.concatenate([q.alpha, q.beta]) for q in quantized.values()]))
 
 
 # --------------------------------------------------------------------------- size
@@ -123,18 +174,20 @@ def test_float_only_model_loads_with_plain_safetensors_under_pytorch_names(tmp_p
 
 def test_accounted_bytes_by_hand():
     # float32 (3, 5): 60 B.  4-bit (3, 5) by row: ceil(60/8) = 8 B codes + 3 groups · 8 B.
-    # 3-bit (7,) whole tensor: ceil(21/8) = 3 B + 8 B.  int64 (2,): 16 B.
+    # 3-bit (7,) whole tensor: ceil(21/8) = 3 B + 8 B.
     rng = rng_from(0)
-    tensors = {"a": np.zeros((3, 5), np.float32), "n": np.zeros(2, np.int64)}
+    tensors = {"a": np.zeros((3, 5), np.float32)}
     quantized = {"q": quantize(rng.standard_normal((3, 5)), 4, group="row"),
                  "r": quantize(rng.standard_normal(7), 3, group="tensor")}
-    assert accounted_bytes(tensors, quantized) == 60 + 16 + (8 + 24) + (3 + 8)
+    assert accounted_bytes(tensors, quantized) == 60 + (8 + 24) + (3 + 8)
 
 
-def test_file_size_is_accounted_size_plus_header(tmp_path):
+@pytest.mark.parametrize("order", [False, True])
+def test_file_size_is_accounted_size_plus_a_small_header(tmp_path, order):
     # 2-layer LSTM, H = 128, 64 inputs, 3 classes; every weight matrix 4-bit with per-row
     # groups, biases float32: 139,492 accounted bytes. The tensor data on disk is exactly
-    # that; the rest is the 8-byte length and the JSON table (2,480 B for this model).
+    # that; the rest is the 8-byte length and the JSON table, which lists the layout (about
+    # 40 bytes per tensor) unless the caller's architecture implies it (``order``).
     tensors, quantized = _quantized_model(rng_from(0))
     acc = accounted_bytes(tensors, quantized)
     want = (4 * 512 * 4 + 3 * 4                                   # biases
@@ -142,12 +195,13 @@ def test_file_size_is_accounted_size_plus_header(tmp_path):
             + (4 * 512 + 3) * 8)                                   # α, β per row
     assert acc == want == 139_492
     path = tmp_path / "m.safetensors"
-    save_model(path, tensors, quantized, HEADER)
+    names = list(tensors) + list(quantized)
+    save_model(path, tensors, quantized, HEADER, order=names if order else None)
     size = os.path.getsize(path)
     with open(path, "rb") as f:
         (n,) = struct.unpack("<Q", f.read(8))
     assert size - 8 - n == acc
-    assert 0 < size - acc < 3000
+    assert 0 < size - acc < (1024 if order else 1500)
 
 
 # --------------------------------------------------------------------------- bad files
@@ -161,8 +215,8 @@ def _raw(path, metadata, tensors=None):
 
 
 def _doc(**over):
-    doc = {"format": "qdaed-model", "format_version": 1, "writer": "qdaed 0.1.0",
-           "quantization": {}, "header": {"architecture": "StudentLSTM"}}
+    doc = {"format": "qdaed-model", "format_version": FORMAT_VERSION, "writer": "qdaed 0.1.0",
+           "layout": [["x", [2]]], "quantization": [], "header": {"architecture": "StudentLSTM"}}
     doc.update(over)
     return {"qdaed": json.dumps(doc)}
 
@@ -196,8 +250,13 @@ def test_safetensors_without_qdaed_header(tmp_path):
     ({"qdaed": "[1, 2]"}, r"malformed qdaed header \(format_version None"),
     (_doc(format_version="1"), "format_version '1'"),
     (_doc(format_version=0), "format_version 0"),
-    (_doc(header=None), "no 'header' or 'quantization'"),
-    (_doc(quantization={"w": {"bits": 4}}), r"quantized tensor 'w' lacks \['w:codes'"),
+    (_doc(header=None), "no 'header' object or 'quantization' list"),
+    (_doc(quantization={"w": {"bits": 4}}), "no 'header' object or 'quantization' list"),
+    (_doc(quantization=[{"bits": 4, "tensors": ["w"]}]), "'w', which is not in the layout"),
+    (_doc(quantization=[{"bits": 4}]), "malformed 'quantization' entry"),
+    (_doc(layout=[["x", "two"]]), "malformed 'layout'"),
+    (_doc(layout=None), "implied by its architecture"),
+    (_doc(format_version=1), "format version 1.*re-run the pipeline"),
 ])
 def test_malformed_qdaed_header(tmp_path, meta, match):
     with pytest.raises(ModelFileError, match=match):
@@ -228,23 +287,38 @@ def test_checkpoint_and_model_are_not_confused(tmp_path):
         load_checkpoint(tmp_path / "m")
 
 
-def test_damaged_quantized_parts(tmp_path):
+def _blobs(q, floats=()):
+    return {"float32": np.asarray(floats, np.float32), "codes": q.packed(),
+            "scales": np.concatenate([q.alpha, q.beta])}
+
+
+def test_damaged_tensor_data(tmp_path):
     q = quantize(rng_from(0).standard_normal((4, 6)), 4, group="row")
-    info = {"w": {"bits": 4, "group": "row", "symmetric": False, "shape": [4, 6],
-                  "dtype": "float32"}}
-    parts = {"w:codes": q.packed(), "w:alpha": q.alpha, "w:beta": q.beta}
-    # a stray part that no header entry claims
-    p = _raw(tmp_path / "a", _doc(quantization=info), {**parts, "v:codes": q.packed()})
-    with pytest.raises(ModelFileError, match=r"tensors \['v:codes'\] belong to no quantized"):
-        load_model(p)
-    # codes of the wrong length for the recorded shape
-    p = _raw(tmp_path / "b", _doc(quantization=info), {**parts, "w:codes": q.packed()[:-1]})
+    meta = _doc(layout=[["w", [4, 6]]], quantization=[{"bits": 4, "group": "row",
+                                                       "tensors": ["w"]}])
+    good = _blobs(q)
+    del good["float32"]
+    assert load_model(_raw(tmp_path / "ok", meta, good)).quantized["w"].bits == 4
+    cases = [
+        ({**good, "extra": np.zeros(1, np.float32)}, r"unexpected tensors \['extra'\]"),
+        ({**good, "codes": q.packed()[:-1]}, "end before the codes of 'w'"),
+        ({**good, "codes": np.concatenate([q.packed(), [0]]).astype(np.uint8)},
+         r"\{'codes': 1\} values left over"),
+        ({**good, "scales": good["scales"][:-1]}, "end before the scales of 'w'"),
+        ({**good, "codes": q.packed().astype(np.int16)}, "'codes' is int16"),
+        ({**good, "float32": np.ones(2, np.float32)}, r"\{'float32': 2\} values left over"),
+    ]
+    for i, (tensors, match) in enumerate(cases):
+        with pytest.raises(ModelFileError, match=match):
+            load_model(_raw(tmp_path / f"b{i}", meta, tensors))
+    # a spec without its bit width; a bit width that does not fit the stored codes
+    bad = _doc(layout=[["w", [4, 6]]], quantization=[{"group": "row", "tensors": ["w"]}])
     with pytest.raises(ModelFileError, match="quantized tensor 'w' is malformed"):
-        load_model(p)
-    # an entry without its bit width
-    p = _raw(tmp_path / "c", _doc(quantization={"w": {"shape": [4, 6]}}), parts)
-    with pytest.raises(ModelFileError, match="quantized tensor 'w' is malformed"):
-        load_model(p)
+        load_model(_raw(tmp_path / "c", bad, good))
+    bad = _doc(layout=[["w", [4, 6]]], quantization=[{"bits": 2, "group": "row",
+                                                      "tensors": ["w"]}])
+    with pytest.raises(ModelFileError):
+        load_model(_raw(tmp_path / "d", bad, good))
 
 
 def test_truncated_file(tmp_path):
@@ -262,9 +336,8 @@ def test_truncated_file(tmp_path):
 @pytest.mark.parametrize("tensors, quantized, header, match", [
     ({"w": np.zeros(2)}, {}, {"architecture": "x"}, r"tensors\['w'\]: model files hold "
                                                       r"float32, got float64"),
-    ({"w:codes": np.zeros(2, np.float32)}, {}, {"architecture": "x"}, "reserved"),
     ({"": np.zeros(2, np.float32)}, {}, {"architecture": "x"}, "non-empty strings"),
-    ({"w": np.zeros(2, bool)}, {}, {"architecture": "x"}, "expected float32 or integer"),
+    ({"w": np.zeros(2, np.int64)}, {}, {"architecture": "x"}, "hold float32, got int64$"),
     ({"w": [1.0]}, {}, {"architecture": "x"}, "expected a numpy array"),
     ({}, {"w": np.zeros(2, np.float32)}, {"architecture": "x"}, "expected a qdaed.nn.quant"),
     ({}, {}, {"seed": 1}, r"header\['architecture'\]: expected a non-empty string"),
