@@ -19,6 +19,8 @@ qdaed and PyTorch by name.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from qdaed.errors import InputError
@@ -63,6 +65,14 @@ class StudentLSTM:
             self.params[name] = rng.uniform(-bound, bound, size=shape).astype(dtype)
 
     input_layout = "BTF"   # x is (B, T, input_size)
+
+    def __deepcopy__(self, memo):
+        """A copy with its own parameters and no workspace (its buffers are scratch space,
+        up to ~0.5 GB at the paper's shapes, rebuilt by the copy's first training step)."""
+        new = copy.copy(self)
+        new._workspace = None
+        new.params = copy.deepcopy(self.params, memo)
+        return new
 
     @property
     def config(self):

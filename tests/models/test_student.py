@@ -183,6 +183,20 @@ def test_training_forward_invalidates_the_previous_cache_and_evaluation_does_not
         model.backward(c1, dz)
 
 
+def test_deepcopy_has_its_own_parameters_and_no_workspace():
+    import copy
+
+    model = StudentLSTM(3, 4, 1, 2, seed=1, dtype=np.float64)
+    x = np.random.default_rng(0).standard_normal((2, 5, 3))
+    _, cache = model.forward(x, train=True)
+    twin = copy.deepcopy(model)
+    assert twin._workspace is None and model._workspace is not None
+    twin.params["fc.bias"] += 1.0
+    assert not np.array_equal(twin.params["fc.bias"], model.params["fc.bias"])
+    twin.forward(x, train=True)
+    model.backward(cache, np.ones((2, 2)))   # the twin's forward did not touch model's cache
+
+
 def test_silent_input_gives_finite_logits_and_gradients():
     m = StudentLSTM(4, 3, 2, 2)
     z, cache = m.forward(np.zeros((2, 50, 4), np.float32), train=True)
