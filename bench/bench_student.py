@@ -38,6 +38,8 @@ def _parse():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=7, help="timed repetitions (median)")
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3,
+                   help="fresh-subprocess rounds per implementation, alternating between them")
     p.add_argument("--steps", type=int, default=1000, help="frames T")
     p.add_argument("--configs", default="128x1,256x2", help="HIDDENxLAYERS,...")
     p.add_argument("--no-naive", action="store_true", help="skip the naive NumPy loop")
@@ -213,19 +215,26 @@ def run_config(hidden, layers, steps, repeats, warmup, naive, args=None):
     runs = {"qdaed": lambda: qdaed_step(model, x, y), "torch": lambda: torch_step(net, xt, yt)}
     if naive:
         runs["naive"] = lambda: naive_step(model.params, layers, x, y)
-    # Same gradients (float32, T=1000: agreement to ~1e-4 is what float32 allows).
-    ours, theirs = runs["qdaed"](), runs["torch"]()
-    agree = max(_rel(ours[n], theirs[n].numpy()) for n in ours)
-    if naive:
-        agree = max(agree, max(_rel(runs["naive"]()[n], theirs[n].numpy()) for n in ours))
     if args is not None and args.worker:
         import json
 
         print(json.dumps(_time(runs[args.worker], repeats, warmup)))
         return None
+    # Same gradients (float32, T=1000: agreement to ~1e-4 is what float32 allows).
+    ours, theirs = runs["qdaed"](), runs["torch"]()
+    agree = max(_rel(ours[n], theirs[n].numpy()) for n in ours)
+    if naive:
+        agree = max(agree, max(_rel(runs["naive"]()[n], theirs[n].numpy()) for n in ours))
     if args is not None and not args.interleave:
-        times = {k: _isolated(k, hidden, layers, args) for k in runs}
-        return {k: statistics.median(v) for k, v in times.items()}, times, agree
+        # Rounds alternate the implementations, so that a change in the shared machine's load
+        # during the run hits all of them; the ratio of each round shows how stable it is.
+        times, ratios = {k: [] for k in runs}, []
+        for _ in range(args.rounds):
+            one = {k: _isolated(k, hidden, layers, args) for k in runs}
+            for k, v in one.items():
+                times[k] += v
+            ratios.append(statistics.median(one["qdaed"]) / statistics.median(one["torch"]))
+        return {k: statistics.median(v) for k, v in times.items()}, times, agree, ratios
     for _ in range(warmup - 1):
         for f in runs.values():
             f()
@@ -235,7 +244,7 @@ def run_config(hidden, layers, steps, repeats, warmup, naive, args=None):
             t0 = time.perf_counter()
             f()
             times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}, times, agree
+    return {k: statistics.median(v) for k, v in times.items()}, times, agree, []
 
 
 def machine_info(threads):
@@ -271,17 +280,19 @@ def machine_info(threads):
     }
 
 
-def render(results, info, command, load, steps, repeats, warmup):
+def render(results, info, command, load, steps, repeats, warmup, rounds):
     lines = [SECTION, "",
              f"Forward to the logits + sigmoid-BCE gradient + backward to every parameter, "
-             f"float32, B={B}, T={steps}, I={I}, C={C}, mean pooling. Median of {repeats} "
-             f"repetitions after {warmup} warm-up steps, each implementation in a fresh "
-             f"subprocess unless the command says --interleave; ratio = time / PyTorch "
-             f"time (below 1 is faster than PyTorch). Produced by `bench/bench_student.py`.", "",
+             f"float32, B={B}, T={steps}, I={I}, C={C}, mean pooling. Median of all "
+             f"repetitions: {rounds} rounds × {repeats} timed steps after {warmup} warm-up "
+             f"steps, each round running every implementation in a fresh subprocess, one "
+             f"after the other (unless the command says --interleave); ratio = time / "
+             f"PyTorch time (below 1 is faster than PyTorch). Produced by "
+             f"`bench/bench_student.py`.", "",
              "| config | qdaed (ms) | PyTorch (ms) | naive NumPy (ms) | qdaed / PyTorch "
              "| naive / PyTorch | max grad rel. diff |",
              "|---|---:|---:|---:|---:|---:|---:|"]
-    for (hidden, layers), (med, _, agree) in results.items():
+    for (hidden, layers), (med, _, agree, _) in results.items():
         nv = med.get("naive")
         naive_ms = "—" if nv is None else f"{nv * 1e3:.0f}"
         naive_ratio = "—" if nv is None else f"{nv / med['torch']:.2f}"
@@ -291,9 +302,12 @@ def render(results, info, command, load, steps, repeats, warmup):
             f"| **{med['qdaed'] / med['torch']:.2f}** "
             f"| {naive_ratio} | {agree:.1e} |")
     lines += ["", "All repetitions (ms), to show the spread:", ""]
-    for (hidden, layers), (_, times, _) in results.items():
+    for (hidden, layers), (_, times, _, ratios) in results.items():
         for k, v in times.items():
             lines.append(f"- H={hidden}x{layers} {k}: " + ", ".join(f"{t * 1e3:.0f}" for t in v))
+        if ratios:
+            lines.append(f"- H={hidden}x{layers} qdaed / PyTorch per round: "
+                         + ", ".join(f"{r:.2f}" for r in ratios))
     lines += ["", "Machine and versions:", ""]
     lines += [f"- {k}: {v}" for k, v in info.items()]
     lines += [f"- load average (1 min) before / after: {load[0]:.2f} / {load[1]:.2f} "
@@ -347,7 +361,7 @@ def main(args):
     command = ("env " + " ".join(f"-u {v}" for v in unset) + " " if unset else "") + \
         "python " + " ".join(sys.argv)
     text = render(results, machine_info(args.threads), command, (load0, load1), args.steps,
-                  args.repeats, args.warmup)
+                  args.repeats, args.warmup, 1 if args.interleave else args.rounds)
     print(text)
     if args.write:
         write_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"),

@@ -13,7 +13,7 @@ with the 4H axis stacked [i | f | g | o]. Per layer and time step:
 and layer l's sequence h_1..h_T is layer l+1's input x_1..x_T.
 
 Where the work goes: the input projection X W_ihᵀ of all T steps is one GEMM over T·B rows
-before the recurrence; each step then does one small GEMM h_{t-1} W_hhᵀ (BLAS) and one fused
+before the recurrence; each step then does one small GEMM W_hh h_{t-1}ᵀ (BLAS) and one fused
 Numba loop (``qdaed.kernels.lstm``). Backward mirrors this: one small GEMM da_t W_hh per step
 in the reverse loop, then dW_ih, dW_hh and the layer's input gradient as single GEMMs over
 all steps. Internal buffers are time-major, (T, B, ·), so each step's slice is contiguous and
@@ -148,6 +148,8 @@ def forward(params, x, h0=None, c0=None, workspace=None):
     inp = _buffer(workspace, "x", (steps, batch, input_size), dtype)
     np.copyto(inp, x.transpose(1, 0, 2))  # (T, B, I): time-major
     a = np.empty((batch, 4 * hidden), dtype)  # one step's pre-activation, reused
+    a_hh = np.empty((4 * hidden, batch), dtype)  # W_hh h_{t-1}ᵀ: transposed (see the kernel)
+    h_t = np.empty((hidden, batch), dtype)  # h_{t-1}ᵀ
     layers = []
     for layer in range(num_layers):
         w_ih = params[f"weight_ih_l{layer}"]
@@ -161,10 +163,10 @@ def forward(params, x, h0=None, c0=None, workspace=None):
         hs = _buffer(workspace, ("h", layer), (steps + 1, batch, hidden), dtype)
         cs = _buffer(workspace, ("c", layer), (steps + 1, batch, hidden), dtype)
         hs[0], cs[0] = h0[layer], c0[layer]
-        w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 4H) row-major: ~25% faster per-step GEMM
+        h_t[...] = h0[layer].T
         for t in range(steps):
-            np.matmul(hs[t], w_hh_t, out=a)
-            lstm_cell_forward(gates[t], a, bias, cs[t], cs[t + 1], hs[t + 1])
+            np.matmul(w_hh, h_t, out=a_hh)
+            lstm_cell_forward(gates[t], a_hh, bias, a, cs[t], cs[t + 1], hs[t + 1], h_t)
         layers.append((inp, gates, hs, cs))
         inp = hs[1:]
     y = inp.transpose(1, 0, 2)

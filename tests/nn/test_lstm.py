@@ -50,15 +50,18 @@ def _cell_inputs(rng, b, h, dtype, scale):
 def test_cell_forward_kernel_matches_numpy_reference(dtype, tol, scale, b, h):
     rng = np.random.default_rng(h)
     a_x, a_h, bias, c_prev = _cell_inputs(rng, b, h, dtype, scale)
-    gates, a, c, hh = a_x.copy(), a_h.copy(), np.empty_like(c_prev), np.empty_like(c_prev)
-    K.lstm_cell_forward(gates, a, bias, c_prev, c, hh)
+    gates, a, c, hh = a_x.copy(), np.empty_like(a_h), np.empty_like(c_prev), np.empty_like(c_prev)
+    h_t = np.empty((h, b), dtype)
+    K.lstm_cell_forward(gates, np.ascontiguousarray(a_h.T), bias, a, c_prev, c, hh, h_t)
     r_gates, r_c, _ = ref_cell_forward(a_x, a_h, bias, c_prev)
-    np.testing.assert_allclose(a, a_x.astype(np.float64) + a_h + bias, rtol=tol, atol=tol)
+    # the pre-activation is the dtype's sum, in the kernel's documented order
+    np.testing.assert_array_equal(a, (a_x + a_h) + bias)
     np.testing.assert_allclose(gates, r_gates, rtol=tol, atol=tol)
     np.testing.assert_allclose(c, r_c, rtol=tol, atol=tol)
-    # h_t is documented to use the stored (rounded) c_t
+    # h_t is documented to use the stored (rounded) c_t; its transpose is the same values
     o = r_gates[:, 3 * h:]
     np.testing.assert_allclose(hh, o * np.tanh(c.astype(np.float64)), rtol=tol, atol=tol)
+    np.testing.assert_array_equal(h_t, hh.T)
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-13), (np.float32, 1e-6)])
@@ -66,8 +69,9 @@ def test_cell_forward_kernel_matches_numpy_reference(dtype, tol, scale, b, h):
 def test_cell_backward_kernel_matches_numpy_reference(dtype, tol, b, h):
     rng = np.random.default_rng(b * h)
     gates, a, bias, c_prev = _cell_inputs(rng, b, h, dtype, 1.0)
-    c, hh = np.empty_like(c_prev), np.empty_like(c_prev)
-    K.lstm_cell_forward(gates, a, bias, c_prev, c, hh)
+    c, hh, h_t = np.empty_like(c_prev), np.empty_like(c_prev), np.empty((h, b), dtype)
+    K.lstm_cell_forward(gates, np.ascontiguousarray(a.T), bias, np.empty_like(a), c_prev, c,
+                        hh, h_t)
     dy, dh_next, dc = (rng.standard_normal((b, h)).astype(dtype) for _ in range(3))
     dbias0 = rng.standard_normal(4 * h)
     r_da, r_dc_prev = ref_cell_backward(gates, c_prev, c, dy, dh_next, dc)
