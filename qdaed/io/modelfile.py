@@ -240,9 +240,7 @@ def save_model(path, tensors, quantized, header, order=None):
 
 def read_header(path):
     """The caller's header of a model file, after the file-level checks (no tensor is read)."""
-    _, doc = _read(path, MODEL_FORMAT)
-    header = _model_doc(path, doc)[0]
-    return header
+    return _model_doc(path, _read(path, MODEL_FORMAT)[1])[0]
 
 
 def _model_doc(path, doc):
