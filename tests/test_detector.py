@@ -115,3 +115,18 @@ def test_bad_headers_are_model_file_errors(tmp_path, edit, match):
     _rewrite_header(tmp_path / "m", edit)
     with pytest.raises(ModelFileError, match=match):
         Detector.load(tmp_path / "m")
+
+
+def test_read_header_returns_the_saved_header_without_reading_tensors(tmp_path):
+    from qdaed.io.modelfile import read_header
+
+    det = _detector(StudentLSTM(16, 8, 1, 3), bits=4, features={"high_freq": 4000.0},
+                    num_bins=16)
+    det.save(tmp_path / "m")
+    h = read_header(tmp_path / "m")
+    assert h["architecture"] == "StudentLSTM" and h["arch_config"] == det.model.config
+    assert h["features_base"] == FEATURE_BASE
+    assert h["features"] == {"high_freq": 4000.0, "num_mel_bins": 16}   # the diff only
+    assert h["thresholds"] == list(det.thresholds) and h["bits"] == 4
+    with pytest.raises(ModelFileError, match="no such file"):
+        read_header(tmp_path / "missing")
