@@ -17,6 +17,8 @@ from qdaed.errors import QdaedError
 # module paths, each with a register(subparsers) function
 COMMAND_MODULES = (
     "qdaed.pipeline.command",
+    "qdaed.pipeline.ablate",
+    "qdaed.pipeline.diagnose",
     "qdaed.detector_commands",
     "qdaed.gradcheck.command",
     "qdaed.features.command",

@@ -27,7 +27,8 @@ Columns:
 
 * ``labels``: ``;``-separated class names from ``CLASSES`` (dog, baby_cry, gunshot); empty for
   a negative. Unknown or repeated names are errors.
-* ``split``: optional; one of train, validation, test.
+* ``split``: optional; one of train, validation, test, or ``unlabeled`` for a transfer set
+  (its labels are ignored: such clips enter only distillation's soft term).
 
 Anything malformed raises ``DataError`` naming the file and the line number (the header is
 line 1).
@@ -45,6 +46,7 @@ from qdaed.errors import DataError
 
 CLASSES = ("dog", "baby_cry", "gunshot")
 SPLITS = ("train", "validation", "test")
+UNLABELED = "unlabeled"   # a transfer set: used only in distillation's soft term
 LABEL_SEPARATOR = ";"
 
 
@@ -138,8 +140,9 @@ def _parse_row(row, cols, classes, where, line):
     except ValueError as exc:
         raise DataError(f"{where}: {exc}") from None
     split = get("split") or None
-    if split is not None and split not in SPLITS:
-        raise DataError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)}")
+    if split is not None and split not in (*SPLITS, UNLABELED):
+        raise DataError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)}, "
+                        f"{UNLABELED}")
     path = get("path") or None
     ytid = get("ytid") or None
     start = end = None

@@ -137,28 +137,49 @@ def distillation_loss(z_student, z_teacher, y, temperature, lam):
     ∂L/∂z_s = (1 − λ) (σ(z_s) − y)/(BC) + λ T² (σ(z_s/T) − q)/(T·BC),   q = σ(z_t / T)
 
     z_student: z_s (B, C) float32/float64; z_teacher: z_t (B, C) of the same dtype, or None;
-    y: hard targets (B, C) in [0, 1], same dtype; temperature: T > 0; lam: λ ∈ [0, 1].
+    y: hard targets (B_l, C) in [0, 1], same dtype; temperature: T > 0; lam: λ ∈ [0, 1].
     With z_teacher None or λ = 0 the result is the hard loss alone, L = L_hard (the baseline
     student of DESIGN 2.6). T² keeps the soft gradient's scale independent of T for large T
     (Hinton et al. 2015: (σ(a/T) − σ(b/T))·T → (a − b)/4); dropping it is a known bug.
+
+    Transfer rows (an unlabelled transfer set, Hinton et al. 2015 §2; Buciluǎ et al. 2006):
+    y may label only the first B_l ≤ B rows of the batch (B_l = 0: y is None). The other
+    B − B_l rows have no labels and enter only the soft term; the hard term is the mean over
+    the labelled rows,
+
+        L_hard = 1/(B_l C) Σ_{b < B_l} ℓ(z_s[b], y[b])        (0 when B_l = 0)
+
+    so a transfer row never reaches the hard loss (its shape leaves no room for it).
     Returns (L as a float, dz_student (B, C) in z_student's dtype).
     """
     z = _check_logits("z_student", z_student)
-    y = _check_targets(y, z)
     t = check_float("temperature", temperature, lo=0.0, lo_open=True)
     lam = check_float("lam", lam, lo=0.0, hi=1.0)
+    if y is None:
+        n_lab = 0
+    else:
+        y = check_array("y", y, shape=(None, z.shape[1]))
+        n_lab = y.shape[0]
+        if n_lab > z.shape[0]:
+            raise InputError(f"y: labels {n_lab} rows but the batch has {z.shape[0]}")
+        y = _check_targets(y, z[:n_lab])
     if z_teacher is not None:
         z_teacher = _check_logits("z_teacher", z_teacher, like=z)
     if z_teacher is None or lam == 0.0:
+        if n_lab < z.shape[0]:
+            raise InputError("y: every row needs a label when there is no soft term "
+                             "(z_teacher None or lam = 0)")
         loss, cache = _mean_bce_forward(z, y)
         return loss, _mean_bce_backward(cache, 1.0)
 
     soft_weight = lam * t * t  # λ T²: the only place the T² enters
-    hard, hard_cache = _mean_bce_forward(z, y)
     soft, soft_cache = _soft_forward(z, z_teacher, t)
-    loss = (1.0 - lam) * hard + soft_weight * soft
-    dz = _mean_bce_backward(hard_cache, 1.0 - lam)
-    dz += _soft_backward(soft_cache, soft_weight)
+    dz = _soft_backward(soft_cache, soft_weight)
+    loss = soft_weight * soft
+    if n_lab > 0 and lam < 1.0:
+        hard, hard_cache = _mean_bce_forward(z[:n_lab], y)
+        loss += (1.0 - lam) * hard
+        dz[:n_lab] += _mean_bce_backward(hard_cache, 1.0 - lam)
     return loss, dz
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from qdaed.errors import InputError
 from qdaed.pipeline.presets import PRESETS, preset_config
+from qdaed.train.recipes import (MAX_TEMPERATURE, MIN_TEMPERATURE, RECIPES, DistillSpec,
+                                 check_temperature, recipe_config)
 from qdaed.validate import check_float, check_int
 
 
@@ -22,6 +24,20 @@ def _bits(text):
     return bits
 
 
+def _label_noise(text):
+    from qdaed.data.synth import LabelNoise
+
+    try:
+        rates = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise InputError(f"--label-noise: expected MISSING[,FALSE_POSITIVE] such as 0.2,0.02, "
+                         f"got {text!r}") from None
+    if len(rates) not in (1, 2):
+        raise InputError(f"--label-noise: expected one or two rates, got {text!r}")
+    noise = LabelNoise(*rates) if len(rates) == 2 else LabelNoise(rates[0])
+    return {"missing": noise.missing, "false_positive": noise.false_positive}
+
+
 def register(sub):
     p = sub.add_parser(
         "pipeline",
@@ -37,10 +53,18 @@ def register(sub):
     p.add_argument("--seed", type=int,
                    help="first training seed (default 0); seeds run seed … seed+N−1")
     p.add_argument("--bits", help="comma-separated bit widths (default 8,4,2)")
+    p.add_argument("--recipe", choices=list(RECIPES),
+                   help="distillation recipe (default transfer; see qdaed.train.recipes): "
+                        "paper = cached logits, T 2, λ 0.5; transfer = + unlabelled transfer "
+                        "set, T 1, λ 0.9; oof = out-of-fold teacher targets; consistent = "
+                        "on-the-fly teacher on augmented views")
     p.add_argument("--temperature", type=float,
-                   help="distillation temperature T > 0 (default: the preset's, 2)")
+                   help=f"distillation temperature T in [{MIN_TEMPERATURE:g}, "
+                        f"{MAX_TEMPERATURE:g}] (default: the recipe's)")
     p.add_argument("--lam", type=float,
-                   help="distillation weight λ in [0, 1] (default: the preset's, 0.5)")
+                   help="distillation weight λ in [0, 1] (default: the recipe's)")
+    p.add_argument("--tune", action="store_true",
+                   help="choose T and λ on the validation split (first seed) from a small grid")
     p.add_argument("--manifest", help="CSV manifest of real audio (instead of synthetic data)")
     p.add_argument("--audio-root", help="folder the manifest's paths are relative to")
     p.add_argument("--max-freq", type=float,
@@ -48,8 +72,22 @@ def register(sub):
     p.add_argument("--equal-seconds", type=float,
                    help="equal-length control: cut/loop every clip to this many seconds")
     p.add_argument("--clips", type=int, help="synthetic clips to generate (default: preset's)")
+    p.add_argument("--corpus", choices=["v1", "v2"],
+                   help="synthetic corpus: v2 (default; AudioSet-like noisy weak labels, test "
+                        "metrics against the clean truth) or v1 (clean labels)")
+    p.add_argument("--label-noise", metavar="MISSING[,FALSE_POSITIVE]",
+                   help="corpus v2's label noise (default 0.2,0.02): the rate of missing "
+                        "positives and of false positives")
+    p.add_argument("--transfer", type=int, metavar="N",
+                   help="unlabelled synthetic transfer clips for distillation (default: the "
+                        "preset's; 0 = none)")
     p.add_argument("--jobs", type=int, default=0,
-                   help="processes for feature extraction (default: all cores)")
+                   help="processes for feature extraction and for the seed jobs (default 0: "
+                        "one per core; 1: everything in this process)")
+    p.add_argument("--dask-scheduler", metavar="ADDRESS",
+                   help="run the seed jobs on a Dask distributed cluster "
+                        "(pip install 'qdaed[cluster]'); the run directory must be on a "
+                        "file system the workers share")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in --out from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -65,18 +103,36 @@ def resolve_config(args):
         cfg["seed"] = check_int("--seed", args.seed, lo=0)
     if args.bits is not None:
         cfg["quant"]["bits"] = _bits(args.bits)
+    if args.recipe is not None:
+        cfg["distill"] = recipe_config(args.recipe)
     if args.temperature is not None:
-        cfg["distill"]["temperature"] = check_float("--temperature", args.temperature, lo=0.0,
-                                                    lo_open=True)
+        cfg["distill"]["temperature"] = check_temperature("--temperature", args.temperature)
     if args.lam is not None:
         cfg["distill"]["lam"] = check_float("--lam", args.lam, lo=0.0, hi=1.0)
+    if args.tune:
+        cfg["distill"]["tune"] = True
+    spec = DistillSpec.from_config(cfg["distill"])
+    if spec.transfer and cfg["data"]["source"] == "synth" and cfg["data"]["n_transfer"] == 0:
+        raise InputError(f"--recipe {spec.recipe}: needs an unlabelled transfer set "
+                         f"(--transfer N > 0), or a recipe without one (--recipe paper, oof)")
+    if getattr(args, "corpus", None) is not None:
+        cfg["data"]["corpus"] = args.corpus
+    if getattr(args, "label_noise", None) is not None:
+        cfg["data"]["label_noise"] = _label_noise(args.label_noise)
+    if getattr(args, "transfer", None) is not None:
+        cfg["data"]["n_transfer"] = check_int("--transfer", args.transfer, lo=0, hi=1_000_000)
     if args.clips is not None:
         cfg["data"]["n_clips"] = check_int("--clips", args.clips, lo=10)
     if (args.manifest is None) != (args.audio_root is None):
         raise InputError("--manifest and --audio-root go together")
     if args.manifest is not None:
+        for opt in ("corpus", "label_noise", "transfer", "clips"):
+            if getattr(args, opt, None) is not None:
+                raise InputError(f"--{opt.replace('_', '-')}: applies to the synthetic corpus, "
+                                 f"not to --manifest (a manifest's transfer set is its rows "
+                                 f"with split 'unlabeled')")
         cfg["data"].update(source="manifest", manifest=str(args.manifest),
-                           audio_root=str(args.audio_root))
+                           audio_root=str(args.audio_root), n_transfer=0)
     if args.max_freq is not None:
         cfg["data"]["max_freq"] = check_float("--max-freq", args.max_freq, lo=100.0,
                                               hi=cfg["features"]["high_freq"])
@@ -91,5 +147,7 @@ def _run(args):
 
     cfg = resolve_config(args)
     jobs = check_int("--jobs", args.jobs, lo=0)
-    run_pipeline(cfg, args.out, resume=args.resume, quiet=args.quiet, jobs=jobs)
+    scheduler = getattr(args, "dask_scheduler", None)
+    run_pipeline(cfg, args.out, resume=args.resume, quiet=args.quiet,
+                 jobs=1 if scheduler else jobs, feature_jobs=jobs, dask_scheduler=scheduler)
     return 0

@@ -42,7 +42,7 @@ def load_dataset(cfg, out, log, jobs=0):
     """FeatureSet of the run described by ``cfg`` (see the module docstring)."""
     opts = feature_options(cfg)
     if cfg["data"]["source"] == "synth":
-        data = _synthetic(cfg, opts, log)
+        data = _synthetic(cfg, opts, log, jobs)
     else:
         data = _manifest(cfg, opts, out, log, jobs)
     data.feature_options = opts.to_dict()
@@ -58,27 +58,79 @@ def _fractions_split(n, fractions):
     return splits.astype(str)
 
 
-def _synthetic(cfg, opts, log):
-    from qdaed.data.synth import iter_corpus
+def _synth_chunk(version, seed, seconds, start, n, opts_dict, frames, classes):
+    """LFBE (n, frames, F) and clean targets (n, C) of clips start … start+n−1 (a pool job)."""
+    from qdaed.data.synth import corpus_config, iter_corpus
+
+    feats = np.empty((n, frames, opts_dict["num_mel_bins"]), dtype=np.float32)
+    labels = np.zeros((n, len(classes)), dtype=np.float32)
+    clips = iter_corpus(n, seed, corpus_config(version, seconds, SAMPLE_RATE), start=start)
+    for i, clip in enumerate(clips):
+        feats[i] = fix_length(lfbe(clip.waveform, SAMPLE_RATE, **opts_dict), frames)
+        labels[i] = clip.targets(classes)
+    return feats, labels
+
+
+_CHUNK = 50
+
+
+def _synthetic(cfg, opts, log, jobs=0):
+    """The synthetic corpus: n_clips labelled clips (split by ``split_fractions``) and
+    ``n_transfer`` more from the same generator (indices after them) as the ``unlabeled``
+    transfer set. Corpus v2 gives the labelled clips observed labels with the configured
+    label noise and keeps the truth in ``clean_labels``. Clips are made in chunks of 50 on a
+    process pool (``jobs``; 0 = one per core), each chunk from its own seeds, so the result is
+    the same for any number of processes."""
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
+    import os
+
+    from qdaed.data.synth import LabelNoise, corpus_config, observe_labels
 
     d = cfg["data"]
-    n, seconds = d["n_clips"], d["clip_seconds"]
+    version = d.get("corpus", "v1")
+    corpus_config(version, d["clip_seconds"])      # validates the version
+    n, n_u, seconds = d["n_clips"], d.get("n_transfer", 0), d["clip_seconds"]
+    classes = tuple(cfg["classes"])
     frames = num_frames(int(round(seconds * SAMPLE_RATE)), SAMPLE_RATE, opts)
-    log(f"synthetic corpus: {n} clips of {seconds:g} s (seed {d['synth_seed']}), "
-        f"{opts.num_mel_bins}-bin LFBE")
-    feats = np.empty((n, frames, opts.num_mel_bins), dtype=np.float32)
-    labels = np.zeros((n, len(cfg["classes"])), dtype=np.float32)
-    names = []
+    noise = LabelNoise(**d["label_noise"]) if version == "v2" else None
+    log(f"synthetic corpus {version}: {n} clips of {seconds:g} s (seed {d['synth_seed']})"
+        f"{f' + {n_u} unlabelled transfer clips' if n_u else ''}, {opts.num_mel_bins}-bin "
+        f"LFBE" + (f"; label noise: missing {noise.missing}, false positives "
+                   f"{noise.false_positive}" if noise else ""))
+    total = n + n_u
+    feats = np.empty((total, frames, opts.num_mel_bins), dtype=np.float32)
+    clean = np.zeros((total, len(classes)), dtype=np.float32)
+    chunks = [(s0, min(_CHUNK, total - s0)) for s0 in range(0, total, _CHUNK)]
+    args = [(version, d["synth_seed"], seconds, s0, m, opts.to_dict(), frames, classes)
+            for s0, m in chunks]
+    workers = min(len(chunks), jobs or (len(os.sched_getaffinity(0))
+                                        if hasattr(os, "sched_getaffinity") else os.cpu_count()))
     from tqdm import tqdm
 
-    clips = iter_corpus(n, d["synth_seed"], duration=seconds, sample_rate=SAMPLE_RATE)
-    for i, clip in enumerate(tqdm(clips, total=n, desc="synth+LFBE", unit="clip",
-                                  file=sys.stderr, disable=None, leave=False)):
-        feats[i] = fix_length(lfbe(clip.waveform, SAMPLE_RATE, **opts.to_dict()), frames)
-        labels[i] = clip.targets(tuple(cfg["classes"]))
-        names.append(f"synth_{d['synth_seed']}_{i:06d}")
-    return FeatureSet(feats, labels, names, _fractions_split(n, d["split_fractions"]),
-                      tuple(cfg["classes"]))
+    bar = tqdm(total=total, desc="synth+LFBE", unit="clip", file=sys.stderr, disable=None,
+               leave=False)
+    if workers <= 1:
+        results = (_synth_chunk(*a) for a in args)
+    else:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        results = pool.map(_synth_chunk, *zip(*args))
+    try:
+        for (s0, m), (f, y) in zip(chunks, results):
+            feats[s0:s0 + m], clean[s0:s0 + m] = f, y
+            bar.update(m)
+    finally:
+        bar.close()
+        if workers > 1:
+            pool.shutdown()
+    labels = clean.copy()
+    if noise is not None:
+        for i in range(n):
+            labels[i] = observe_labels(clean[i], noise, d["synth_seed"], i, classes)
+    splits = np.concatenate([_fractions_split(n, d["split_fractions"]),
+                             np.array(["unlabeled"] * n_u)]).astype(str)
+    names = [f"synth_{d['synth_seed']}_{i:06d}" for i in range(total)]
+    return FeatureSet(feats, labels, names, splits, classes, clean_labels=clean)
 
 
 def _groups(manifest_path, clips):
@@ -131,9 +183,14 @@ def _manifest(cfg, opts, out, log, jobs):
         frames = max(f.shape[0] for f in raw)
     feats = np.stack([fix_length(f, frames) for f in raw])
     labels = np.array([c.targets(tuple(cfg["classes"])) for c in used], dtype=np.float32)
+    unl = np.array([c.split == "unlabeled" for c in used], dtype=bool)
     if all(c.split for c in used):
         splits = np.array([c.split for c in used])
     else:
         groups = _groups(d["manifest"], used) or [c.name for c in used]
-        splits = _seeded_split(groups, d["split_fractions"], d["synth_seed"])
+        lab = np.flatnonzero(~unl)
+        splits = np.array(["unlabeled"] * len(used), dtype=object)
+        splits[lab] = _seeded_split([groups[i] for i in lab], d["split_fractions"],
+                                    d["synth_seed"])
+        splits = splits.astype(str)
     return FeatureSet(feats, labels, [c.name for c in used], splits, tuple(cfg["classes"]))

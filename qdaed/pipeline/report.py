@@ -2,6 +2,11 @@
 
 scores.csv holds every test score at full precision (``repr`` of the float64), so every metric
 in results.json can be recomputed from it exactly (the tests do).
+
+results.json's "comparisons" pair two models by seed (the pipeline gives one seed the same split,
+batch order and initialisation for every model) on the mean EER, as model minus reference
+(negative = the model's EER is lower = better): distilled vs student, and for each k
+qd-{k}bit vs distilled, ptq-{k}bit vs qd-{k}bit, qat-{k}bit vs qd-{k}bit (qdaed.stats).
 """
 
 from __future__ import annotations
@@ -9,11 +14,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import numpy as np
 
 from qdaed.io.atomic import atomic_write_bytes
 from qdaed.metrics import METRICS, compute_metrics
+from qdaed.stats import bootstrap_mean_eer_difference, paired_comparison, paired_differences
+
+# Fixed, so results.json is byte-identical between runs of one config.
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 0
+CONFIDENCE = 0.95
 
 
 def _json_float(v):
@@ -45,9 +57,11 @@ def build_results(cfg, versions, runs, test, log=None):
     sizes = {name: rows[0][1].accounted_bytes() for name, rows in by_name.items()}
     teacher_bytes, student_bytes = sizes.get("teacher"), sizes.get("student")
     models = []
+    metrics_of = {}
     for name, rows in by_name.items():
         det = rows[0][1]
         per_seed = [compute_metrics(scores, test.labels, classes) for _, _, scores in rows]
+        metrics_of[name] = per_seed
         entry = {
             "name": name,
             "schedule": det.info.get("schedule"),
@@ -61,7 +75,70 @@ def build_results(cfg, versions, runs, test, log=None):
             entry[metric] = {c: _aggregate([m[metric][c] for m in per_seed])
                              for c in [*classes, "mean"]}
         models.append(entry)
-    return {"preset": cfg["preset"], "config": cfg, "versions": versions, "models": models}
+    comparisons = _comparisons(by_name, metrics_of, test.labels, log)
+    return {"preset": cfg["preset"], "config": cfg, "versions": versions, "models": models,
+            "comparisons": comparisons}
+
+
+def comparison_pairs(names):
+    """(model, reference) pairs of the models present, in report order."""
+    bits = []
+    for name in names:
+        m = re.fullmatch(r"(?:qd|ptq|qat)-(\d+)bit", name)
+        if m and int(m.group(1)) not in bits:
+            bits.append(int(m.group(1)))
+    pairs = [("distilled", "student")]
+    extra = [n for n in names if n.startswith("distilled-")]   # the ablation's other recipes
+    pairs += [(n, "student") for n in extra] + [("distilled", n) for n in extra]
+    for k in bits:
+        pairs += [(f"qd-{k}bit", "distilled"), (f"ptq-{k}bit", f"qd-{k}bit"),
+                  (f"qat-{k}bit", f"qd-{k}bit")]
+    return [(m, r) for m, r in pairs if m in names and r in names]
+
+
+def _comparisons(by_name, metrics_of, labels, log):
+    """The "comparisons" list of results.json (module docstring); [] when the test labels
+    leave the mean EER undefined (no class with both positives and negatives)."""
+    pos = np.asarray(labels).sum(axis=0)
+    if not np.any((pos > 0) & (pos < len(labels))):
+        if log is not None:
+            log("statistics: no test class has both positives and negatives; no comparisons")
+        return []
+    out = []
+    for model, ref in comparison_pairs(list(by_name)):
+        eer_m = {seed: m["eer"]["mean"] for (seed, _, _), m in zip(by_name[model],
+                                                                   metrics_of[model])}
+        eer_r = {seed: m["eer"]["mean"] for (seed, _, _), m in zip(by_name[ref],
+                                                                   metrics_of[ref])}
+        scores_m = {seed: s for seed, _, s in by_name[model]}
+        scores_r = {seed: s for seed, _, s in by_name[ref]}
+        seeds = sorted(set(eer_m) & set(eer_r))
+        a, b = [eer_r[s] for s in seeds], [eer_m[s] for s in seeds]
+        entry = {"model": model, "reference": ref, "metric": "mean EER",
+                 "difference": "model minus reference", "seeds": seeds}
+        if len(seeds) >= 2:
+            pc = paired_comparison(a, b, CONFIDENCE)
+            entry.update(per_seed=pc["per_seed"], mean=pc["mean"], std=pc["std"],
+                         ci95=[pc["ci_low"], pc["ci_high"]], p_value=pc["p_value"],
+                         relative=pc["relative"])
+        else:
+            d = paired_differences(a, b)
+            entry.update(per_seed=[float(v) for v in d], mean=float(d.mean()), std=None,
+                         ci95=None, p_value=None,
+                         relative=(float(d.mean()) / a[0]) if a[0] != 0 else None)
+        boot = bootstrap_mean_eer_difference([scores_r[s] for s in seeds],
+                                             [scores_m[s] for s in seeds], labels,
+                                             n_boot=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED,
+                                             confidence=CONFIDENCE)
+        entry.update(
+            bootstrap_ci95=(None if boot["ci_low"] is None
+                            else [boot["ci_low"], boot["ci_high"]]),
+            bootstrap_resamples=boot["n_boot"], bootstrap_seed=boot["seed"],
+            bootstrap_undefined_fraction=boot["undefined_fraction"],
+            significant=(None if entry["ci95"] is None
+                         else not (entry["ci95"][0] <= 0.0 <= entry["ci95"][1])))
+        out.append(entry)
+    return out
 
 
 def _mean_of(v):
@@ -78,15 +155,66 @@ def _fmt(v, pct=False):
     return f"{100 * v:.1f}" if pct else f"{v:.3f}"
 
 
+def _pts(v):
+    """An EER difference in percentage points, signed."""
+    return "n/a" if v is None else f"{100 * v:+.1f}"
+
+
+def _interval(ci):
+    return "—" if ci is None else f"[{_pts(ci[0])}, {_pts(ci[1])}]"
+
+
+def _p(p):
+    if p is None:
+        return "—"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _verdict(c):
+    if c["significant"] is None:
+        return "1 seed: no interval"
+    return "significant" if c["significant"] else "not significant"
+
+
+def _comparison_lines(comparisons):
+    """The "Paired comparisons" table of results.md."""
+    if not comparisons:
+        return []
+    c0 = comparisons[0]
+    lines = ["", "## Paired comparisons", "",
+             "Δ = model − reference in mean EER (percentage points; negative = lower EER = "
+             "better), paired by seed (same split, batch order and initialisation). 95% "
+             "t-interval over seeds and two-sided paired t-test p; bootstrap: percentile "
+             f"interval over {c0['bootstrap_resamples']} resamples of the test clips (seed "
+             f"{c0['bootstrap_seed']}), Δ averaged over seeds. \"not significant\": the "
+             "t-interval contains 0."]
+    if c0["bootstrap_undefined_fraction"] > 0:
+        lines.append(f"{100 * c0['bootstrap_undefined_fraction']:.1f}% of the bootstrap "
+                     "resamples left a class without positives or negatives and were skipped.")
+    lines += ["", "| model | reference | mean Δ EER (points) | 95% t-interval | p | "
+                  "bootstrap 95% interval | relative change | verdict |",
+              "|---|---|---:|---:|---:|---:|---:|---|"]
+    for c in comparisons:
+        rel = "n/a" if c["relative"] is None else f"{100 * c['relative']:+.1f}%"
+        lines.append(f"| {c['model']} | {c['reference']} | {_pts(c['mean'])} | "
+                     f"{_interval(c['ci95'])} | {_p(c['p_value'])} | "
+                     f"{_interval(c['bootstrap_ci95'])} | {rel} | {_verdict(c)} |")
+    return lines
+
+
 def results_markdown(results):
-    """The paper-style table and the relative EER change of distilled against student."""
+    """The paper-style table, the relative EER change of distilled against student and the
+    paired comparisons (results["comparisons"]) with their intervals and verdicts."""
     classes = list(results["config"]["classes"])
     seeds = results["config"]["seeds"]
     lines = [f"# qdaed pipeline — preset `{results['preset']}`", "",
              f"Test-split metrics; {seeds} seed(s){' (mean ± std)' if seeds > 1 else ''}. "
              "EER and AUC per class; sizes per DESIGN 2.7 (float32 tensors at 4 bytes; "
-             "k-bit tensors as packed codes + 8 bytes per group).", "",
-             "| model | bits | params | size (bytes) | % of teacher | % of FP student | "
+             "k-bit tensors as packed codes + 8 bytes per group)."]
+    if results["config"].get("data", {}).get("corpus") == "v2":
+        lines += ["", "Training and validation used the corpus's noisy labels; test metrics are "
+                      "computed against the clean ground truth."]
+    lines += ["", "| model | bits | params | size (bytes) | % of teacher | % of FP student | "
              + " | ".join(f"EER {c} (%)" for c in classes) + " | mean EER (%) | mean AUC |",
              "|---|---:|---:|---:|---:|---:|" + "---:|" * (len(classes) + 2)]
     for m in results["models"]:
@@ -95,12 +223,22 @@ def results_markdown(results):
         row += [_fmt(m["eer"][c], pct=True) for c in classes]
         row += [_fmt(m["eer"]["mean"], pct=True), _fmt(m["auc"]["mean"])]
         lines.append("| " + " | ".join(row) + " |")
+    comparisons = results.get("comparisons", [])
     by = {m["name"]: m for m in results["models"]}
     if "student" in by and "distilled" in by:
         s, d = _mean_of(by["student"]["eer"]["mean"]), _mean_of(by["distilled"]["eer"]["mean"])
-        if s > 0:
-            lines += ["", f"Relative mean-EER change of `distilled` against `student`: "
-                          f"{100 * (d - s) / s:+.1f}% (paper: −15%)."]
+        if s is not None and d is not None and s > 0:
+            line = (f"Relative mean-EER change of `distilled` against `student`: "
+                    f"{100 * (d - s) / s:+.1f}% (paper: −15%)")
+            c = next((c for c in comparisons
+                      if (c["model"], c["reference"]) == ("distilled", "student")), None)
+            if c is not None and c["ci95"] is not None:
+                line += (f"; Δ {_pts(c['mean'])} points, 95% t-interval {_interval(c['ci95'])}, "
+                         f"bootstrap {_interval(c['bootstrap_ci95'])}: {_verdict(c)}")
+            elif c is not None:
+                line += (f"; Δ {_pts(c['mean'])} points (1 seed: no interval), "
+                         f"bootstrap {_interval(c['bootstrap_ci95'])}")
+            lines += ["", line + "."]
     for name in ("qd-4bit", "qd-2bit", "qd-8bit"):
         if name in by and by[name]["ratio_to_teacher"] is not None:
             m = by[name]
@@ -108,6 +246,7 @@ def results_markdown(results):
                          f"{100 * m['ratio_to_fp_student']:.1f}% of the FP student "
                          f"(paper: 2% and 12%).")
             break
+    lines += _comparison_lines(comparisons)
     return "\n".join(lines) + "\n"
 
 

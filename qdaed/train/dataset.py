@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qdaed.data.manifest import SPLITS
+from qdaed.data.manifest import SPLITS, UNLABELED
 from qdaed.errors import InputError
 from qdaed.validate import check_array, check_int
 
@@ -35,8 +35,11 @@ def fix_length(feats, frames):
 class FeatureSet:
     """N clips of equal length.
 
-    features: (N, T, F) float32 LFBE; labels: (N, C) float32 in {0, 1};
-    clips: N clip identifiers (relative paths or synthetic names); splits: N split names.
+    features: (N, T, F) float32 LFBE; labels: (N, C) float32 in {0, 1}: what training and
+    validation see (corpus v2: the observed, noisy labels); clips: N clip identifiers (relative
+    paths or synthetic names); splits: N split names (``unlabeled``: a transfer set, whose
+    labels no loss may use); clean_labels: the ground truth (N, C) the test metrics use
+    (None: the labels are the truth).
     """
 
     features: np.ndarray
@@ -45,6 +48,7 @@ class FeatureSet:
     splits: np.ndarray
     classes: tuple
     feature_options: dict = None     # the LFBE options that made ``features``
+    clean_labels: np.ndarray = None
 
     def __post_init__(self):
         n = self.features.shape[0]
@@ -53,15 +57,20 @@ class FeatureSet:
                              f"got {self.labels.shape}")
         if len(self.clips) != n or len(self.splits) != n:
             raise InputError("clips and splits must have one entry per clip")
-        bad = sorted(set(self.splits) - set(SPLITS))
+        bad = sorted(set(self.splits) - set(SPLITS) - {UNLABELED})
         if bad:
-            raise InputError(f"split: unknown split names {bad}; expected {SPLITS}")
+            raise InputError(f"split: unknown split names {bad}; expected {SPLITS} or "
+                             f"{UNLABELED!r}")
+        if self.clean_labels is not None and self.clean_labels.shape != self.labels.shape:
+            raise InputError(f"clean_labels: expected shape {self.labels.shape}, got "
+                             f"{self.clean_labels.shape}")
 
     def subset(self, split):
         """The clips of one split, in their original order."""
         idx = np.flatnonzero(self.splits == split)
         return FeatureSet(self.features[idx], self.labels[idx], [self.clips[i] for i in idx],
-                          self.splits[idx], self.classes, self.feature_options)
+                          self.splits[idx], self.classes, self.feature_options,
+                          None if self.clean_labels is None else self.clean_labels[idx])
 
     def __len__(self):
         return self.features.shape[0]

@@ -118,24 +118,75 @@ def _lr_schedule(cfg, total_steps):
     return optim.CosineLR(cfg.lr, total_steps=total_steps, warmup_steps=cfg.warmup_steps)
 
 
+def _pool_batches(n_labelled, n_transfer, batch_size, seed, epoch):
+    """Mini-batches of one epoch over labelled rows 0 … n_l − 1 and transfer rows n_l … n_l +
+    n_u − 1: ceil(n_l / B) batches of B rows drawn from one (seed, epoch) permutation of the
+    pool, so an epoch has the baseline's number of steps and clips (the same training budget)
+    whatever the size of the transfer set. Each batch lists its labelled rows first.
+    Without a transfer set this is exactly :func:`batch_order`."""
+    if n_transfer == 0:
+        return batch_order(n_labelled, batch_size, seed, epoch)
+    steps = math.ceil(n_labelled / batch_size)
+    perm = np.random.default_rng([seed, epoch, 1]).permutation(n_labelled + n_transfer)
+    out = []
+    for i in range(steps):
+        idx = perm[i * batch_size:(i + 1) * batch_size]
+        out.append(np.concatenate([np.sort(idx[idx < n_labelled]),
+                                   np.sort(idx[idx >= n_labelled])]))
+    return out
+
+
 def fit(model, train, val, cfg, *, teacher_logits=None, temperature=2.0, lam=0.0,
-        quant=None, checkpoint=None, resume=False, progress=None, classes=None):
+        quant=None, transfer=None, teacher=None, augment=None, bin_scale=None,
+        checkpoint=None, resume=False, progress=None, classes=None):
     """Train ``model`` in place; return its :class:`History`.
 
     train, val: (x (N, T, F) normalised float32, y (N, C) float32).
     teacher_logits: (N_train, C) cached teacher logits for distillation (λ > 0), else None.
+    transfer: (x_u (N_u, T, F), z_u (N_u, C) or None): an unlabelled transfer set, used only in
+        the soft term (its cached teacher logits z_u, or the on-the-fly teacher's).
+    teacher: a frozen model evaluated on every batch (BN in evaluation mode) instead of the
+        cached logits: consistent teaching, teacher and student see the same view.
+    augment: an :class:`~qdaed.train.augment.Augment` applied to every batch (needs
+        ``teacher`` when λ > 0, so that the soft targets belong to the augmented view);
+        bin_scale: 1/σ_f per mel bin for its gain.
     quant: :class:`QuantSpec` for quantization-aware steps, else None.
     checkpoint: path written after every epoch; with ``resume`` an existing one is continued.
     progress: callable(dict) receiving one record per epoch.
     """
+    from qdaed.train.augment import augment_batch, step_rng
+
     cfg.validate()
     x_tr, y_tr = train
     x_va, y_va = val
     if teacher_logits is not None and teacher_logits.shape != y_tr.shape:
         raise InputError(f"teacher_logits: expected shape {y_tr.shape}, "
                          f"got {teacher_logits.shape}")
-    if lam > 0 and teacher_logits is None:
-        raise InputError("lam > 0 needs teacher_logits")
+    if lam > 0 and teacher_logits is None and teacher is None:
+        raise InputError("lam > 0 needs teacher_logits or a teacher")
+    n_lab, n_u = x_tr.shape[0], 0
+    if transfer is not None:
+        x_u, z_u = transfer
+        if lam <= 0:
+            raise InputError("transfer: an unlabelled transfer set needs a soft term (lam > 0)")
+        if x_u.shape[1:] != x_tr.shape[1:]:
+            raise InputError(f"transfer: clips of shape {x_u.shape[1:]}, the training clips "
+                             f"are {x_tr.shape[1:]}")
+        if z_u is None and teacher is None:
+            raise InputError("transfer: needs its teacher logits or a teacher")
+        if z_u is not None and z_u.shape != (x_u.shape[0], y_tr.shape[1]):
+            raise InputError(f"transfer: teacher logits of shape {z_u.shape}, expected "
+                             f"{(x_u.shape[0], y_tr.shape[1])}")
+        n_u = x_u.shape[0]
+    if augment is not None and augment.enabled and lam > 0 and teacher is None:
+        raise InputError("augment: with a soft term the teacher must see the augmented view "
+                         "(pass teacher=...; cached logits belong to the clean clip)")
+    if teacher is not None:
+        zt_all = None
+    elif teacher_logits is not None:
+        zt_all = teacher_logits if n_u == 0 else np.concatenate([teacher_logits, z_u])
+    else:
+        zt_all = None
     history = History()
     best_state, best_eer, bad_epochs, start, opt_state = None, math.inf, 0, 0, None
     if resume and checkpoint is not None and os.path.exists(checkpoint):
@@ -146,15 +197,23 @@ def fit(model, train, val, cfg, *, teacher_logits=None, temperature=2.0, lam=0.0
     opt = _make_optimizer(cfg, master)
     if opt_state is not None:
         opt.load_state_dict(opt_state)
-    steps_per_epoch = math.ceil(x_tr.shape[0] / cfg.batch_size)
+    steps_per_epoch = math.ceil(n_lab / cfg.batch_size)
     schedule = _lr_schedule(cfg, cfg.epochs * steps_per_epoch)
 
     for epoch in range(start, cfg.epochs):
         losses = []
-        for step, idx in enumerate(batch_order(x_tr.shape[0], cfg.batch_size, cfg.seed, epoch)):
+        for step, idx in enumerate(_pool_batches(n_lab, n_u, cfg.batch_size, cfg.seed, epoch)):
             opt.lr = schedule(epoch * steps_per_epoch + step)
-            xb, yb = x_tr[idx], y_tr[idx]
-            zt = None if teacher_logits is None else teacher_logits[idx]
+            lab = idx[idx < n_lab]
+            xb = x_tr[idx] if n_u == 0 else np.concatenate([x_tr[lab], x_u[idx[lab.size:] - n_lab]])
+            yb = y_tr[lab] if lab.size else None
+            if augment is not None and augment.enabled:
+                xb, yb = augment_batch(augment, xb, yb, step_rng(cfg.seed, epoch, step),
+                                       n_labelled=lab.size, bin_scale=bin_scale)
+            if teacher is not None and lam > 0:
+                zt = predict_logits(teacher, xb, batch_size=xb.shape[0])
+            else:
+                zt = None if zt_all is None else zt_all[idx]
             if quant is not None:
                 qts = quant.quantize(master)
                 model.params = {**master, **{n: q.dequantize() for n, q in qts.items()}}

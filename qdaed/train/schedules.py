@@ -67,11 +67,49 @@ def teacher_logits(teacher, x):
 
 
 def train_distilled(split, arch, cfg, z_teacher, temperature, lam, **fit_kw):
-    """Distilled student: soft targets σ(z_t / T) from cached teacher logits."""
+    """Distilled student: soft targets σ(z_t / T) from cached teacher logits (z_teacher, one row
+    per training clip), or from a teacher evaluated on the fly (``teacher=`` in fit_kw); an
+    unlabelled transfer set and augmentations pass through ``fit_kw`` (see :func:`fit`)."""
     model = new_student(split, arch, cfg.seed)
     hist = fit(model, split.train, split.val, cfg, teacher_logits=z_teacher,
                temperature=temperature, lam=lam, **fit_kw)
     return model, hist
+
+
+def fold_assignment(n, folds, seed):
+    """Fold index (0 … folds − 1) of each of n training clips: a seeded permutation dealt
+    round-robin, so fold sizes differ by at most one."""
+    if not 2 <= folds <= n:
+        from qdaed.errors import InputError
+        raise InputError(f"folds: expected 2 <= folds <= {n} training clips, got {folds}")
+    fold = np.empty(n, dtype=np.int64)
+    fold[np.random.default_rng([seed, 0x00F]).permutation(n)] = np.arange(n) % folds
+    return fold
+
+
+def out_of_fold_teacher_logits(split, arch, cfg, folds, x_transfer=None, fold_fit_kw=None):
+    """Soft targets that are not memorised labels: out-of-fold (cross-fitted) predictions, as in
+    stacked generalisation (Wolpert 1992), used as the student's targets:
+
+        teacher_k trained on the clips with fold ≠ k (early stopping on the validation split)
+        z[i] = teacher_{fold(i)}(x_i)        each clip scored by the one teacher that never saw it
+        z_u  = 1/K Σ_k teacher_k(x_u)        transfer clips: the fold teachers' mean logit
+
+    Returns (z (N_train, C), z_u (N_u, C) or None, fold assignment (N_train,)).
+    fold_fit_kw: callable(k) → extra keyword arguments of fit for fold k (checkpoints).
+    """
+    fold = fold_assignment(split.x_train.shape[0], folds, cfg.seed)
+    z = np.zeros(split.y_train.shape, dtype=np.float32)
+    z_u = None if x_transfer is None else np.zeros((x_transfer.shape[0], split.y_train.shape[1]),
+                                                   dtype=np.float64)
+    for k in range(folds):
+        rows, held = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+        sub = Split(split.x_train[rows], split.y_train[rows], split.x_val, split.y_val)
+        teacher, _ = train_teacher(sub, arch, cfg, **(fold_fit_kw(k) if fold_fit_kw else {}))
+        z[held] = predict_logits(teacher, split.x_train[held])
+        if z_u is not None:
+            z_u += predict_logits(teacher, x_transfer) / folds
+    return z, None if z_u is None else z_u.astype(np.float32), fold
 
 
 def deploy_quantized(model, spec):
@@ -104,5 +142,6 @@ def quantization_aware_training(student, split, cfg, spec, **fit_kw):
 
 
 __all__ = ["Split", "QuantSpec", "train_teacher", "train_student", "teacher_logits",
-           "train_distilled", "quantized_distillation", "post_training_quantization",
+           "train_distilled", "fold_assignment", "out_of_fold_teacher_logits",
+           "quantized_distillation", "post_training_quantization",
            "quantization_aware_training", "deploy_quantized"]

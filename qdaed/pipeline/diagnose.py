@@ -1,0 +1,167 @@
+"""``qdaed diagnose RUN``: why distillation did or did not help in a finished pipeline run.
+
+Reads the run directory (its arrays, teacher, students and training histories) and writes
+``diagnosis.json`` and ``diagnosis.md`` beside results.md:
+
+1. the teacher's calibration on its own training clips against the validation (and transfer)
+   clips — Brier score 1/(NC) Σ (q − y)², expected calibration error over 10 equal-width bins
+   of q (Σ_bins |bin| / NC · |mean q − mean y|), mean |q − y| and mean EER, with q = σ(z_t):
+   a teacher that memorised its training clips has q ≈ y there, so its soft targets carry
+   little beyond the labels;
+2. what the soft targets carry beyond the labels: the share of (clip, class) pairs where the
+   teacher disagrees with the label (|q − y| > 0.5), and — corpus v2, where the truth is known
+   — the teacher's mean q on the positives the labels miss (clean 1, observed 0);
+3. the weighting of the two loss terms: the norms of (1 − λ) ∂L_hard/∂z and λT² ∂L_soft/∂z
+   for a freshly initialised student on the training clips, for the run's (T, λ) and the
+   paper recipe's (2, 0.5);
+4. early stopping: per seed and student, the best epoch, its validation EER, the validation
+   EER of the last epoch, and the test EER, with the validation split's size.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from qdaed.errors import InputError
+from qdaed.io.atomic import atomic_write_text
+from qdaed.metrics import compute_metrics
+
+
+def calibration(z, y):
+    """{brier, ece, mean_abs, mean_eer} of sigmoid scores σ(z) (N, C) against labels y (N, C)."""
+    from qdaed.nn.losses import sigmoid
+
+    q = sigmoid(np.asarray(z, dtype=np.float64))
+    y = np.asarray(y, dtype=np.float64)
+    bins = np.clip((q * 10).astype(int), 0, 9)
+    ece = sum(float((bins == b).sum()) / q.size * abs(q[bins == b].mean() - y[bins == b].mean())
+              for b in range(10) if (bins == b).any())
+    eer = compute_metrics(q, y)["eer"]["mean"]
+    return {"brier": float(np.mean((q - y) ** 2)), "ece": float(ece),
+            "mean_abs": float(np.mean(np.abs(q - y))),
+            "mean_eer": None if not np.isfinite(eer) else float(eer),
+            "disagree": float(np.mean(np.abs(q - y) > 0.5))}
+
+
+def gradient_scales(z_student, z_teacher, y, temperature, lam):
+    """Frobenius norms of the two terms of ∂L/∂z_s (DESIGN 2.4)."""
+    from qdaed.nn import losses
+
+    _, hc = losses.hard_forward(z_student, y)
+    _, sc = losses.soft_forward(z_student, z_teacher, temperature)
+    hard = losses.hard_backward(hc, 1.0 - lam)
+    soft = losses.soft_backward(sc, lam * temperature ** 2)
+    return {"temperature": temperature, "lam": lam, "hard": float(np.linalg.norm(hard)),
+            "soft": float(np.linalg.norm(soft))}
+
+
+def diagnose(run_dir):
+    from qdaed.detector import Detector
+    from qdaed.nn.losses import sigmoid
+    from qdaed.train import schedules as S
+    from qdaed.train.loop import predict_logits
+
+    run = Path(run_dir)
+    if not (run / "results.json").is_file() or not (run / "arrays").is_dir():
+        raise InputError(f"{run}: not a finished qdaed pipeline run (needs results.json and "
+                         f"arrays/)")
+    cfg = json.loads((run / "config.json").read_text())
+    results = json.loads((run / "results.json").read_text())
+    a = {p.stem: np.load(p, allow_pickle=False) for p in (run / "arrays").glob("*.npy")}
+    seed0 = cfg["seed"]
+    teacher = Detector.load(run / "models" / f"seed{seed0}" / "teacher.safetensors")
+    z_tr = np.load(run / "models" / f"seed{seed0}" / "teacher.targets-train.npy")
+    z_fit = predict_logits(teacher.model, a["x_train"])   # the teacher's own output (not OOF)
+    z_va = predict_logits(teacher.model, a["x_val"])
+    out = {"run": str(run), "recipe": results.get("distill", {}).get("recipe"),
+           "n_train": int(a["x_train"].shape[0]), "n_val": int(a["x_val"].shape[0])}
+    cal = {"train (observed labels)": calibration(z_fit, a["y_train"]),
+           "validation (observed labels)": calibration(z_va, a["y_val"])}
+    if "y_train_clean" in a:
+        cal["train (clean truth)"] = calibration(z_fit, a["y_train_clean"])
+        cal["validation (clean truth)"] = calibration(z_va, a["y_val_clean"])
+    if not np.array_equal(z_tr, z_fit):
+        cal["train, the soft targets used (out of fold)"] = calibration(z_tr, a["y_train"])
+    out["teacher_calibration"] = cal
+    if "y_train_clean" in a:
+        missed = (a["y_train_clean"] == 1) & (a["y_train"] == 0)
+        out["missing_positives"] = {
+            "count": int(missed.sum()),
+            "mean_q_teacher_on_its_training_clips": float(sigmoid(z_fit)[missed].mean())
+            if missed.any() else None,
+            "mean_q_soft_targets_used": float(sigmoid(z_tr)[missed].mean())
+            if missed.any() else None,
+        }
+    student = S.new_student(S.Split(a["x_train"], a["y_train"], a["x_val"], a["y_val"]),
+                            cfg["student"], seed0)
+    z_s = predict_logits(student, a["x_train"])
+    dist = results.get("distill", cfg["distill"])
+    out["gradient_scales_at_init"] = [
+        gradient_scales(z_s, z_tr, a["y_train"], dist["temperature"], dist["lam"]),
+        gradient_scales(z_s, z_tr, a["y_train"], 2.0, 0.5)]
+    test_eer = {(m["name"], s): e for m in results["models"]
+                for s, e in _per_seed(m["eer"]["mean"], cfg)}
+    stops = []
+    for seed in range(cfg["seed"], cfg["seed"] + cfg["seeds"]):
+        for name in ("student", "distilled", *[f"distilled-{r}" for r in
+                                               cfg.get("extra_recipes", [])]):
+            hp = run / "models" / f"seed{seed}" / f"{name}.history.json"
+            if hp.is_file():
+                h = json.loads(hp.read_text())
+                stops.append({"seed": seed, "model": name, "best_epoch": h["best_epoch"] + 1,
+                              "epochs_run": len(h["val_mean_eer"]),
+                              "val_eer_best": min(h["val_mean_eer"]),
+                              "val_eer_last": h["val_mean_eer"][-1],
+                              "test_eer": test_eer.get((name, seed))})
+    out["early_stopping"] = stops
+    atomic_write_text(run / "diagnosis.json", json.dumps(out, indent=1) + "\n")
+    atomic_write_text(run / "diagnosis.md", diagnosis_markdown(out))
+    return out
+
+
+def _per_seed(v, cfg):
+    seeds = list(range(cfg["seed"], cfg["seed"] + cfg["seeds"]))
+    if isinstance(v, dict):
+        return list(zip(seeds, v["per_seed"]))
+    return [(seeds[0], v)]
+
+
+def diagnosis_markdown(d):
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}"   # noqa: E731
+    lines = [f"# Distillation diagnosis — `{d['run']}`", "",
+             f"{d['n_train']} training / {d['n_val']} validation clips; recipe "
+             f"`{d['recipe']}`.", "", "## The teacher's calibration", "",
+             "| clips (labels) | Brier | ECE | mean abs(q − y) | disagree (%) | mean EER (%) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for k, c in d["teacher_calibration"].items():
+        lines.append(f"| {k} | {c['brier']:.4f} | {c['ece']:.4f} | {c['mean_abs']:.4f} | "
+                     f"{pct(c['disagree'])} | {pct(c['mean_eer'])} |")
+    if "missing_positives" in d:
+        m = d["missing_positives"]
+        lines += ["", f"Positives the labels miss on training clips: {m['count']}; the "
+                      f"teacher's mean q on them: {m['mean_q_teacher_on_its_training_clips']:.3f}"
+                      f" (its own output), {m['mean_q_soft_targets_used']:.3f} (the soft "
+                      f"targets the student got)."]
+    lines += ["", "## Gradient scale of the two loss terms (fresh student, training clips)", "",
+              "| T | λ | ‖(1 − λ) ∂L_hard/∂z‖ | ‖λT² ∂L_soft/∂z‖ |", "|---:|---:|---:|---:|"]
+    for g in d["gradient_scales_at_init"]:
+        lines.append(f"| {g['temperature']:g} | {g['lam']:g} | {g['hard']:.4g} | "
+                     f"{g['soft']:.4g} |")
+    lines += ["", "## Early stopping", "",
+              "| seed | model | best epoch / run | val EER best (%) | val EER last (%) | "
+              "test EER (%) |", "|---:|---|---:|---:|---:|---:|"]
+    for s in d["early_stopping"]:
+        lines.append(f"| {s['seed']} | {s['model']} | {s['best_epoch']} / {s['epochs_run']} | "
+                     f"{pct(s['val_eer_best'])} | {pct(s['val_eer_last'])} | "
+                     f"{pct(s['test_eer'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def register(sub):
+    p = sub.add_parser("diagnose", help="why distillation did or did not help in a run",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("run", help="a finished `qdaed pipeline` output directory")
+    p.set_defaults(func=lambda args: print(diagnosis_markdown(diagnose(args.run))) or 0)
