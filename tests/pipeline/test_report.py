@@ -39,10 +39,11 @@ class FakeDetector:
         return 40
 
 
-def _cfg(seeds, corpus=None):
+def _cfg(seeds, corpus=None, noise=None):
     data = {"source": "synth"}
     if corpus is not None:
         data["corpus"] = corpus
+        data["label_noise"] = noise or {"missing": 0.2, "false_positive": 0.02}
     return {"preset": "hand", "classes": CLASSES, "seeds": seeds, "data": data}
 
 
@@ -56,9 +57,9 @@ def _runs(per_model):
     return runs
 
 
-def _results(per_model, seeds, corpus=None):
+def _results(per_model, seeds, corpus=None, noise=None):
     test = SimpleNamespace(labels=LABELS, clips=[f"c{i}" for i in range(8)])
-    return build_results(_cfg(seeds, corpus), {}, _runs(per_model), test)
+    return build_results(_cfg(seeds, corpus, noise), {}, _runs(per_model), test)
 
 
 THREE_SEEDS = {
@@ -140,9 +141,13 @@ def test_markdown_table_and_verdicts():
 
 
 def test_noisy_label_sentence_only_for_corpus_v2():
-    sentence = ("Training and validation used the corpus's noisy labels; test metrics are "
-                "computed against the clean ground truth.")
+    sentence = ("Training and validation used the corpus's noisy labels (missing positives "
+                "0.2, false positives 0.02); test metrics are computed against the clean "
+                "ground truth.")
     assert sentence in results_markdown(_results(THREE_SEEDS, 3, corpus="v2"))
+    off = results_markdown(_results(THREE_SEEDS, 3, corpus="v2",
+                                    noise={"missing": 0.0, "false_positive": 0.0}))
+    assert sentence not in off and "label noise switched off" in off
     assert sentence not in results_markdown(_results(THREE_SEEDS, 3, corpus="v1"))
     assert sentence not in results_markdown(_results(THREE_SEEDS, 3))
 

@@ -22,13 +22,6 @@ def tiny_config():
     return cfg
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tiny")
-    results = run_pipeline(tiny_config(), out, quiet=True)
-    return out, results
-
-
 def read_scores(path):
     rows = defaultdict(dict)
     with open(path, newline="") as f:

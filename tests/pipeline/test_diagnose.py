@@ -1,0 +1,58 @@
+"""`qdaed diagnose`: calibration figures on hand cases, and the report of a tiny run."""
+
+import json
+
+import numpy as np
+import pytest
+
+from qdaed.cli import main
+from qdaed.errors import InputError
+from qdaed.pipeline.diagnose import calibration, diagnose, gradient_scales
+
+
+def logit(p):
+    p = np.asarray(p, dtype=np.float64)
+    return np.log(p / (1 - p))
+
+
+def test_calibration_on_a_hand_case():
+    q = np.array([[0.9, 0.2], [0.6, 0.05]])
+    y = np.array([[1.0, 0.0], [0.0, 0.0]])
+    c = calibration(logit(q), y)
+    assert c["brier"] == pytest.approx((0.01 + 0.04 + 0.36 + 0.0025) / 4)
+    assert c["mean_abs"] == pytest.approx((0.1 + 0.2 + 0.6 + 0.05) / 4)
+    assert c["disagree"] == pytest.approx(0.25)          # only |0.6 - 0| > 0.5
+    # bins: 0.05 -> 0, 0.2 -> 2, 0.6 -> 6, 0.9 -> 9; each bin holds one value
+    assert c["ece"] == pytest.approx((0.05 + 0.2 + 0.6 + 0.1) / 4)
+
+
+def test_a_perfect_teacher_has_zero_brier_and_mean_abs():
+    y = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
+    c = calibration(np.where(y > 0, 40.0, -40.0), y)
+    assert c["brier"] < 1e-30 and c["mean_abs"] < 1e-15 and c["mean_eer"] == 0.0
+
+
+def test_gradient_scales_weight_the_terms_by_one_minus_lambda_and_lambda_t2():
+    rng = np.random.default_rng(0)
+    z, zt = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    y = (rng.random((4, 3)) < 0.5).astype(float)
+    a = gradient_scales(z, zt, y, 2.0, 0.0)
+    b = gradient_scales(z, zt, y, 2.0, 0.5)
+    assert a["soft"] == 0.0 and b["hard"] == pytest.approx(0.5 * a["hard"])
+
+
+def test_diagnose_a_tiny_run_writes_its_report(tiny_run):
+    out, _ = tiny_run
+    d = diagnose(out)
+    assert set(d["teacher_calibration"]) >= {"train (observed labels)",
+                                             "validation (observed labels)",
+                                             "train (clean truth)"}
+    assert len(d["early_stopping"]) == 2            # student and distilled, one seed
+    assert json.loads((out / "diagnosis.json").read_text())["n_train"] == d["n_train"]
+    assert "## Early stopping" in (out / "diagnosis.md").read_text()
+
+
+def test_diagnose_refuses_a_directory_that_is_not_a_run(tmp_path, capsys):
+    with pytest.raises(InputError, match="not a finished"):
+        diagnose(tmp_path)
+    assert main(["diagnose", str(tmp_path)]) == 2
