@@ -26,9 +26,14 @@ Columns:
   3. ``Y{ytid}``                      e.g. ``Y--4gqARaEJE.wav`` (the PANNs downloader's names)
 
 * ``labels``: ``;``-separated class names from ``CLASSES`` (dog, baby_cry, gunshot); empty for
-  a negative. Unknown or repeated names are errors.
+  a negative. Unknown or repeated names are errors. Training and validation use these.
+* ``clean_labels``: optional, same form: the ground truth when ``labels`` are noisy (``qdaed
+  synth`` writes both; corpus v2's ``labels`` are the observed, noisy ones). Read into
+  ``Clip.clean_labels`` (None without the column; ``Clip.clean_targets`` then falls back to
+  ``labels``); the pipeline's test metrics use them.
 * ``split``: optional; one of train, validation, test, or ``unlabeled`` for a transfer set
-  (its labels are ignored: such clips enter only distillation's soft term).
+  (its labels are ignored: such clips enter only distillation's soft term). ``SPLITS`` lists
+  the three labelled splits; ``unlabeled`` is ``UNLABELED``, apart from them.
 
 Anything malformed raises ``DataError`` naming the file and the line number (the header is
 line 1).
@@ -61,6 +66,7 @@ class Clip:
     start_seconds: float | None = None
     end_seconds: float | None = None
     split: str | None = None
+    clean_labels: tuple | None = None    # the ground truth, when given apart from ``labels``
 
     @property
     def name(self):
@@ -68,8 +74,13 @@ class Clip:
         return self.path if self.path else f"{self.ytid}@{self.start_seconds:.3f}"
 
     def targets(self, classes=CLASSES):
-        """Multi-hot tuple of 0/1 over ``classes``."""
+        """Multi-hot tuple of 0/1 over ``classes`` (of ``labels``)."""
         return tuple(int(c in self.labels) for c in classes)
+
+    def clean_targets(self, classes=CLASSES):
+        """Multi-hot tuple over ``classes`` of ``clean_labels`` (``labels`` if None)."""
+        truth = self.labels if self.clean_labels is None else self.clean_labels
+        return tuple(int(c in truth) for c in classes)
 
 
 def parse_labels(text, classes=CLASSES):
@@ -139,6 +150,12 @@ def _parse_row(row, cols, classes, where, line):
         labels = parse_labels(get("labels"), classes)
     except ValueError as exc:
         raise DataError(f"{where}: {exc}") from None
+    clean = None
+    if "clean_labels" in cols:
+        try:
+            clean = parse_labels(get("clean_labels"), classes)
+        except ValueError as exc:
+            raise DataError(f"{where}: clean_labels: {exc}") from None
     split = get("split") or None
     if split is not None and split not in (*SPLITS, UNLABELED):
         raise DataError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)}, "
@@ -154,7 +171,7 @@ def _parse_row(row, cols, classes, where, line):
         if end is not None and end <= start:
             raise DataError(f"{where}: end_seconds {end} is not after start_seconds {start}")
     return Clip(line=line, labels=labels, path=path, ytid=ytid, start_seconds=start,
-                end_seconds=end, split=split)
+                end_seconds=end, split=split, clean_labels=clean)
 
 
 def _seconds(text, column, where, required):

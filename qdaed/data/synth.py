@@ -13,8 +13,9 @@ present; distractors never add a label. The task is built so that model capacity
   inhales) vs meow and whistle (a near-pure tone with a glide and a slower, shallower warble);
   gunshot (broadband crack, noise body decaying in 20–150 ms, 1–3 echoes 40–400 ms later) vs
   door_slam (low thump, a rattle instead of echoes) and clap (short high bursts in a row);
-* SNRs are low (targets −8…+10 dB, distractors −6…+15 dB by default, measured over each
-  event's own span against the background's mean power), so events are often buried;
+* SNRs are low (targets −8…+10 dB in v1, −15…+10 dB in v2, distractors −6…+15 dB, measured
+  over each event's own span against the background's mean power), so events are often
+  buried;
 * backgrounds vary per clip: a mix of 1–3 of pink noise, brown noise, mains hum with
   harmonics, babble (formant-filtered voice-like pulse trains with syllable-rate envelopes)
   and wind (slowly modulated low-passed noise);
@@ -32,7 +33,8 @@ Knobs (fields of :class:`SynthConfig`): ``duration`` (s, default 10), ``sample_r
 ``snr_db`` and ``distractor_snr_db`` (ranges), ``event_count_probs`` and
 ``distractor_count_probs`` (P(0), P(1), … events per clip), ``classes`` (which targets may be
 drawn), ``distractors`` (which distractor kinds), ``backgrounds`` (which background kinds),
-``peak_range`` (final peak level of the clip, so loudness carries no information).
+``peak_range`` (final peak level of the clip, so loudness carries no information),
+``label_noise`` (:class:`LabelNoise` of the observed labels; none by default).
 
 Determinism: clip ``i`` of corpus seed ``s`` is generated from
 ``numpy.random.default_rng([s, i])`` alone, so it does not depend on how many clips are made
@@ -41,9 +43,50 @@ same machine and library versions; floating point across platforms may differ in
 bit before quantisation). Waveforms are quantised to 16-bit PCM in memory too
 (``int16 / 32768``), so the in-memory clip equals what ``soundfile`` reads back from the file.
 
-API: :func:`generate_clip` (one clip from a generator), :func:`iter_corpus` /
-:func:`generate_corpus` (n clips from a seed, in memory), :func:`write_corpus` (wav files, a
-manifest with ground truth and an events table; ``qdaed synth``).
+Corpus versions (:func:`corpus_config`; ``qdaed synth --corpus``; the pipeline's
+``data.corpus``):
+
+* ``v1``: the corpus above with clean labels (the labels are exactly the target events). Kept
+  unchanged for comparison: clip ``i`` of seed ``s`` is byte-identical to what qdaed made
+  before v2 existed (pinned by tests).
+* ``v2``: AudioSet-like weak, noisy labels over the same generator. (1) Target SNRs reach
+  down to barely audible: ``snr_db`` = (−15, +10) dB, drawn uniformly, so every level of the
+  range is equally likely (graded, not a few fixed levels); distractors keep (−6, +15) dB.
+  The SNR is one ``rng.uniform`` draw in both versions, so clip ``i`` of v2 has the same
+  background, events, onsets and durations as clip ``i`` of v1; only the target events'
+  levels differ (a monotone map of the same draw). (2) The *observed* labels
+  (:attr:`SynthClip.observed_labels`: what a trainer sees) are the clean ones passed through
+  :class:`LabelNoise`: each present class is dropped with its per-class ``missing`` rate
+  (default 20 %), each absent class of the corpus is added with rate ``false_positive``
+  (default 2 % of the negative (clip, class) pairs). The clean truth (``labels``, every
+  event's onset, duration and SNR) is kept beside them.
+
+Why this noise model. AudioSet's labels are weak (one label set per 10 s segment, no onsets)
+and came from human raters confirming or rejecting candidate labels proposed for each segment
+(Gemmeke et al., "Audio Set: An ontology and human-labeled dataset for audio events", ICASSP
+2017). A sound nobody proposed is never rated, so its label is simply absent: missing
+positives are the typical error, at rates that differ between classes. Wrong positives occur
+too; the release gives a per-class quality estimate from experts re-rating a sample of each
+class's positive segments, and it varies widely between classes. Fonseca et al. studied these
+errors and training despite them: missing labels in AudioSet with a teacher-student framework
+and loss masking (IEEE Signal Processing Letters, 2020), and noisy web-audio labels
+(FSDnoisy18k, ICASSP 2019; FSD50K, IEEE/ACM TASLP 2022). The defaults here (20 % missing, 2 %
+false positives) are *our* round numbers in that spirit, not rates measured on AudioSet.
+
+Label-noise determinism: the noise of clip ``i`` of seed ``s`` comes from its own generator,
+:func:`noise_rng` = ``default_rng([s, i, 1])``: one uniform number u_c per class c of
+``CLASSES`` (always all of them, in that order, whatever the clip holds or the run uses). A
+present class is observed iff u_c ≥ missing_c, an absent class of the corpus iff
+u_c < false_positive. So the noise never changes the audio and the audio never changes the
+noise draws, a class's observed label does not depend on which other classes a run uses, and
+raising a rate only adds flips (the same u_c meets a higher threshold). :func:`observe_labels`
+applies the noise to any clean labels without synthesising audio.
+
+API: :func:`generate_clip` (one clip from a generator), :func:`corpus_clip` (clip ``i`` of
+seed ``s``, label noise included), :func:`iter_corpus` / :func:`generate_corpus` (n clips
+from a seed, in memory), :func:`write_corpus` (wav files, a manifest with observed and clean
+labels, and an events table; ``qdaed synth``), :func:`corpus_config` (the config of a corpus
+version), :class:`LabelNoise`, :func:`observe_labels`.
 """
 
 from __future__ import annotations
@@ -60,6 +103,102 @@ from qdaed.validate import check_float, check_int
 
 DISTRACTORS = ("door_slam", "meow", "clap", "whistle")
 BACKGROUNDS = ("pink", "brown", "hum", "babble", "wind")
+CORPORA = ("v1", "v2")
+# v2's events reach down to barely audible: target SNRs uniform over −15 … +10 dB (v1: −8 … +10)
+V2_SNR_DB = (-15.0, 10.0)
+
+
+def _rate(name, value):
+    """A noise rate as float in [0, 1), else InputError naming the field."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise InputError(f"{name}: a noise rate must be in [0, 1), got {value!r}")
+    v = float(value)
+    if not 0.0 <= v < 1.0:          # also refuses NaN
+        raise InputError(f"{name}: a noise rate must be in [0, 1), got {value!r}")
+    return v
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelNoise:
+    """What an annotator of weak clip-level labels gets wrong (corpus v2; the module
+    docstring gives the model and its sources).
+
+    missing:         P(a present class is not labelled): one rate for every class, a tuple
+                     with one rate per class of ``CLASSES`` (in that order), or a dict
+                     ``{class: rate}`` (classes left out: 0; stored as the tuple). The
+                     default 20 % is a stated choice, not a measured AudioSet figure.
+    false_positive:  P(an absent class of the corpus is labelled), per negative
+                     (clip, class) pair; default 2 %.
+
+    Every rate must be in [0, 1) (a rate of 1 would leave no information), else
+    ``InputError`` naming the field. The clean ground truth is kept beside the observed
+    labels; training and validation see the observed ones, test metrics use the clean ones.
+    """
+
+    missing: object = 0.2
+    false_positive: float = 0.02
+
+    def __post_init__(self):
+        m = self.missing
+        if isinstance(m, dict):
+            bad = [k for k in m if k not in CLASSES]
+            if bad:
+                raise InputError(f"missing: unknown class(es) {bad}; expected names among "
+                                 f"{', '.join(CLASSES)}")
+            m = tuple(_rate(f"missing[{c}]", m.get(c, 0.0)) for c in CLASSES)
+        elif isinstance(m, (tuple, list, np.ndarray)):
+            if len(m) != len(CLASSES):
+                raise InputError(f"missing: expected one rate, or {len(CLASSES)} (one per "
+                                 f"class: {', '.join(CLASSES)}), got {len(m)}")
+            m = tuple(_rate(f"missing[{c}]", v) for c, v in zip(CLASSES, m))
+        else:
+            m = _rate("missing", m)
+        object.__setattr__(self, "missing", m)
+        object.__setattr__(self, "false_positive",
+                           _rate("false_positive", self.false_positive))
+
+    @classmethod
+    def of(cls, value):
+        """A LabelNoise from a LabelNoise, a dict of its fields (a config's), or None (none)."""
+        if value is None:
+            return NO_NOISE
+        if isinstance(value, LabelNoise):
+            return value
+        if isinstance(value, dict):
+            bad = sorted(set(value) - {"missing", "false_positive"})
+            if bad:
+                raise InputError(f"label_noise: unknown field(s) {bad}; expected missing, "
+                                 "false_positive")
+            return cls(**value)
+        raise InputError(f"label_noise: expected a LabelNoise or a dict with missing and "
+                         f"false_positive, got {value!r}")
+
+    def missing_rates(self, classes=CLASSES):
+        """The missing rate of each of ``classes`` (array)."""
+        if isinstance(self.missing, tuple):
+            return np.array([self.missing[CLASSES.index(c)] for c in classes], dtype=float)
+        return np.full(len(classes), float(self.missing))
+
+    @property
+    def active(self):
+        """True if any rate is above 0."""
+        return self.false_positive > 0 or bool((self.missing_rates() > 0).any())
+
+    def to_dict(self):
+        """``{"missing": rate or {class: rate}, "false_positive": rate}`` (JSON-ready)."""
+        m = self.missing
+        return {"missing": dict(zip(CLASSES, m)) if isinstance(m, tuple) else m,
+                "false_positive": self.false_positive}
+
+    def describe(self):
+        """One line for logs, e.g. ``missing positives 20%, false positives 2%``."""
+        m = self.missing
+        miss = (", ".join(f"{c} {100 * r:g}%" for c, r in zip(CLASSES, m))
+                if isinstance(m, tuple) else f"{100 * m:g}%")
+        return f"missing positives {miss}, false positives {100 * self.false_positive:g}%"
+
+
+NO_NOISE = LabelNoise(0.0, 0.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,8 +215,10 @@ class SynthConfig:
     distractors: tuple = DISTRACTORS
     backgrounds: tuple = BACKGROUNDS
     peak_range: tuple = (0.1, 0.9)
+    label_noise: LabelNoise = NO_NOISE
 
     def __post_init__(self):
+        object.__setattr__(self, "label_noise", LabelNoise.of(self.label_noise))
         check_float("duration", self.duration, 0.0, lo_open=True)
         check_int("sample_rate", self.sample_rate, lo=8000)
         for name in ("snr_db", "distractor_snr_db", "peak_range"):
@@ -127,7 +268,13 @@ class Event:
 
 @dataclasses.dataclass(frozen=True)
 class SynthClip:
-    """A generated clip: mono float32 waveform in [−1, 1) on the 16-bit grid, and its truth."""
+    """A generated clip: mono float32 waveform in [−1, 1) on the 16-bit grid, and its truth.
+
+    labels: the clean labels (exactly the target classes among ``events``);
+    observed_labels: the labels a trainer sees (corpus v2: ``labels`` through the config's
+    :class:`LabelNoise`; without noise, or when made by :func:`generate_clip` without a
+    ``noise_rng``, equal to ``labels``).
+    """
 
     waveform: np.ndarray
     pcm16: np.ndarray
@@ -135,10 +282,19 @@ class SynthClip:
     labels: tuple
     events: tuple
     background: tuple
+    observed_labels: tuple = None
+
+    def __post_init__(self):
+        if self.observed_labels is None:
+            object.__setattr__(self, "observed_labels", self.labels)
 
     def targets(self, classes=CLASSES):
-        """Multi-hot tuple over ``classes``."""
+        """Multi-hot tuple over ``classes`` of the clean labels (the ground truth)."""
         return tuple(int(c in self.labels) for c in classes)
+
+    def observed_targets(self, classes=CLASSES):
+        """Multi-hot tuple over ``classes`` of the observed (possibly noisy) labels."""
+        return tuple(int(c in self.observed_labels) for c in classes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -419,13 +575,19 @@ def background(rng, n, sr, kinds):
 # clips and corpora
 
 
-def generate_clip(rng, config=None, **overrides):
+def generate_clip(rng, config=None, *, noise_rng=None, **overrides):
     """One clip drawn with ``rng`` (a ``numpy.random.Generator``); returns :class:`SynthClip`.
 
     config: :class:`SynthConfig` (default: the defaults); overrides: its fields by name.
+    noise_rng: the generator of the config's label noise (:func:`noise_rng` for clip ``i`` of
+        a corpus; :func:`corpus_clip` passes it). Without it the observed labels are the clean
+        ones. It never touches ``rng``: the audio is the same with or without noise.
     """
     if not isinstance(rng, np.random.Generator):
         raise InputError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+    if noise_rng is not None and not isinstance(noise_rng, np.random.Generator):
+        raise InputError(f"noise_rng: expected a numpy.random.Generator or None, got "
+                         f"{type(noise_rng).__name__}")
     cfg = _config(config, overrides)
     sr = cfg.sample_rate
     n = int(round(cfg.duration * sr))
@@ -453,8 +615,48 @@ def generate_clip(rng, config=None, **overrides):
     pcm = np.clip(np.rint(mix * 32768.0), -32768, 32767).astype(np.int16)
     labels = tuple(c for c in CLASSES if any(e.label == c for e in events))
     events.sort(key=lambda e: (e.onset, e.kind))
+    observed = labels
+    if noise_rng is not None and cfg.label_noise.active:
+        observed = _observe(labels, cfg.label_noise, noise_rng, cfg.classes)
     return SynthClip(waveform=pcm.astype(np.float32) / np.float32(32768.0), pcm16=pcm,
-                     sample_rate=sr, labels=labels, events=tuple(events), background=bg_kinds)
+                     sample_rate=sr, labels=labels, events=tuple(events), background=bg_kinds,
+                     observed_labels=observed)
+
+
+def _observe(labels, noise, rng, classes):
+    """Observed labels (in CLASSES order) from clean ``labels``; false positives only among
+    ``classes``. One uniform draw per class of CLASSES, whatever ``labels`` holds."""
+    u = rng.random(len(CLASSES))
+    miss = noise.missing_rates(CLASSES)
+    return tuple(c for k, c in enumerate(CLASSES)
+                 if (u[k] >= miss[k] if c in labels
+                     else c in classes and u[k] < noise.false_positive))
+
+
+def observe_labels(targets, noise, seed, index, classes=CLASSES):
+    """Observed (noisy) multi-hot labels (float32, like ``targets``) of clip ``index`` of
+    corpus ``seed`` whose clean multi-hot ``targets`` are over ``classes``: what
+    :func:`corpus_clip` observes for that clip, without synthesising its audio.
+
+    noise: :class:`LabelNoise`, a dict of its fields, or None (no noise). Each present class
+    is dropped if its draw from :func:`noise_rng` falls below its missing rate, each absent
+    one of ``classes`` added if its draw falls below ``false_positive`` (module docstring).
+    """
+    classes = tuple(classes)
+    bad = [c for c in classes if c not in CLASSES]
+    if bad or len(set(classes)) != len(classes):
+        raise InputError(f"classes: expected distinct names among {', '.join(CLASSES)}, "
+                         f"got {classes}")
+    y = np.asarray(targets, dtype=np.float32)
+    if y.shape != (len(classes),) or not np.isin(y, (0.0, 1.0)).all():
+        raise InputError(f"targets: expected {len(classes)} values in {{0, 1}} (one per class "
+                         f"of {classes}), got {targets!r}")
+    noise = LabelNoise.of(noise)
+    if not noise.active:
+        return y.copy()
+    present = tuple(c for c, v in zip(classes, y) if v)
+    observed = _observe(present, noise, noise_rng(seed, index), classes)
+    return np.array([c in observed for c in classes], dtype=np.float32)
 
 
 def _config(config, overrides):
@@ -470,12 +672,53 @@ def clip_rng(seed, index):
     return np.random.default_rng([check_int("seed", seed, lo=0), check_int("index", index, lo=0)])
 
 
+def noise_rng(seed, index):
+    """The generator of clip ``index``'s label noise: ``default_rng([seed, index, 1])``, its
+    own stream, so the noise never changes the audio (:func:`clip_rng`) and the audio never
+    the noise."""
+    return np.random.default_rng([check_int("seed", seed, lo=0),
+                                  check_int("index", index, lo=0), 1])
+
+
+def corpus_config(version, duration=10.0, sample_rate=16000, *, label_noise=None,
+                  **overrides):
+    """The :class:`SynthConfig` of corpus ``version`` (v1 | v2) for clips of ``duration`` s.
+
+    label_noise: v2 only: :class:`LabelNoise` or a dict of its fields (default
+        ``LabelNoise()``: 20 % missing, 2 % false positives; ``{"missing": 0,
+        "false_positive": 0}`` gives v2's audio with clean labels). v1 has none.
+    overrides: other SynthConfig fields (e.g. ``snr_db`` to replace v2's (−15, 10) dB).
+    """
+    if version not in CORPORA:
+        raise InputError(f"corpus: expected one of {', '.join(CORPORA)}, got {version!r}")
+    if "label_noise" in overrides:
+        raise InputError("label_noise: pass it as corpus_config's keyword argument")
+    if version == "v1":
+        if LabelNoise.of(label_noise).active:
+            raise InputError("label_noise: corpus v1 has clean labels; label noise is part of "
+                             "corpus v2")
+        return SynthConfig(duration=duration, sample_rate=sample_rate, **overrides)
+    noise = LabelNoise() if label_noise is None else LabelNoise.of(label_noise)
+    return SynthConfig(**{"snr_db": V2_SNR_DB, **overrides}, duration=duration,
+                       sample_rate=sample_rate, label_noise=noise)
+
+
+def corpus_clip(seed, index, config=None, **overrides):
+    """Clip ``index`` of corpus ``seed``: audio from :func:`clip_rng`, observed labels from
+    the config's label noise drawn with :func:`noise_rng`."""
+    cfg = _config(config, overrides)
+    return generate_clip(clip_rng(seed, index), cfg,
+                         noise_rng=noise_rng(seed, index) if cfg.label_noise.active else None)
+
+
 def iter_corpus(n, seed, config=None, *, start=0, **overrides):
-    """Yield clips ``start … start+n−1`` of corpus ``seed`` one at a time (constant memory)."""
+    """Yield clips ``start … start+n−1`` of corpus ``seed`` one at a time (constant memory),
+    each from :func:`corpus_clip`."""
     n = check_int("n", n, lo=0)
+    start = check_int("start", start, lo=0)
     cfg = _config(config, overrides)
     for i in range(start, start + n):
-        yield generate_clip(clip_rng(seed, i), cfg)
+        yield corpus_clip(seed, i, cfg)
 
 
 def generate_corpus(n, seed, duration=10.0, config=None, **overrides):
@@ -489,22 +732,31 @@ def format_events(events):
 
 
 def write_corpus(out_dir, n, seed, config=None, *, validation_fraction=0.1,
-                 test_fraction=0.1, progress=False, **overrides):
+                 test_fraction=0.1, n_transfer=0, progress=False, **overrides):
     """Write ``n`` clips as 16-bit PCM wav files plus ``manifest.csv`` and ``events.csv``.
 
     Layout: OUT/audio/synth_{seed}_{i:06d}.wav; OUT/manifest.csv with path (relative to OUT),
-    labels, split, background, events; OUT/events.csv with one row per event (path, kind,
-    label, onset_seconds, duration_seconds, snr_db). Splits: the last
-    round(test_fraction·n) clips are test, the round(validation_fraction·n) before them
-    validation, the rest train (clips are i.i.d., so contiguous blocks are fair).
+    labels (the observed labels: what a trainer sees), clean_labels (the ground truth; equal
+    to labels without label noise), split, background, events (clean truth); OUT/events.csv
+    with one row per event (path, kind, label, observed, onset_seconds, duration_seconds,
+    snr_db), where ``observed`` is 1 if the event's class is among the clip's observed labels,
+    0 if the label noise dropped it, empty for a distractor (a false positive has no event).
+    Splits: the last round(test_fraction·n) clips are test, the round(validation_fraction·n)
+    before them validation, the rest train (clips are i.i.d., so contiguous blocks are fair).
+
+    n_transfer: that many more clips, indices n … n+n_transfer−1 of the same corpus (so none
+    is one of the labelled clips), with split ``unlabeled``: a transfer set. Their ``labels``
+    are the clean truth (nobody annotated them; the truth is kept for analysis only, never to
+    train on).
     """
     import soundfile as sf
 
-    from qdaed.data.manifest import write_manifest
+    from qdaed.data.manifest import UNLABELED, write_manifest
     from qdaed.io.atomic import atomic_write_bytes
 
     n = check_int("n", n, lo=1)
     seed = check_int("seed", seed, lo=0)
+    n_transfer = check_int("n_transfer", n_transfer, lo=0)
     vf = check_float("validation_fraction", validation_fraction, 0.0, 1.0)
     tf = check_float("test_fraction", test_fraction, 0.0, 1.0)
     if vf + tf > 1.0:
@@ -519,94 +771,28 @@ def write_corpus(out_dir, n, seed, config=None, *, validation_fraction=0.1,
     from tqdm import tqdm
 
     rows, event_rows = [], []
-    clips = iter_corpus(n, seed, cfg)
-    for i, clip in enumerate(tqdm(clips, total=n, desc="synth", unit="clip",
+    total = n + n_transfer
+    clips = iter_corpus(total, seed, cfg)
+    for i, clip in enumerate(tqdm(clips, total=total, desc="synth", unit="clip",
                                   disable=not progress)):
         rel = f"audio/synth_{seed}_{i:06d}.wav"
         buf = io.BytesIO()
         sf.write(buf, clip.pcm16, clip.sample_rate, format="WAV", subtype="PCM_16")
         atomic_write_bytes(os.path.join(out_dir, rel), buf.getvalue())
-        split = "test" if i >= n - n_test else "validation" if i >= n - n_test - n_val \
-            else "train"
-        rows.append({"path": rel, "labels": ";".join(clip.labels), "split": split,
+        split = UNLABELED if i >= n else "test" if i >= n - n_test \
+            else "validation" if i >= n - n_test - n_val else "train"
+        observed = clip.labels if split == UNLABELED else clip.observed_labels
+        rows.append({"path": rel, "labels": ";".join(observed),
+                     "clean_labels": ";".join(clip.labels), "split": split,
                      "background": "+".join(clip.background),
                      "events": format_events(clip.events)})
         event_rows += [{"path": rel, "kind": e.kind, "label": e.label or "",
+                        "observed": "" if e.label is None else int(e.label in observed),
                         "onset_seconds": f"{e.onset:.4f}", "duration_seconds": f"{e.duration:.4f}",
                         "snr_db": f"{e.snr_db:.2f}"} for e in clip.events]
     write_manifest(os.path.join(out_dir, "manifest.csv"), rows,
-                   ("path", "labels", "split", "background", "events"))
+                   ("path", "labels", "clean_labels", "split", "background", "events"))
     write_manifest(os.path.join(out_dir, "events.csv"), event_rows,
-                   ("path", "kind", "label", "onset_seconds", "duration_seconds", "snr_db"))
+                   ("path", "kind", "label", "observed", "onset_seconds", "duration_seconds",
+                    "snr_db"))
     return rows
-
-
-# ---------------------------------------------------------------------------------------------
-# corpus v2: AudioSet-like weak, noisy labels over the same generator (DESIGN 5)
-
-CORPORA = ("v1", "v2")
-# v2's events reach down to barely audible: target SNRs uniform over −15 … +10 dB (v1: −8 … +10)
-V2_SNR_DB = (-15.0, 10.0)
-
-
-@dataclasses.dataclass(frozen=True)
-class LabelNoise:
-    """What an annotator of weak clip-level labels gets wrong (corpus v2).
-
-    missing:         P(a present class is not labelled), per class (one rate for all, or a
-                     tuple in CLASSES order). AudioSet's own quality estimates (Gemmeke et al.
-                     2017) rate many classes' labels well below 100% correct, and its positives
-                     are known to be incomplete (a clip's secondary sounds often unlabelled);
-                     qdaed's default of 20% is a stated choice, not a measured AudioSet figure.
-    false_positive:  P(an absent class is labelled), default 2%.
-
-    The clean ground truth is kept beside the observed labels; training and validation see the
-    observed ones, test metrics use the clean ones.
-    """
-
-    missing: object = 0.2
-    false_positive: float = 0.02
-
-    def __post_init__(self):
-        rates = self.missing if isinstance(self.missing, (tuple, list)) else (self.missing,)
-        for r in (*rates, self.false_positive):
-            check_float("label noise rate", r)
-            if not 0.0 <= float(r) < 1.0:
-                raise InputError(f"label noise: a noise rate must be in [0, 1), got {r!r}")
-        if isinstance(self.missing, (tuple, list)) and len(self.missing) != len(CLASSES):
-            raise InputError(f"label noise: expected one missing rate or {len(CLASSES)} (one "
-                             f"per class: {', '.join(CLASSES)}), got {len(self.missing)}")
-
-    def missing_rates(self, classes=CLASSES):
-        if isinstance(self.missing, (tuple, list)):
-            return np.array([self.missing[CLASSES.index(c)] for c in classes], dtype=float)
-        return np.full(len(classes), float(self.missing))
-
-
-def noise_rng(seed, index):
-    """The generator of clip ``index``'s label noise: its own stream, so the noise never
-    changes the audio (drawn from default_rng([seed, index])) and the audio never the noise."""
-    return np.random.default_rng([seed, index, 1])
-
-
-def observe_labels(targets, noise, seed, index, classes=CLASSES):
-    """Observed (noisy) multi-hot labels of one clip from its clean ``targets`` (C,):
-    each present class is dropped with its missing rate, each absent one added with the
-    false-positive rate; one uniform draw per class from :func:`noise_rng`."""
-    y = np.asarray(targets, dtype=np.float32)
-    u = noise_rng(seed, index).random(y.size)
-    drop = (y > 0) & (u < noise.missing_rates(classes))
-    add = (y == 0) & (u < noise.false_positive)
-    out = y.copy()
-    out[drop] = 0.0
-    out[add] = 1.0
-    return out
-
-
-def corpus_config(version, duration, sample_rate=16000):
-    """The generator's configuration of corpus ``version`` (v1 | v2) for clips of ``duration``."""
-    if version not in CORPORA:
-        raise InputError(f"corpus: expected one of {', '.join(CORPORA)}, got {version!r}")
-    if version == "v1":
-        return SynthConfig(duration=duration, sample_rate=sample_rate)
-    return SynthConfig(duration=duration, sample_rate=sample_rate, snr_db=V2_SNR_DB)

@@ -12,16 +12,30 @@ def register(sub):
         description="Generates N clips of the synthetic corpus (qdaed.data.synth: dog-, "
                     "baby-cry- and gunshot-like events with confusable distractors in varied "
                     "backgrounds) as 16-bit PCM wav files in OUT/audio, with OUT/manifest.csv "
-                    "(path, labels, split, background, events) and OUT/events.csv (one row per "
-                    "event: onset, duration, SNR). The same seed gives byte-identical files.",
+                    "(path, labels = the observed labels a trainer sees, clean_labels = the "
+                    "ground truth, split, background, events) and OUT/events.csv (one row per "
+                    "event: onset, duration, SNR, whether its label was observed). Corpus v1 "
+                    "has clean labels; v2 has AudioSet-like noisy weak labels (missing "
+                    "positives, a few false positives) and events down to -15 dB. The same "
+                    "seed gives byte-identical files.",
     )
-    p.add_argument("--n", type=int, required=True, help="number of clips")
+    p.add_argument("--n", type=int, required=True, help="number of labelled clips")
     p.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--corpus", choices=["v1", "v2"], default="v1",
+                   help="v1 (default: clean labels, as before v2 existed) or v2 (noisy weak "
+                        "labels, clean truth in clean_labels)")
+    p.add_argument("--label-noise", metavar="MISSING[,FALSE_POSITIVE]",
+                   help="v2's label noise (default 0.2,0.02): the rate of missing positives "
+                        "and of false positives, each in [0, 1)")
+    p.add_argument("--transfer", type=int, default=0, metavar="N",
+                   help="N more clips (the following indices) with split 'unlabeled': a "
+                        "transfer set (default 0)")
     p.add_argument("--duration", type=float, default=10.0, help="clip length in s (default 10)")
     p.add_argument("--sample-rate", type=int, default=16000, help="default 16000")
     p.add_argument("--snr", type=float, nargs=2, metavar=("LOW", "HIGH"),
-                   help="SNR range of target events in dB (default -8 10)")
+                   help="SNR range of target events in dB (default -8 10 for v1, -15 10 "
+                        "for v2)")
     p.add_argument("--validation-fraction", type=float, default=0.1,
                    help="share of clips in the validation split (default 0.1)")
     p.add_argument("--test-fraction", type=float, default=0.1,
@@ -30,18 +44,59 @@ def register(sub):
     p.set_defaults(func=_run)
 
 
+def parse_label_noise(text, option="--label-noise", default_false_positive=0.02):
+    """``"MISSING[,FALSE_POSITIVE]"`` → ``{"missing": m, "false_positive": f}`` (checked;
+    FALSE_POSITIVE omitted: ``default_false_positive``)."""
+    from qdaed.data.synth import LabelNoise
+    from qdaed.errors import InputError
+
+    try:
+        rates = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise InputError(f"{option}: expected MISSING[,FALSE_POSITIVE] such as 0.2,0.02, "
+                         f"got {text!r}") from None
+    if len(rates) not in (1, 2):
+        raise InputError(f"{option}: expected one or two rates, got {text!r}")
+    if len(rates) == 1:
+        rates.append(default_false_positive)
+    try:
+        noise = LabelNoise(*rates)
+    except InputError as exc:
+        raise InputError(f"{option}: {exc}") from None
+    return {"missing": noise.missing, "false_positive": noise.false_positive}
+
+
 def _run(args):
-    from qdaed.data.synth import SynthConfig, write_corpus
+    from qdaed.data.synth import corpus_config, write_corpus
+    from qdaed.errors import InputError
+    from qdaed.validate import check_int
 
     extra = {"snr_db": tuple(args.snr)} if args.snr else {}
-    cfg = SynthConfig(duration=args.duration, sample_rate=args.sample_rate, **extra)
+    n_transfer = check_int("--transfer", args.transfer, lo=0)
+    noise = None
+    if args.label_noise is not None:
+        if args.corpus != "v2":
+            raise InputError("--label-noise: only corpus v2 has label noise (add --corpus v2)")
+        noise = parse_label_noise(args.label_noise)
+    cfg = corpus_config(args.corpus, args.duration, args.sample_rate, label_noise=noise,
+                        **extra)
     rows = write_corpus(args.out, args.n, args.seed, cfg,
                         validation_fraction=args.validation_fraction,
-                        test_fraction=args.test_fraction, progress=not args.no_progress)
-    counts = {c: sum(c in r["labels"].split(";") for r in rows) for c in cfg.classes}
-    neg = sum(1 for r in rows if not r["labels"])
-    print(f"wrote {len(rows)} clips to {os.path.join(args.out, 'audio')}; "
-          + ", ".join(f"{c} {k}" for c, k in counts.items()) + f", negative {neg}")
+                        test_fraction=args.test_fraction, n_transfer=n_transfer,
+                        progress=not args.no_progress)
+    labelled = [r for r in rows if r["split"] != "unlabeled"]
+
+    def counts(col):
+        return ", ".join(f"{c} {sum(c in r[col].split(';') for r in labelled)}"
+                         for c in cfg.classes) \
+            + f", negative {sum(1 for r in labelled if not r[col])}"
+
+    print(f"wrote {len(rows)} clips to {os.path.join(args.out, 'audio')} (corpus "
+          f"{args.corpus}{f', {len(rows) - len(labelled)} unlabeled' if args.transfer else ''})"
+          f"; labels: {counts('labels')}")
+    if cfg.label_noise.active:
+        print(f"label noise: {cfg.label_noise.describe()}; clean labels: "
+              f"{counts('clean_labels')}")
     print(f"manifest: {os.path.join(args.out, 'manifest.csv')}  "
           f"events: {os.path.join(args.out, 'events.csv')}")
     return 0

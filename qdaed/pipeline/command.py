@@ -24,18 +24,12 @@ def _bits(text):
     return bits
 
 
-def _label_noise(text):
-    from qdaed.data.synth import LabelNoise
+def _label_noise(text, default_false_positive):
+    """``MISSING[,FALSE_POSITIVE]`` → the config's label_noise dict (FALSE_POSITIVE omitted:
+    the preset's)."""
+    from qdaed.data.synth_command import parse_label_noise
 
-    try:
-        rates = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise InputError(f"--label-noise: expected MISSING[,FALSE_POSITIVE] such as 0.2,0.02, "
-                         f"got {text!r}") from None
-    if len(rates) not in (1, 2):
-        raise InputError(f"--label-noise: expected one or two rates, got {text!r}")
-    noise = LabelNoise(*rates) if len(rates) == 2 else LabelNoise(rates[0])
-    return {"missing": noise.missing, "false_positive": noise.false_positive}
+    return parse_label_noise(text, "--label-noise", default_false_positive)
 
 
 def register(sub):
@@ -77,7 +71,8 @@ def register(sub):
                         "metrics against the clean truth) or v1 (clean labels)")
     p.add_argument("--label-noise", metavar="MISSING[,FALSE_POSITIVE]",
                    help="corpus v2's label noise (default 0.2,0.02): the rate of missing "
-                        "positives and of false positives")
+                        "positives and of false positives, each in [0, 1); FALSE_POSITIVE "
+                        "omitted: the preset's")
     p.add_argument("--transfer", type=int, metavar="N",
                    help="unlabelled synthetic transfer clips for distillation (default: the "
                         "preset's; 0 = none)")
@@ -112,13 +107,14 @@ def resolve_config(args):
     if args.tune:
         cfg["distill"]["tune"] = True
     spec = DistillSpec.from_config(cfg["distill"])
-    if spec.transfer and cfg["data"]["source"] == "synth" and cfg["data"]["n_transfer"] == 0:
-        raise InputError(f"--recipe {spec.recipe}: needs an unlabelled transfer set "
-                         f"(--transfer N > 0), or a recipe without one (--recipe paper, oof)")
     if getattr(args, "corpus", None) is not None:
         cfg["data"]["corpus"] = args.corpus
     if getattr(args, "label_noise", None) is not None:
-        cfg["data"]["label_noise"] = _label_noise(args.label_noise)
+        if cfg["data"]["corpus"] != "v2":
+            raise InputError("--label-noise: only corpus v2 has label noise (corpus v1's "
+                             "labels are clean)")
+        cfg["data"]["label_noise"] = _label_noise(
+            args.label_noise, cfg["data"]["label_noise"]["false_positive"])
     if getattr(args, "transfer", None) is not None:
         cfg["data"]["n_transfer"] = check_int("--transfer", args.transfer, lo=0, hi=1_000_000)
     if args.clips is not None:
@@ -133,6 +129,9 @@ def resolve_config(args):
                                  f"with split 'unlabeled')")
         cfg["data"].update(source="manifest", manifest=str(args.manifest),
                            audio_root=str(args.audio_root), n_transfer=0)
+    if spec.transfer and cfg["data"]["source"] == "synth" and cfg["data"]["n_transfer"] == 0:
+        raise InputError(f"--recipe {spec.recipe}: needs an unlabelled transfer set "
+                         f"(--transfer N > 0), or a recipe without one (--recipe paper, oof)")
     if args.max_freq is not None:
         cfg["data"]["max_freq"] = check_float("--max-freq", args.max_freq, lo=100.0,
                                               hi=cfg["features"]["high_freq"])

@@ -4,13 +4,22 @@ Both end as a :class:`~qdaed.train.dataset.FeatureSet` of raw LFBE (normalisatio
 later, on the training split only) with every clip brought to one length (the policy of
 :func:`qdaed.train.dataset.fix_length`):
 
-* synthetic: ``n_clips`` clips of ``clip_seconds`` from corpus seed ``synth_seed``; the last
-  ``split_fractions[2]`` of them are test, the ``split_fractions[1]`` before them validation
-  (clips are i.i.d., so contiguous blocks are fair);
+* synthetic: ``n_clips`` clips of ``clip_seconds`` of corpus ``corpus`` (v1: clean labels;
+  v2: noisy weak labels with ``label_noise``, clean truth kept; qdaed.data.synth) from corpus
+  seed ``synth_seed``; the last ``split_fractions[2]`` of them are test, the
+  ``split_fractions[1]`` before them validation (clips are i.i.d., so contiguous blocks are
+  fair); then ``n_transfer`` more clips of the same generator with split ``unlabeled`` (the
+  transfer set);
 * manifest: features through the cached feature store (``OUT/features``); the manifest's
   ``split`` column when every clip has one, otherwise a seeded split by ``group`` (a column
   naming the source recording, so no recording lands in two splits) or by clip; clip length =
-  ``equal_seconds`` when set (the equal-length control), else the longest clip.
+  ``equal_seconds`` when set (the equal-length control), else the longest clip. Rows with
+  split ``unlabeled`` stay the transfer set; a ``clean_labels`` column gives the truth.
+
+``FeatureSet.labels`` are what training and validation see (v2: noisy); ``clean_labels`` the
+ground truth for the test metrics (synthetic: always, equal to ``labels`` under v1; manifest:
+from its ``clean_labels`` column, None without one). The ``unlabeled`` rows' labels are their truth, kept for analysis only:
+no loss may train on them.
 
 Controls for recording-channel confounds (real_audio's SOURCES.md): ``max_freq`` ends the mel
 filters at that frequency (e.g. 4000 Hz, the Nyquist frequency of 8 kHz recordings), and
@@ -24,9 +33,11 @@ import sys
 
 import numpy as np
 
-from qdaed.errors import DataError
+from qdaed.data.manifest import UNLABELED
+from qdaed.errors import DataError, InputError
 from qdaed.features.lfbe import LfbeOptions, lfbe, num_frames
 from qdaed.train.dataset import FeatureSet, fix_length
+from qdaed.validate import check_float, check_int
 
 SAMPLE_RATE = 16000
 
@@ -44,6 +55,9 @@ def load_dataset(cfg, out, log, jobs=0):
     if cfg["data"]["source"] == "synth":
         data = _synthetic(cfg, opts, log, jobs)
     else:
+        if cfg["data"].get("n_transfer", 0):
+            raise InputError("data.n_transfer: applies to the synthetic corpus; a manifest's "
+                             "transfer set is its rows with split 'unlabeled'")
         data = _manifest(cfg, opts, out, log, jobs)
     data.feature_options = opts.to_dict()
     return data
@@ -58,79 +72,138 @@ def _fractions_split(n, fractions):
     return splits.astype(str)
 
 
-def _synth_chunk(version, seed, seconds, start, n, opts_dict, frames, classes):
-    """LFBE (n, frames, F) and clean targets (n, C) of clips start … start+n−1 (a pool job)."""
+def _synth_chunk(version, seed, seconds, start, n, opts_dict, frames, classes,
+                 label_noise=None):
+    """LFBE (n, frames, F), observed targets (n, C) and clean targets (n, C) of clips
+    start … start+n−1 of corpus ``version`` (a pool job; the serial path runs it too)."""
     from qdaed.data.synth import corpus_config, iter_corpus
 
     feats = np.empty((n, frames, opts_dict["num_mel_bins"]), dtype=np.float32)
-    labels = np.zeros((n, len(classes)), dtype=np.float32)
-    clips = iter_corpus(n, seed, corpus_config(version, seconds, SAMPLE_RATE), start=start)
-    for i, clip in enumerate(clips):
+    observed = np.zeros((n, len(classes)), dtype=np.float32)
+    clean = np.zeros((n, len(classes)), dtype=np.float32)
+    config = corpus_config(version, seconds, SAMPLE_RATE, label_noise=label_noise)
+    for i, clip in enumerate(iter_corpus(n, seed, config, start=start)):
         feats[i] = fix_length(lfbe(clip.waveform, SAMPLE_RATE, **opts_dict), frames)
-        labels[i] = clip.targets(classes)
-    return feats, labels
+        observed[i] = clip.observed_targets(classes)
+        clean[i] = clip.targets(classes)
+    return feats, observed, clean
 
 
-_CHUNK = 50
+_CHUNK = 25          # clips per pool job: ~1 s of work at 3 s clips; progress moves per job
+_SERIAL_SECONDS = 120.0   # below this much audio a pool's start-up costs more than it saves
+
+
+def synth_workers(jobs, total_clips, seconds):
+    """Processes for ``total_clips`` synthetic clips of ``seconds`` s: ``jobs``, at most one
+    per chunk; jobs 0 = every usable core, except 1 (this process) when the corpus holds
+    less than ``_SERIAL_SECONDS`` of audio."""
+    from qdaed.pipeline.executor import available_cores
+
+    jobs = check_int("jobs", jobs, lo=0)
+    chunks = -(-total_clips // _CHUNK)
+    if jobs == 0:
+        jobs = 1 if total_clips * seconds < _SERIAL_SECONDS else available_cores()
+    return max(1, min(chunks, jobs))
 
 
 def _synthetic(cfg, opts, log, jobs=0):
-    """The synthetic corpus: n_clips labelled clips (split by ``split_fractions``) and
-    ``n_transfer`` more from the same generator (indices after them) as the ``unlabeled``
-    transfer set. Corpus v2 gives the labelled clips observed labels with the configured
-    label noise and keeps the truth in ``clean_labels``. Clips are made in chunks of 50 on a
-    process pool (``jobs``; 0 = one per core), each chunk from its own seeds, so the result is
-    the same for any number of processes."""
-    from concurrent.futures import ProcessPoolExecutor
-    import multiprocessing
-    import os
+    """The synthetic corpus: ``n_clips`` labelled clips (split by ``split_fractions``) and
+    ``n_transfer`` more from the same generator at indices n_clips … n_clips+n_transfer−1
+    (never one of the labelled clips) with split ``unlabeled``: the transfer set.
 
-    from qdaed.data.synth import LabelNoise, corpus_config, observe_labels
+    ``labels``: what training and validation see; corpus v2: the observed labels, with the
+    configured ``label_noise`` (ignored by v1); ``clean_labels``: the ground truth, for the
+    test metrics. The transfer clips' labels are their clean truth, kept for analysis only:
+    no loss may use them (they enter distillation's soft term through the teacher).
+
+    Clips are made in chunks of ``_CHUNK`` on a process pool (``jobs``; 0 = one per core;
+    spawn start method, one BLAS thread per worker); every clip comes from its own seeds
+    (qdaed.data.synth), so the arrays are byte-identical for any number of processes (a
+    test checks it). Memory: the result, (n_clips + n_transfer) x frames x bins float32,
+    plus at most a few chunks in flight.
+    """
+    from qdaed.data.synth import CORPORA, LabelNoise
 
     d = cfg["data"]
     version = d.get("corpus", "v1")
-    corpus_config(version, d["clip_seconds"])      # validates the version
-    n, n_u, seconds = d["n_clips"], d.get("n_transfer", 0), d["clip_seconds"]
+    if version not in CORPORA:
+        raise InputError(f"data.corpus: expected one of {', '.join(CORPORA)}, got {version!r}")
+    n = check_int("data.n_clips", d["n_clips"], lo=1)
+    n_u = check_int("data.n_transfer", d.get("n_transfer", 0), lo=0)
+    seconds = check_float("data.clip_seconds", d["clip_seconds"], lo=0.0, lo_open=True)
+    seed = check_int("data.synth_seed", d["synth_seed"], lo=0)
     classes = tuple(cfg["classes"])
     frames = num_frames(int(round(seconds * SAMPLE_RATE)), SAMPLE_RATE, opts)
-    noise = LabelNoise(**d["label_noise"]) if version == "v2" else None
-    log(f"synthetic corpus {version}: {n} clips of {seconds:g} s (seed {d['synth_seed']})"
-        f"{f' + {n_u} unlabelled transfer clips' if n_u else ''}, {opts.num_mel_bins}-bin "
-        f"LFBE" + (f"; label noise: missing {noise.missing}, false positives "
-                   f"{noise.false_positive}" if noise else ""))
+    noise = None
+    if version == "v2":      # label_noise absent: v2's default, as corpus_config's
+        noise = LabelNoise.of(d.get("label_noise") or LabelNoise())
     total = n + n_u
+    workers = synth_workers(jobs, total, seconds)
+    log(f"synthetic corpus {version}: {n} clips of {seconds:g} s (seed {seed})"
+        f"{f' + {n_u} unlabelled transfer clips' if n_u else ''}, {opts.num_mel_bins}-bin "
+        f"LFBE, {workers} process(es)"
+        + (f"; label noise: {noise.describe()}" if noise is not None else ""))
     feats = np.empty((total, frames, opts.num_mel_bins), dtype=np.float32)
+    observed = np.zeros((total, len(classes)), dtype=np.float32)
     clean = np.zeros((total, len(classes)), dtype=np.float32)
     chunks = [(s0, min(_CHUNK, total - s0)) for s0 in range(0, total, _CHUNK)]
-    args = [(version, d["synth_seed"], seconds, s0, m, opts.to_dict(), frames, classes)
+    noise_arg = None if noise is None else noise.to_dict()
+    args = [(version, seed, seconds, s0, m, opts.to_dict(), frames, classes, noise_arg)
             for s0, m in chunks]
-    workers = min(len(chunks), jobs or (len(os.sched_getaffinity(0))
-                                        if hasattr(os, "sched_getaffinity") else os.cpu_count()))
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc="synth+LFBE", unit="clip", file=sys.stderr, disable=None,
                leave=False)
-    if workers <= 1:
-        results = (_synth_chunk(*a) for a in args)
-    else:
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-        results = pool.map(_synth_chunk, *zip(*args))
     try:
-        for (s0, m), (f, y) in zip(chunks, results):
-            feats[s0:s0 + m], clean[s0:s0 + m] = f, y
+        for (s0, m), (f, y, t) in zip(chunks, _map_chunks(args, workers)):
+            feats[s0:s0 + m], observed[s0:s0 + m], clean[s0:s0 + m] = f, y, t
             bar.update(m)
     finally:
         bar.close()
-        if workers > 1:
-            pool.shutdown()
-    labels = clean.copy()
-    if noise is not None:
-        for i in range(n):
-            labels[i] = observe_labels(clean[i], noise, d["synth_seed"], i, classes)
+    labels = np.concatenate([observed[:n], clean[n:]])
+    if noise is not None and noise.active:
+        pos, neg = clean[:n] == 1, clean[:n] == 0
+        log(f"label noise: {int((pos & (labels[:n] == 0)).sum())} of {int(pos.sum())} positive "
+            f"labels missing, {int((neg & (labels[:n] == 1)).sum())} of {int(neg.sum())} "
+            f"negative (clip, class) pairs labelled positive; test metrics use the clean truth")
     splits = np.concatenate([_fractions_split(n, d["split_fractions"]),
-                             np.array(["unlabeled"] * n_u)]).astype(str)
-    names = [f"synth_{d['synth_seed']}_{i:06d}" for i in range(total)]
+                             np.array([UNLABELED] * n_u)]).astype(str)
+    names = [f"synth_{seed}_{i:06d}" for i in range(total)]
     return FeatureSet(feats, labels, names, splits, classes, clean_labels=clean)
+
+
+def _map_chunks(args, workers):
+    """Results of ``_synth_chunk(*a)`` for every ``a`` of ``args``, in order: in this process
+    (workers == 1) or on a spawn pool of ``workers`` processes with at most 2 × workers jobs
+    in flight (memory stays bounded however many clips)."""
+    if workers <= 1:
+        for a in args:
+            yield _synth_chunk(*a)
+        return
+    import collections
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from qdaed.pipeline.executor import pin_threads
+
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=pin_threads, initargs=(1,))
+    pending, todo = collections.deque(), iter(args)
+    try:
+        for a in todo:
+            pending.append(pool.submit(_synth_chunk, *a))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            result = pending.popleft().result()
+            for a in todo:
+                pending.append(pool.submit(_synth_chunk, *a))
+                break
+            yield result
+    finally:
+        for f in pending:
+            f.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _groups(manifest_path, clips):
@@ -182,15 +255,23 @@ def _manifest(cfg, opts, out, log, jobs):
     else:
         frames = max(f.shape[0] for f in raw)
     feats = np.stack([fix_length(f, frames) for f in raw])
-    labels = np.array([c.targets(tuple(cfg["classes"])) for c in used], dtype=np.float32)
-    unl = np.array([c.split == "unlabeled" for c in used], dtype=bool)
+    classes = tuple(cfg["classes"])
+    labels = np.array([c.targets(classes) for c in used], dtype=np.float32)
+    clean = None
+    if any(c.clean_labels is not None for c in used):    # a clean_labels column
+        clean = np.array([c.clean_targets(classes) for c in used], dtype=np.float32)
+    unl = np.array([c.split == UNLABELED for c in used], dtype=bool)
     if all(c.split for c in used):
         splits = np.array([c.split for c in used])
     else:
         groups = _groups(d["manifest"], used) or [c.name for c in used]
         lab = np.flatnonzero(~unl)
-        splits = np.array(["unlabeled"] * len(used), dtype=object)
+        splits = np.array([UNLABELED] * len(used), dtype=object)
         splits[lab] = _seeded_split([groups[i] for i in lab], d["split_fractions"],
                                     d["synth_seed"])
         splits = splits.astype(str)
-    return FeatureSet(feats, labels, [c.name for c in used], splits, tuple(cfg["classes"]))
+    if unl.any():
+        log(f"manifest: {int(unl.sum())} clips with split '{UNLABELED}' (transfer set; their "
+            f"labels are never trained on)")
+    return FeatureSet(feats, labels, [c.name for c in used], splits, classes,
+                      clean_labels=clean)

@@ -61,9 +61,16 @@ class FeatureSet:
         if bad:
             raise InputError(f"split: unknown split names {bad}; expected {SPLITS} or "
                              f"{UNLABELED!r}")
+        if self.clean_labels is not None:
+            self.clean_labels = np.asarray(self.clean_labels, dtype=np.float32)
         if self.clean_labels is not None and self.clean_labels.shape != self.labels.shape:
             raise InputError(f"clean_labels: expected shape {self.labels.shape}, got "
                              f"{self.clean_labels.shape}")
+
+    @property
+    def truth(self):
+        """The ground truth (N, C): ``clean_labels``, or ``labels`` when they are the truth."""
+        return self.labels if self.clean_labels is None else self.clean_labels
 
     def subset(self, split):
         """The clips of one split, in their original order."""

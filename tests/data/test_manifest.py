@@ -63,3 +63,23 @@ def test_ytid_lookup_follows_the_documented_names_in_order(tmp_path):
 def test_path_clips_resolve_under_the_root_even_when_missing(tmp_path):
     clip = Clip(line=2, labels=(), path="sub/a.wav")
     assert resolve_audio(clip, tmp_path) == str(tmp_path / "sub" / "a.wav")
+
+
+def test_clean_labels_column_and_unlabeled_split():
+    text = ("path,labels,clean_labels,split\na.wav,,dog,train\nb.wav,gunshot,gunshot,test\n"
+            "c.wav,dog,,unlabeled\n")
+    clips = parse_manifest(text)
+    assert [c.clean_labels for c in clips] == [("dog",), ("gunshot",), ()]
+    assert [c.split for c in clips] == ["train", "test", "unlabeled"]
+    assert clips[0].targets() == (0, 0, 0) and clips[0].clean_targets() == (1, 0, 0)
+    assert clips[2].targets() == (1, 0, 0) and clips[2].clean_targets() == (0, 0, 0)
+
+
+def test_without_a_clean_labels_column_the_truth_is_the_labels():
+    clip = parse_manifest("path,labels\na.wav,dog;gunshot\n")[0]
+    assert clip.clean_labels is None and clip.clean_targets() == clip.targets() == (1, 0, 1)
+
+
+def test_a_bad_clean_label_names_the_column_and_line():
+    with pytest.raises(DataError, match="m.csv, line 3: clean_labels: unknown label 'cat'"):
+        parse_manifest("path,labels,clean_labels\na.wav,dog,dog\nb.wav,dog,cat\n", "m.csv")
