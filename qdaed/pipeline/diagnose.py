@@ -88,8 +88,12 @@ def diagnose(run_dir):
     out["teacher_calibration"] = cal
     if "y_train_clean" in a:
         missed = (a["y_train_clean"] == 1) & (a["y_train"] == 0)
+        q_fit = sigmoid(z_fit)
+        kept, neg = (a["y_train_clean"] == 1) & (a["y_train"] == 1), a["y_train_clean"] == 0
         out["missing_positives"] = {
             "count": int(missed.sum()),
+            "mean_q_labelled_positives": float(q_fit[kept].mean()) if kept.any() else None,
+            "mean_q_true_negatives": float(q_fit[neg].mean()) if neg.any() else None,
             "mean_q_teacher_on_its_training_clips": float(sigmoid(z_fit)[missed].mean())
             if missed.any() else None,
             "mean_q_soft_targets_used": float(sigmoid(z_tr)[missed].mean())
@@ -139,12 +143,16 @@ def diagnosis_markdown(d):
     for k, c in d["teacher_calibration"].items():
         lines.append(f"| {k} | {c['brier']:.4f} | {c['ece']:.4f} | {c['mean_abs']:.4f} | "
                      f"{pct(c['disagree'])} | {pct(c['mean_eer'])} |")
-    if "missing_positives" in d:
-        m = d["missing_positives"]
+    m = d.get("missing_positives")
+    if m and m["count"]:
         lines += ["", f"Positives the labels miss on training clips: {m['count']}; the "
                       f"teacher's mean q on them: {m['mean_q_teacher_on_its_training_clips']:.3f}"
                       f" (its own output), {m['mean_q_soft_targets_used']:.3f} (the soft "
-                      f"targets the student got)."]
+                      f"targets the student got); for comparison, on labelled positives "
+                      f"{m['mean_q_labelled_positives']:.3f} and on true negatives "
+                      f"{m['mean_q_true_negatives']:.3f}."]
+    elif m:
+        lines += ["", "No positive is missing from the training labels (label noise off)."]
     lines += ["", "## Gradient scale of the two loss terms (fresh student, training clips)", "",
               "| T | λ | ‖(1 − λ) ∂L_hard/∂z‖ | ‖λT² ∂L_soft/∂z‖ |", "|---:|---:|---:|---:|"]
     for g in d["gradient_scales_at_init"]:

@@ -56,3 +56,14 @@ def test_diagnose_refuses_a_directory_that_is_not_a_run(tmp_path, capsys):
     with pytest.raises(InputError, match="not a finished"):
         diagnose(tmp_path)
     assert main(["diagnose", str(tmp_path)]) == 2
+
+
+def test_the_report_says_when_no_positive_is_missing():
+    from qdaed.pipeline.diagnose import diagnosis_markdown
+
+    d = {"run": "r", "n_train": 1, "n_val": 1, "recipe": "transfer", "teacher_calibration": {},
+         "missing_positives": {"count": 0, "mean_q_teacher_on_its_training_clips": None,
+                               "mean_q_soft_targets_used": None,
+                               "mean_q_labelled_positives": 0.5, "mean_q_true_negatives": 0.1},
+         "gradient_scales_at_init": [], "early_stopping": []}
+    assert "No positive is missing" in diagnosis_markdown(d)
