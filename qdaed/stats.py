@@ -90,6 +90,17 @@ def paired_differences(a, b):
     return b - a
 
 
+def t_half_width(values, confidence=0.95):
+    """Half-width of the t-interval of the mean of n ≥ 2 values:
+    t_{(1+confidence)/2, n−1} · sd / √n (sd with ddof = 1)."""
+    confidence = _check_confidence(confidence)
+    v = np.asarray(values, dtype=np.float64)
+    if v.size < 2:
+        raise InputError(f"an interval needs at least 2 seeds, got {v.size}")
+    return float(sps.t.ppf((1.0 + confidence) / 2.0, v.size - 1)) * float(
+        np.std(v, ddof=1)) / math.sqrt(v.size)
+
+
 def paired_comparison(a_per_seed, b_per_seed, confidence=0.95):
     """Paired comparison of model b against reference a over n ≥ 2 seeds (module docstring).
 
@@ -116,7 +127,7 @@ def paired_comparison(a_per_seed, b_per_seed, confidence=0.95):
         p = 1.0 if d[0] == 0.0 else 0.0
     else:
         std = float(np.std(d, ddof=1))
-        half = float(sps.t.ppf((1.0 + confidence) / 2.0, n - 1)) * std / math.sqrt(n)
+        half = t_half_width(d, confidence)
         lo, hi = mean - half, mean + half
         p = float(sps.ttest_rel(b, a).pvalue)
     ref = float(np.mean(a))

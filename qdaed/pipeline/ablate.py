@@ -52,8 +52,7 @@ def ablation_configs(preset, recipe, seeds, seed=0):
 
 def summarise(results_by_cond, recipe):
     """The ablation table from the two pipelines' results dicts."""
-    from qdaed.stats import paired_comparison
-    from scipy import stats as st
+    from qdaed.stats import paired_comparison, t_half_width
 
     cells = []
     for cond, res in results_by_cond.items():
@@ -62,8 +61,7 @@ def summarise(results_by_cond, recipe):
             eer = by[name]["eer"]["mean"]
             per_seed = eer["per_seed"] if isinstance(eer, dict) else [eer]
             arr = np.array(per_seed, dtype=float)
-            half = (float(st.t.ppf(0.975, arr.size - 1) * arr.std(ddof=1) / np.sqrt(arr.size))
-                    if arr.size >= 2 else None)
+            half = t_half_width(arr) if arr.size >= 2 else None
             entry = {"labels": cond, "cell": cell, "model": name,
                      "recipe": {"baseline": None, "paper": "paper", "recipe": recipe}[cell],
                      "per_seed": per_seed, "mean": float(arr.mean()), "ci95_half": half}

@@ -200,7 +200,7 @@ def _prepare_arrays(cfg, spec, data, out, log):
     log(f"data: {len(train)} train / {len(val)} validation / {len(test)} test clips"
         f"{f' / {len(unl)} unlabelled' if unl is not None else ''}, "
         f"{data.features.shape[1]} frames x {data.features.shape[2]} bins")
-    if spec.transfer and lam_uses_soft(spec) and unl is None:
+    if spec.transfer and (spec.lam > 0 or spec.tune) and unl is None:
         raise InputError(f"recipe {spec.recipe!r}: needs an unlabelled transfer set "
                          f"(--transfer N for the synthetic corpus, or manifest rows with split "
                          f"'unlabeled'), or a recipe without one (--recipe paper)")
@@ -226,10 +226,6 @@ def _prepare_arrays(cfg, spec, data, out, log):
         "frames": int(data.features.shape[1]), "feature_options": data.feature_options,
         "classes": list(cfg["classes"])}) + "\n")
     return {"x_test": norm.apply(test.features), "test": test, "test_labels": test_labels}
-
-
-def lam_uses_soft(spec):
-    return spec.lam > 0 or spec.tune
 
 
 def _seed_job(cfg, seed, out, resume, quiet, temperature, lam, stop_after, t0=None):
@@ -366,7 +362,7 @@ class _SeedRun:
         z_u = _load_array(u_path) if self.x_transfer is not None else None
         return z, z_u
 
-    def _distill_kw(self, teacher, z, z_u, spec=None):
+    def _distill_kw(self, teacher, z_u, spec=None):
         """fit() keywords of the recipe: cached or on-the-fly targets, transfer, augment."""
         spec = spec or self.spec
         kw = {"temperature": spec.temperature, "lam": spec.lam}
@@ -382,7 +378,7 @@ class _SeedRun:
         spec = spec or self.spec
         teacher = self._teacher
         z, z_u = self._teacher_targets(teacher)
-        kw = {**self._distill_kw(teacher, z, z_u, spec), **self._fit_kw(name)}
+        kw = {**self._distill_kw(teacher, z_u, spec), **self._fit_kw(name)}
         return S.train_distilled(self.split, self.cfg["student"],
                                  _train_cfg(self.cfg, "train_student", self.seed),
                                  None if spec.targets == "on_the_fly" else z,
@@ -422,7 +418,7 @@ class _SeedRun:
                 self._finish(name, f"distilled ({r} recipe)", None, m, {}, h)
 
         qcfg = cfg["quant"]
-        dkw = self._distill_kw(teacher, z, z_u)
+        dkw = self._distill_kw(teacher, z_u)
         z_cached = None if self.spec.targets == "on_the_fly" else z
         for k in qcfg["bits"]:
             spec = QuantSpec(k, group=qcfg["group"], symmetric=qcfg["symmetric"])

@@ -26,6 +26,7 @@ from qdaed.metrics import compute_metrics
 from qdaed.nn.losses import distillation_loss, sigmoid
 from qdaed.nn.quant import quantize, ste_backward
 from qdaed.train import optim
+from qdaed.train.augment import augment_batch, step_rng
 from qdaed.train.dataset import batch_order
 from qdaed.validate import check_choice, check_float, check_int
 
@@ -154,8 +155,6 @@ def fit(model, train, val, cfg, *, teacher_logits=None, temperature=2.0, lam=0.0
     checkpoint: path written after every epoch; with ``resume`` an existing one is continued.
     progress: callable(dict) receiving one record per epoch.
     """
-    from qdaed.train.augment import augment_batch, step_rng
-
     cfg.validate()
     x_tr, y_tr = train
     x_va, y_va = val
@@ -181,12 +180,9 @@ def fit(model, train, val, cfg, *, teacher_logits=None, temperature=2.0, lam=0.0
     if augment is not None and augment.enabled and lam > 0 and teacher is None:
         raise InputError("augment: with a soft term the teacher must see the augmented view "
                          "(pass teacher=...; cached logits belong to the clean clip)")
-    if teacher is not None:
-        zt_all = None
-    elif teacher_logits is not None:
+    zt_all = None   # cached logits of the pool (labelled rows, then transfer rows)
+    if teacher is None and teacher_logits is not None:
         zt_all = teacher_logits if n_u == 0 else np.concatenate([teacher_logits, z_u])
-    else:
-        zt_all = None
     history = History()
     best_state, best_eer, bad_epochs, start, opt_state = None, math.inf, 0, 0, None
     if resume and checkpoint is not None and os.path.exists(checkpoint):
