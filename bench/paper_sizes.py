@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from qdaed.detector import Detector  # noqa: E402
 from qdaed.models import ResNet, StudentLSTM  # noqa: E402
 from qdaed.pipeline.presets import preset_config  # noqa: E402
-from qdaed.train.dataset import Normalizer  # noqa: E402
+from qdaed.features.prepare import Normalizer  # noqa: E402
 from qdaed.train.loop import QuantSpec  # noqa: E402
 
 

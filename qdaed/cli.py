@@ -1,7 +1,7 @@
 """The ``qdaed`` command.
 
-Each sub-command lives in the module that owns its work and exposes ``register(subparsers)``,
-which adds its parser and sets ``func``; this file only lists them. Errors a user can cause
+Each sub-command is a module of :mod:`qdaed.commands` exposing ``register(subparsers)``, which
+adds its parser and sets ``func``; this file only lists them. Errors a user can cause
 (``QdaedError``) are printed without a traceback and give exit status 2.
 """
 
@@ -15,16 +15,9 @@ from qdaed import __version__
 from qdaed.errors import QdaedError
 
 # module paths, each with a register(subparsers) function
-COMMAND_MODULES = (
-    "qdaed.pipeline.command",
-    "qdaed.pipeline.ablate",
-    "qdaed.pipeline.diagnose",
-    "qdaed.detector_commands",
-    "qdaed.gradcheck.command",
-    "qdaed.features.command",
-    "qdaed.data.manifests_command",
-    "qdaed.data.synth_command",
-)
+COMMAND_MODULES = tuple(f"qdaed.commands.{verb}" for verb in (
+    "pipeline", "ablate", "diagnose", "detect", "evaluate", "info", "gradcheck", "features",
+    "manifests", "synth"))
 
 
 def build_parser():

@@ -23,10 +23,10 @@ import numpy as np
 
 from qdaed import __version__
 from qdaed.errors import ModelFileError
+from qdaed.features.prepare import Normalizer, fix_length
 from qdaed.models import ResNet, StudentLSTM
-from qdaed.train.dataset import Normalizer, fix_length
+from qdaed.models.predict import predict_logits
 from qdaed.nn.losses import sigmoid
-from qdaed.train.loop import predict_logits
 
 ARCHITECTURES = {"StudentLSTM": StudentLSTM, "ResNet": ResNet}
 

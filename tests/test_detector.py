@@ -11,10 +11,10 @@ import safetensors.numpy
 
 from qdaed.detector import FEATURE_BASE, FEATURE_BASES, Detector
 from qdaed.errors import ModelFileError
-from qdaed.features.lfbe import LfbeOptions
+from qdaed.features.fbank import LfbeOptions
 from qdaed.models import ResNet, StudentLSTM
 from qdaed.nn.quant import quantize
-from qdaed.train.dataset import Normalizer
+from qdaed.features.prepare import Normalizer
 from tests.strategies import rng_from
 
 CLASSES = ("dog", "baby_cry", "gunshot")

@@ -37,7 +37,7 @@ import numpy as np
 from qdaed.data.audio import TARGET_RATE, load_clip, read_bytes
 from qdaed.data.manifest import Clip, resolve_audio, write_manifest
 from qdaed.errors import DataError, InputError
-from qdaed.features.lfbe import LfbeOptions, lfbe, mel_filterbank
+from qdaed.features.fbank import LfbeOptions, lfbe, mel_filterbank
 from qdaed.io.atomic import atomic_open, atomic_write_text
 from qdaed.validate import check_int
 

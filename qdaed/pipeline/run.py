@@ -37,9 +37,9 @@ from qdaed.errors import InputError
 from qdaed.io.atomic import atomic_write_text
 from qdaed.metrics import threshold_at_eer
 from qdaed.pipeline import report
-from qdaed.pipeline.data import load_dataset
+from qdaed.pipeline.featuresets import load_dataset
 from qdaed.train import schedules as S
-from qdaed.train.dataset import Normalizer
+from qdaed.features.prepare import Normalizer
 from qdaed.train.loop import QuantSpec, TrainConfig
 from qdaed.train.recipes import DistillSpec, recipe_config
 

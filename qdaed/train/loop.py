@@ -23,6 +23,7 @@ import numpy as np
 
 from qdaed.errors import InputError
 from qdaed.metrics import compute_metrics
+from qdaed.models.predict import model_input, predict_logits
 from qdaed.nn.losses import distillation_loss, sigmoid
 from qdaed.nn.quant import quantize, ste_backward
 from qdaed.train import optim
@@ -93,18 +94,6 @@ class History:
     val_mean_eer: list = field(default_factory=list)
     best_epoch: int = -1
     stopped_early: bool = False
-
-
-def model_input(model, x):
-    """Batch of LFBE (B, T, F) in the layout ``model`` expects: (B, 1, T, F) for a ResNet."""
-    return x[:, None] if getattr(model, "input_layout", "BTF") == "BCTF" else x
-
-
-def predict_logits(model, x, batch_size=64):
-    """Evaluation-mode logits (N, C) for inputs (N, T, F), in batches."""
-    out = [model.forward(model_input(model, x[i:i + batch_size]), train=False)[0]
-           for i in range(0, x.shape[0], batch_size)]
-    return np.concatenate(out, axis=0)
 
 
 def _make_optimizer(cfg, params):

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from qdaed.models import ResNet, StudentLSTM
-from qdaed.train.loop import QuantSpec, fit, predict_logits
+from qdaed.train.loop import QuantSpec, fit
+from qdaed.models.predict import predict_logits
 
 
 @dataclass

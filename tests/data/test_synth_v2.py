@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from qdaed.data import synth
 from qdaed.data.manifest import CLASSES
 from qdaed.errors import InputError
-from qdaed.pipeline.data import _synthetic
+from qdaed.pipeline.featuresets import _synthetic
 from qdaed.pipeline.presets import preset_config
-from qdaed.features.lfbe import LfbeOptions
+from qdaed.features.fbank import LfbeOptions
 
 # sha256 (first 16 hex digits) of clips 0-2 of corpus seed 7, 1 s, computed with the code
 # before corpus v2 existed (git HEAD ee6fc9c): v1 must stay exactly what it was.

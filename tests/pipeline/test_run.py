@@ -9,7 +9,7 @@ import pytest
 
 from qdaed.detector import Detector
 from qdaed.metrics import compute_metrics
-from qdaed.pipeline.data import load_dataset
+from qdaed.pipeline.featuresets import load_dataset
 from qdaed.pipeline.presets import preset_config
 from qdaed.pipeline.run import run_pipeline
 

@@ -10,7 +10,7 @@ import pytest
 from qdaed.data.audio import load_clip
 from qdaed.errors import InputError
 from qdaed.features import LfbeOptions, lfbe, num_frames
-from qdaed.features.lfbe import FLOAT32_EPS, hz_to_mel, mel_filterbank, mel_to_hz
+from qdaed.features.fbank import FLOAT32_EPS, hz_to_mel, mel_filterbank, mel_to_hz
 
 REAL = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "real_audio")
 TOL = 1e-3  # DESIGN 2.1: 99.9th percentile of |difference| in the log domain

@@ -2,7 +2,7 @@
 
 Both end as a :class:`~qdaed.train.dataset.FeatureSet` of raw LFBE (normalisation is fitted
 later, on the training split only) with every clip brought to one length (the policy of
-:func:`qdaed.train.dataset.fix_length`):
+:func:`qdaed.features.prepare.fix_length`):
 
 * synthetic: ``n_clips`` clips of ``clip_seconds`` of corpus ``corpus`` (v1: clean labels;
   v2: noisy weak labels with ``label_noise``, clean truth kept; qdaed.data.synth) from corpus
@@ -35,8 +35,9 @@ import numpy as np
 
 from qdaed.data.manifest import UNLABELED
 from qdaed.errors import DataError, InputError
-from qdaed.features.lfbe import LfbeOptions, lfbe, num_frames
-from qdaed.train.dataset import FeatureSet, fix_length
+from qdaed.features.fbank import LfbeOptions, lfbe, num_frames
+from qdaed.train.dataset import FeatureSet
+from qdaed.features.prepare import fix_length
 from qdaed.validate import check_float, check_int
 
 SAMPLE_RATE = 16000

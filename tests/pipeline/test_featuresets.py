@@ -6,16 +6,16 @@ import argparse
 import numpy as np
 import pytest
 
-import qdaed.pipeline.data as pdata
+import qdaed.pipeline.featuresets as pdata
 from qdaed.cli import main
 from qdaed.data.manifest import CLASSES
 from qdaed.data.synth import LabelNoise, corpus_clip, corpus_config, observe_labels, write_corpus
 from qdaed.errors import InputError
-from qdaed.features.lfbe import lfbe
-from qdaed.pipeline.command import register, resolve_config
-from qdaed.pipeline.data import load_dataset, synth_workers
+from qdaed.features.fbank import lfbe
+from qdaed.commands.pipeline import register, resolve_config
+from qdaed.pipeline.featuresets import load_dataset, synth_workers
 from qdaed.pipeline.presets import preset_config
-from qdaed.train.dataset import fix_length
+from qdaed.features.prepare import fix_length
 
 SEED = 20190701     # the presets' synth_seed
 

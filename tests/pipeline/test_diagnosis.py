@@ -7,7 +7,7 @@ import pytest
 
 from qdaed.cli import main
 from qdaed.errors import InputError
-from qdaed.pipeline.diagnose import calibration, diagnose, gradient_scales
+from qdaed.pipeline.diagnosis import calibration, diagnose, gradient_scales
 
 
 def logit(p):
@@ -59,7 +59,7 @@ def test_diagnose_refuses_a_directory_that_is_not_a_run(tmp_path, capsys):
 
 
 def test_the_report_says_when_no_positive_is_missing():
-    from qdaed.pipeline.diagnose import diagnosis_markdown
+    from qdaed.pipeline.diagnosis import diagnosis_markdown
 
     d = {"run": "r", "n_train": 1, "n_val": 1, "recipe": "transfer", "teacher_calibration": {},
          "missing_positives": {"count": 0, "mean_q_teacher_on_its_training_clips": None,

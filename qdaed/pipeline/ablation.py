@@ -1,4 +1,4 @@
-"""``qdaed ablate``: when does distillation help? (issue 9, DESIGN 6)
+"""The ablation behind ``qdaed ablate``: when does distillation help? (issue 9, DESIGN 6)
 
 Cells: {baseline student; distillation as in the paper (cached logits on the training clips,
 T = 2, λ = 0.5); distillation with a recipe (default ``transfer``)} × {clean labels; noisy
@@ -23,9 +23,8 @@ import numpy as np
 
 from qdaed.errors import InputError
 from qdaed.io.atomic import atomic_write_bytes
-from qdaed.pipeline.presets import PRESETS, preset_config
+from qdaed.pipeline.presets import preset_config
 from qdaed.train.recipes import RECIPES, recipe_config
-from qdaed.validate import check_int
 
 LABELS = {"clean": {"missing": 0.0, "false_positive": 0.0}, "noisy": None}
 CELLS = (("baseline", "student"), ("paper", "distilled-paper"), ("recipe", "distilled"))
@@ -147,34 +146,3 @@ def run_ablation(out, preset="demo", recipe="transfer", seeds=5, seed=0, jobs=1,
     atomic_write_bytes(out / "ablation.md", ablation_markdown(summary).encode())
     _plot(summary, out / "ablation.png")
     return summary
-
-
-def register(sub):
-    p = sub.add_parser("ablate", help="when does distillation help? baseline / paper recipe / "
-                                      "a recipe x clean / noisy labels x seeds",
-                       description=__doc__.split("\n\n")[1])
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--preset", default="demo", help=f"one of {', '.join(PRESETS)}")
-    p.add_argument("--recipe", default="transfer",
-                   choices=[r for r in RECIPES if r != "paper"])
-    p.add_argument("--seeds", type=int, default=5, help="seeds per cell (default 5)")
-    p.add_argument("--seed", type=int, default=0, help="first seed")
-    p.add_argument("--jobs", type=int, default=0, help="seed jobs at once (0: one per core)")
-    p.add_argument("--dask-scheduler", metavar="ADDRESS", help="run on a Dask cluster")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=_run)
-
-
-def _run(args):
-    seeds = check_int("--seeds", args.seeds, lo=1)
-    if seeds < 2:
-        raise InputError(f"--seeds: an interval needs at least 2 seeds, got {seeds}")
-    jobs = check_int("--jobs", args.jobs, lo=0)
-    summary = run_ablation(args.out, args.preset, args.recipe, seeds,
-                           check_int("--seed", args.seed, lo=0),
-                           jobs=1 if args.dask_scheduler else jobs,
-                           dask_scheduler=args.dask_scheduler, resume=args.resume,
-                           quiet=args.quiet, feature_jobs=jobs)
-    print(ablation_markdown(summary))
-    return 0

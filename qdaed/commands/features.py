@@ -8,7 +8,7 @@ import sys
 
 
 def register(sub):
-    from qdaed.features.lfbe import LfbeOptions
+    from qdaed.features.fbank import LfbeOptions
 
     names = ", ".join(f.name for f in dataclasses.fields(LfbeOptions))
     p = sub.add_parser(
@@ -40,7 +40,7 @@ def register(sub):
 def parse_option_values(pairs):
     """``["num_mel_bins=40", "window=hann"]`` → LfbeOptions, typed by the dataclass fields."""
     from qdaed.errors import InputError
-    from qdaed.features.lfbe import LfbeOptions, make_options
+    from qdaed.features.fbank import LfbeOptions, make_options
 
     defaults = LfbeOptions()
     kwargs = {}

@@ -27,7 +27,7 @@ def _bits(text):
 def _label_noise(text, default_false_positive):
     """``MISSING[,FALSE_POSITIVE]`` → the config's label_noise dict (FALSE_POSITIVE omitted:
     the preset's)."""
-    from qdaed.data.synth_command import parse_label_noise
+    from qdaed.commands.synth import parse_label_noise
 
     return parse_label_noise(text, "--label-noise", default_false_positive)
 

@@ -62,7 +62,7 @@ def diagnose(run_dir):
     from qdaed.detector import Detector
     from qdaed.nn.losses import sigmoid
     from qdaed.train import schedules as S
-    from qdaed.train.loop import predict_logits
+    from qdaed.models.predict import predict_logits
 
     run = Path(run_dir)
     if not (run / "results.json").is_file() or not (run / "arrays").is_dir():
@@ -166,10 +166,3 @@ def diagnosis_markdown(d):
                      f"{pct(s['val_eer_best'])} | {pct(s['val_eer_last'])} | "
                      f"{pct(s['test_eer'])} |")
     return "\n".join(lines) + "\n"
-
-
-def register(sub):
-    p = sub.add_parser("diagnose", help="why distillation did or did not help in a run",
-                       description=__doc__.split("\n\n")[0])
-    p.add_argument("run", help="a finished `qdaed pipeline` output directory")
-    p.set_defaults(func=lambda args: print(diagnosis_markdown(diagnose(args.run))) or 0)

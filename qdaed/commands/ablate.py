@@ -1,0 +1,40 @@
+"""``qdaed ablate``: the ablation of :mod:`qdaed.pipeline.ablation` from the command line."""
+
+from __future__ import annotations
+
+from qdaed.errors import InputError
+from qdaed.pipeline.ablation import __doc__ as ABLATION_DOC
+from qdaed.pipeline.ablation import ablation_markdown, run_ablation
+from qdaed.pipeline.presets import PRESETS
+from qdaed.train.recipes import RECIPES
+from qdaed.validate import check_int
+
+def register(sub):
+    p = sub.add_parser("ablate", help="when does distillation help? baseline / paper recipe / "
+                                      "a recipe x clean / noisy labels x seeds",
+                       description=ABLATION_DOC.split("\n\n")[1])
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--preset", default="demo", help=f"one of {', '.join(PRESETS)}")
+    p.add_argument("--recipe", default="transfer",
+                   choices=[r for r in RECIPES if r != "paper"])
+    p.add_argument("--seeds", type=int, default=5, help="seeds per cell (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="first seed")
+    p.add_argument("--jobs", type=int, default=0, help="seed jobs at once (0: one per core)")
+    p.add_argument("--dask-scheduler", metavar="ADDRESS", help="run on a Dask cluster")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_run)
+
+
+def _run(args):
+    seeds = check_int("--seeds", args.seeds, lo=1)
+    if seeds < 2:
+        raise InputError(f"--seeds: an interval needs at least 2 seeds, got {seeds}")
+    jobs = check_int("--jobs", args.jobs, lo=0)
+    summary = run_ablation(args.out, args.preset, args.recipe, seeds,
+                           check_int("--seed", args.seed, lo=0),
+                           jobs=1 if args.dask_scheduler else jobs,
+                           dask_scheduler=args.dask_scheduler, resume=args.resume,
+                           quiet=args.quiet, feature_jobs=jobs)
+    print(ablation_markdown(summary))
+    return 0
