@@ -9,6 +9,7 @@ the shapes, so random weights give the trained models' figures.
     python bench/paper_sizes.py
 """
 
+import dataclasses
 import os
 import sys
 
@@ -19,20 +20,20 @@ from qdaed.detector import Detector  # noqa: E402
 from qdaed.models import ResNet, StudentLSTM  # noqa: E402
 from qdaed.pipeline.presets import preset_config  # noqa: E402
 from qdaed.features.prepare import Normalizer  # noqa: E402
-from qdaed.train.loop import QuantSpec  # noqa: E402
+from qdaed.models.quantized import QuantSpec  # noqa: E402
 
 
 def main():
     cfg = preset_config("paper")
-    bins = cfg["features"]["num_mel_bins"]
+    bins = cfg.features.num_mel_bins
     norm = Normalizer(np.zeros(bins, np.float32), np.ones(bins, np.float32))
 
     def detector(model, quantized=None):
-        return Detector(model, norm, 998, tuple(cfg["classes"]), {}, np.zeros(3),
+        return Detector(model, norm, 998, cfg.classes, {}, np.zeros(3),
                         quantized or {})
 
-    teacher = detector(ResNet(num_classes=3, **cfg["teacher"]))
-    student = StudentLSTM(bins, num_classes=3, **cfg["student"])
+    teacher = detector(ResNet(num_classes=3, **dataclasses.asdict(cfg.teacher)))
+    student = StudentLSTM(bins, num_classes=3, **dataclasses.asdict(cfg.student))
     fp = detector(student)
     rows = [("teacher", 32, teacher), ("student", 32, fp)]
     for k in (8, 4, 2):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from qdaed.errors import InputError
-from qdaed.pipeline.presets import PRESETS, preset_config
-from qdaed.train.recipes import (MAX_TEMPERATURE, MIN_TEMPERATURE, RECIPES, DistillSpec,
-                                 check_temperature, recipe_config)
-from qdaed.validate import check_float, check_int
+from qdaed.pipeline.config import RunConfig, merge_dicts, read_config_dict
+from qdaed.pipeline.presets import PRESETS, preset_dict
+from qdaed.train.recipes import (MAX_TEMPERATURE, MIN_TEMPERATURE, RECIPES, check_temperature,
+                                 recipe_config)
+from qdaed.validate import check_int
 
 
 def _bits(text):
+    """``8,4,2`` → [8, 4, 2] (the widths are checked by the config's QuantConfig)."""
     try:
         bits = [int(b) for b in text.split(",") if b.strip()]
     except ValueError:
@@ -17,10 +19,6 @@ def _bits(text):
                          f"got {text!r}") from None
     if not bits:
         raise InputError("--bits: expected at least one bit width")
-    for b in bits:
-        check_int("--bits", b, lo=1, hi=16)
-    if len(set(bits)) != len(bits):
-        raise InputError(f"--bits: repeated bit width in {text!r}")
     return bits
 
 
@@ -42,7 +40,11 @@ def register(sub):
     )
     p.add_argument("--preset", default="demo", help=f"one of {', '.join(PRESETS)} "
                    "(default demo: synthetic corpus, minutes on 2 cores)")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--out", required=True, help="output directory (new or empty, or a run to "
+                                                "--resume)")
+    p.add_argument("--config", metavar="FILE.json",
+                   help="override any field of the preset's configuration with a JSON object "
+                        "(any part of a run's config.json; options given here override it)")
     p.add_argument("--seeds", type=int, help="number of seeds (default: the preset's)")
     p.add_argument("--seed", type=int,
                    help="first training seed (default 0); seeds run seed … seed+N−1")
@@ -89,36 +91,43 @@ def register(sub):
     p.set_defaults(func=_run)
 
 
-def resolve_config(args):
-    """The preset's config with the command-line overrides applied and checked."""
-    cfg = preset_config(args.preset)
+# config fields set by an option: an error in one names the option
+_OPTION_OF = {"quant.bits": "--bits", "seeds": "--seeds", "seed": "--seed",
+              "distill.temperature": "--temperature", "distill.lam": "--lam",
+              "data.label_noise": "--label-noise", "data.n_transfer": "--transfer",
+              "data.n_clips": "--clips", "data.max_freq": "--max-freq",
+              "data.equal_seconds": "--equal-seconds", "data.corpus": "--corpus"}
+
+
+def _option_overrides(args, base):
+    """The command line's options as a partial config dict (applied over ``base``)."""
+    over, data, distill = {}, {}, {}
     if args.seeds is not None:
-        cfg["seeds"] = check_int("--seeds", args.seeds, lo=1)
+        over["seeds"] = args.seeds
     if args.seed is not None:
-        cfg["seed"] = check_int("--seed", args.seed, lo=0)
+        over["seed"] = args.seed
     if args.bits is not None:
-        cfg["quant"]["bits"] = _bits(args.bits)
+        over["quant"] = {"bits": _bits(args.bits)}
     if args.recipe is not None:
-        cfg["distill"] = recipe_config(args.recipe)
+        distill.update(recipe_config(args.recipe))
     if args.temperature is not None:
-        cfg["distill"]["temperature"] = check_temperature("--temperature", args.temperature)
+        distill["temperature"] = check_temperature("--temperature", args.temperature)
     if args.lam is not None:
-        cfg["distill"]["lam"] = check_float("--lam", args.lam, lo=0.0, hi=1.0)
+        distill["lam"] = args.lam
     if args.tune:
-        cfg["distill"]["tune"] = True
-    spec = DistillSpec.from_config(cfg["distill"])
+        distill["tune"] = True
     if getattr(args, "corpus", None) is not None:
-        cfg["data"]["corpus"] = args.corpus
+        data["corpus"] = args.corpus
     if getattr(args, "label_noise", None) is not None:
-        if cfg["data"]["corpus"] != "v2":
+        if data.get("corpus", base["data"]["corpus"]) != "v2":
             raise InputError("--label-noise: only corpus v2 has label noise (corpus v1's "
                              "labels are clean)")
-        cfg["data"]["label_noise"] = _label_noise(
-            args.label_noise, cfg["data"]["label_noise"]["false_positive"])
+        data["label_noise"] = _label_noise(args.label_noise,
+                                           base["data"]["label_noise"]["false_positive"])
     if getattr(args, "transfer", None) is not None:
-        cfg["data"]["n_transfer"] = check_int("--transfer", args.transfer, lo=0, hi=1_000_000)
+        data["n_transfer"] = args.transfer
     if args.clips is not None:
-        cfg["data"]["n_clips"] = check_int("--clips", args.clips, lo=10)
+        data["n_clips"] = args.clips
     if (args.manifest is None) != (args.audio_root is None):
         raise InputError("--manifest and --audio-root go together")
     if args.manifest is not None:
@@ -127,18 +136,34 @@ def resolve_config(args):
                 raise InputError(f"--{opt.replace('_', '-')}: applies to the synthetic corpus, "
                                  f"not to --manifest (a manifest's transfer set is its rows "
                                  f"with split 'unlabeled')")
-        cfg["data"].update(source="manifest", manifest=str(args.manifest),
-                           audio_root=str(args.audio_root), n_transfer=0)
-    if spec.transfer and cfg["data"]["source"] == "synth" and cfg["data"]["n_transfer"] == 0:
-        raise InputError(f"--recipe {spec.recipe}: needs an unlabelled transfer set "
-                         f"(--transfer N > 0), or a recipe without one (--recipe paper, oof)")
+        data.update(source="manifest", manifest=str(args.manifest),
+                    audio_root=str(args.audio_root), n_transfer=0)
     if args.max_freq is not None:
-        cfg["data"]["max_freq"] = check_float("--max-freq", args.max_freq, lo=100.0,
-                                              hi=cfg["features"]["high_freq"])
+        data["max_freq"] = args.max_freq
     if args.equal_seconds is not None:
-        cfg["data"]["equal_seconds"] = check_float("--equal-seconds", args.equal_seconds,
-                                                   lo=0.05, hi=3600.0)
-    return cfg
+        data["equal_seconds"] = args.equal_seconds
+    if data:
+        over["data"] = data
+    if distill:
+        over["distill"] = distill
+    return over
+
+
+def resolve_config(args):
+    """The run's :class:`~qdaed.pipeline.config.RunConfig`: the preset, then ``--config``,
+    then the options, merged and validated once."""
+    base = preset_dict(args.preset)
+    if getattr(args, "config", None):
+        base = merge_dicts(base, read_config_dict(args.config))
+    try:
+        return RunConfig.from_dict(merge_dicts(base, _option_overrides(args, base)))
+    except InputError as exc:
+        msg = str(exc)
+        field = msg.split(":", 1)[0].removeprefix("config.")
+        for path, option in _OPTION_OF.items():
+            if field == path or field.startswith(path + "."):
+                raise InputError(f"{option}: {msg.split(':', 1)[1].strip()}") from None
+        raise
 
 
 def _run(args):

@@ -67,6 +67,7 @@ class Clip:
     end_seconds: float | None = None
     split: str | None = None
     clean_labels: tuple | None = None    # the ground truth, when given apart from ``labels``
+    group: str | None = None             # the source recording (``group`` column), if given
 
     @property
     def name(self):
@@ -102,7 +103,7 @@ def read_manifest(path, classes=CLASSES):
     """Parse a manifest CSV into a list of :class:`Clip`; ``DataError`` naming file and line."""
     path = os.fspath(path)
     try:
-        with open(path, "r", encoding="utf-8", newline="") as fh:
+        with open(path, "r", encoding="utf-8-sig", newline="") as fh:   # a BOM is dropped
             text = fh.read()
     except FileNotFoundError:
         raise DataError(f"{path}: manifest not found") from None
@@ -113,7 +114,7 @@ def read_manifest(path, classes=CLASSES):
 
 def parse_manifest(text, name="<manifest>", classes=CLASSES):
     """Parse manifest CSV text (see the module docstring); ``name`` is used in errors."""
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
     try:
         header = next(reader)
     except StopIteration:
@@ -127,16 +128,26 @@ def parse_manifest(text, name="<manifest>", classes=CLASSES):
         raise DataError(f"{name}, line 1: the header needs a 'path' column or 'ytid' and "
                         f"'start_seconds' columns, got {header}")
 
-    clips = []
+    clips, first_line = [], {}
     try:
-        for row in reader:
-            line = reader.line_num
+        while True:
+            line = reader.line_num + 1       # a record's first line (a quoted field may span
+            try:                             # several; line_num is then its last)
+                row = next(reader)
+            except StopIteration:
+                break
             if not row or all(not c.strip() for c in row):
                 continue
             if len(row) < len(header):
                 raise DataError(f"{name}, line {line}: {len(row)} field(s), the header has "
                                 f"{len(header)}")
-            clips.append(_parse_row(row, cols, classes, f"{name}, line {line}", line))
+            clip = _parse_row(row, cols, classes, f"{name}, line {line}", line)
+            if clip.name in first_line:
+                raise DataError(f"{name}, line {line}: {clip.name!r} is listed again (first at "
+                                f"line {first_line[clip.name]}); a clip may appear once, or it "
+                                f"could land in two splits")
+            first_line[clip.name] = line
+            clips.append(clip)
     except csv.Error as exc:
         raise DataError(f"{name}, line {reader.line_num}: {exc}") from None
     return clips
@@ -171,7 +182,7 @@ def _parse_row(row, cols, classes, where, line):
         if end is not None and end <= start:
             raise DataError(f"{where}: end_seconds {end} is not after start_seconds {start}")
     return Clip(line=line, labels=labels, path=path, ytid=ytid, start_seconds=start,
-                end_seconds=end, split=split, clean_labels=clean)
+                end_seconds=end, split=split, clean_labels=clean, group=get("group") or None)
 
 
 def _seconds(text, column, where, required):

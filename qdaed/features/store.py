@@ -148,6 +148,8 @@ def extract_features(clips, audio_root, out_dir, options=None, *, sample_rate=TA
         raise DataError(f"{manifest_name}: the manifest lists no clips")
 
     out_dir = os.fspath(out_dir)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise DataError(f"{out_dir}: the feature folder exists and is not a directory")
     cache_dir = os.path.join(out_dir, "cache")
     os.makedirs(cache_dir, exist_ok=True)
     atomic_write_text(os.path.join(out_dir, "options.json"),

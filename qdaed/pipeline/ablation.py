@@ -37,15 +37,10 @@ def ablation_configs(preset, recipe, seeds, seed=0):
                          f"another of {', '.join(r for r in RECIPES if r != 'paper')}")
     out = {}
     for cond, noise in LABELS.items():
-        cfg = preset_config(preset)
-        cfg["data"]["corpus"] = "v2"
-        if noise is not None:
-            cfg["data"]["label_noise"] = dict(noise)
-        cfg["quant"]["bits"] = []
-        cfg["distill"] = recipe_config(recipe)
-        cfg["extra_recipes"] = ["paper"]
-        cfg["seeds"], cfg["seed"] = seeds, seed
-        out[cond] = cfg
+        data = {"corpus": "v2"} if noise is None else {"corpus": "v2", "label_noise": dict(noise)}
+        out[cond] = preset_config(preset).merged({
+            "data": data, "quant": {"bits": []}, "distill": recipe_config(recipe),
+            "extra_recipes": ["paper"], "seeds": seeds, "seed": seed})
     return out
 
 

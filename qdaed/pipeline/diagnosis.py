@@ -20,6 +20,7 @@ Reads the run directory (its arrays, teacher, students and training histories) a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -28,6 +29,8 @@ import numpy as np
 from qdaed.errors import InputError
 from qdaed.io.atomic import atomic_write_text
 from qdaed.metrics import compute_metrics
+from qdaed.pipeline.config import read_config
+from qdaed.pipeline.stages import targets_path
 
 
 def calibration(z, y):
@@ -68,12 +71,13 @@ def diagnose(run_dir):
     if not (run / "results.json").is_file() or not (run / "arrays").is_dir():
         raise InputError(f"{run}: not a finished qdaed pipeline run (needs results.json and "
                          f"arrays/)")
-    cfg = json.loads((run / "config.json").read_text())
+    cfg = read_config(run / "config.json")
     results = json.loads((run / "results.json").read_text())
     a = {p.stem: np.load(p, allow_pickle=False) for p in (run / "arrays").glob("*.npy")}
-    seed0 = cfg["seed"]
+    seed0 = cfg.seed
     teacher = Detector.load(run / "models" / f"seed{seed0}" / "teacher.safetensors")
-    z_tr = np.load(run / "models" / f"seed{seed0}" / "teacher.targets-train.npy")
+    z_tr = np.load(targets_path(run / "models" / f"seed{seed0}", cfg.distill.targets, "train"),
+                   allow_pickle=False)
     z_fit = predict_logits(teacher.model, a["x_train"])   # the teacher's own output (not OOF)
     z_va = predict_logits(teacher.model, a["x_val"])
     out = {"run": str(run), "recipe": results.get("distill", {}).get("recipe"),
@@ -100,18 +104,17 @@ def diagnose(run_dir):
             if missed.any() else None,
         }
     student = S.new_student(S.Split(a["x_train"], a["y_train"], a["x_val"], a["y_val"]),
-                            cfg["student"], seed0)
+                            dataclasses.asdict(cfg.student), seed0)
     z_s = predict_logits(student, a["x_train"])
-    dist = results.get("distill", cfg["distill"])
+    dist = results.get("distill", cfg.distill.to_config())
     out["gradient_scales_at_init"] = [
         gradient_scales(z_s, z_tr, a["y_train"], dist["temperature"], dist["lam"]),
         gradient_scales(z_s, z_tr, a["y_train"], 2.0, 0.5)]
     test_eer = {(m["name"], s): e for m in results["models"]
                 for s, e in _per_seed(m["eer"]["mean"], cfg)}
     stops = []
-    for seed in range(cfg["seed"], cfg["seed"] + cfg["seeds"]):
-        for name in ("student", "distilled", *[f"distilled-{r}" for r in
-                                               cfg.get("extra_recipes", [])]):
+    for seed in cfg.seed_list:
+        for name in ("student", "distilled", *[f"distilled-{r}" for r in cfg.extra_recipes]):
             hp = run / "models" / f"seed{seed}" / f"{name}.history.json"
             if hp.is_file():
                 h = json.loads(hp.read_text())
@@ -127,7 +130,7 @@ def diagnose(run_dir):
 
 
 def _per_seed(v, cfg):
-    seeds = list(range(cfg["seed"], cfg["seed"] + cfg["seeds"]))
+    seeds = cfg.seed_list
     if isinstance(v, dict):
         return list(zip(seeds, v["per_seed"]))
     return [(seeds[0], v)]

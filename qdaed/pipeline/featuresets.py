@@ -28,7 +28,7 @@ filters at that frequency (e.g. 4000 Hz, the Nyquist frequency of 8 kHz recordin
 
 from __future__ import annotations
 
-import csv
+import hashlib
 import sys
 
 import numpy as np
@@ -43,25 +43,27 @@ from qdaed.validate import check_float, check_int
 SAMPLE_RATE = 16000
 
 
-def feature_options(cfg):
-    """LFBE options of a run: the preset's bins and band, with the band-limit control."""
-    f = cfg["features"]
-    high = f["high_freq"] if cfg["data"]["max_freq"] is None else cfg["data"]["max_freq"]
-    return LfbeOptions(num_mel_bins=f["num_mel_bins"], low_freq=f["low_freq"], high_freq=high)
+def feature_options(data, features):
+    """LFBE options of a run (a :class:`~qdaed.pipeline.config.DataConfig` and
+    :class:`~qdaed.pipeline.config.FeaturesConfig`): the bins and band, with the band-limit
+    control ``data.max_freq``."""
+    high = features.high_freq if data.max_freq is None else data.max_freq
+    return LfbeOptions(num_mel_bins=features.num_mel_bins, low_freq=features.low_freq,
+                       high_freq=high)
 
 
-def load_dataset(cfg, out, log, jobs=0):
-    """FeatureSet of the run described by ``cfg`` (see the module docstring)."""
-    opts = feature_options(cfg)
-    if cfg["data"]["source"] == "synth":
-        data = _synthetic(cfg, opts, log, jobs)
+def load_dataset(data, features, classes, out, log, jobs=0):
+    """FeatureSet of a run's ``data`` (see the module docstring)."""
+    opts = feature_options(data, features)
+    if data.source == "synth":
+        fs = _synthetic(data, tuple(classes), opts, log, jobs)
     else:
-        if cfg["data"].get("n_transfer", 0):
+        if data.n_transfer:
             raise InputError("data.n_transfer: applies to the synthetic corpus; a manifest's "
                              "transfer set is its rows with split 'unlabeled'")
-        data = _manifest(cfg, opts, out, log, jobs)
-    data.feature_options = opts.to_dict()
-    return data
+        fs = _manifest(data, tuple(classes), opts, out, log, jobs)
+    fs.feature_options = opts.to_dict()
+    return fs
 
 
 def _fractions_split(n, fractions):
@@ -107,7 +109,7 @@ def synth_workers(jobs, total_clips, seconds):
     return max(1, min(chunks, jobs))
 
 
-def _synthetic(cfg, opts, log, jobs=0):
+def _synthetic(d, classes, opts, log, jobs=0):
     """The synthetic corpus: ``n_clips`` labelled clips (split by ``split_fractions``) and
     ``n_transfer`` more from the same generator at indices n_clips … n_clips+n_transfer−1
     (never one of the labelled clips) with split ``unlabeled``: the transfer set.
@@ -125,19 +127,17 @@ def _synthetic(cfg, opts, log, jobs=0):
     """
     from qdaed.data.synth import CORPORA, LabelNoise
 
-    d = cfg["data"]
-    version = d.get("corpus", "v1")
+    version = d.corpus
     if version not in CORPORA:
         raise InputError(f"data.corpus: expected one of {', '.join(CORPORA)}, got {version!r}")
-    n = check_int("data.n_clips", d["n_clips"], lo=1)
-    n_u = check_int("data.n_transfer", d.get("n_transfer", 0), lo=0)
-    seconds = check_float("data.clip_seconds", d["clip_seconds"], lo=0.0, lo_open=True)
-    seed = check_int("data.synth_seed", d["synth_seed"], lo=0)
-    classes = tuple(cfg["classes"])
+    n = check_int("data.n_clips", d.n_clips, lo=1)
+    n_u = check_int("data.n_transfer", d.n_transfer, lo=0)
+    seconds = check_float("data.clip_seconds", d.clip_seconds, lo=0.0, lo_open=True)
+    seed = check_int("data.synth_seed", d.synth_seed, lo=0)
     frames = num_frames(int(round(seconds * SAMPLE_RATE)), SAMPLE_RATE, opts)
     noise = None
     if version == "v2":      # label_noise absent: v2's default, as corpus_config's
-        noise = LabelNoise.of(d.get("label_noise") or LabelNoise())
+        noise = LabelNoise.of(d.label_noise or LabelNoise())
     total = n + n_u
     workers = synth_workers(jobs, total, seconds)
     log(f"synthetic corpus {version}: {n} clips of {seconds:g} s (seed {seed})"
@@ -167,7 +167,7 @@ def _synthetic(cfg, opts, log, jobs=0):
         log(f"label noise: {int((pos & (labels[:n] == 0)).sum())} of {int(pos.sum())} positive "
             f"labels missing, {int((neg & (labels[:n] == 1)).sum())} of {int(neg.sum())} "
             f"negative (clip, class) pairs labelled positive; test metrics use the clean truth")
-    splits = np.concatenate([_fractions_split(n, d["split_fractions"]),
+    splits = np.concatenate([_fractions_split(n, d.split_fractions),
                              np.array([UNLABELED] * n_u)]).astype(str)
     names = [f"synth_{seed}_{i:06d}" for i in range(total)]
     return FeatureSet(feats, labels, names, splits, classes, clean_labels=clean)
@@ -207,17 +207,6 @@ def _map_chunks(args, workers):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _groups(manifest_path, clips):
-    """The manifest's optional ``group`` column, one entry per clip (by CSV line), else None."""
-    with open(manifest_path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
-    header = [h.strip() for h in rows[0]]
-    if "group" not in header:
-        return None
-    col = header.index("group")
-    return [rows[c.line - 1][col].strip() or c.name for c in clips]
-
-
 def _seeded_split(keys, fractions, seed):
     """Assign whole groups to splits at random (seeded), aiming at ``fractions`` of clips."""
     uniq = sorted(set(keys))
@@ -234,29 +223,28 @@ def _seeded_split(keys, fractions, seed):
     return np.array([which[k] for k in keys])
 
 
-def _manifest(cfg, opts, out, log, jobs):
+def _manifest(d, classes, opts, out, log, jobs):
     from qdaed.data.manifest import read_manifest
     from qdaed.features.store import extract_features, load_features
 
-    d = cfg["data"]
-    clips = read_manifest(d["manifest"], tuple(cfg["classes"]))
+    clips = read_manifest(d.manifest, classes)
     if not clips:
-        raise DataError(f"{d['manifest']}: the manifest lists no clips")
-    log(f"manifest {d['manifest']}: {len(clips)} clips; features cached in {out / 'features'}")
-    report = extract_features(clips, d["audio_root"], out / "features", opts,
-                              jobs=None if jobs == 0 else jobs, manifest_name=d["manifest"])
+        raise DataError(f"{d.manifest}: the manifest lists no clips")
+    log(f"manifest {d.manifest}: {len(clips)} clips; features cached in {out / 'features'}")
+    report = extract_features(clips, d.audio_root, out / "features", opts,
+                              jobs=None if jobs == 0 else jobs, manifest_name=d.manifest)
     for clip, path, reason in report.bad:
         log(f"skipped {clip.name}: {reason}")
     log(f"features: {report.computed} computed, {report.reused} reused, "
         f"{len(report.bad)} skipped (listed in {out / 'features' / 'bad_audio.csv'})")
     used = [c for c, _, _ in report.items]
     raw = [load_features(p) for _, p, _ in report.items]
-    if d["equal_seconds"] is not None:
-        frames = num_frames(int(round(d["equal_seconds"] * SAMPLE_RATE)), SAMPLE_RATE, opts)
+    _refuse_duplicate_audio(d.manifest, used, raw)
+    if d.equal_seconds is not None:
+        frames = num_frames(int(round(d.equal_seconds * SAMPLE_RATE)), SAMPLE_RATE, opts)
     else:
         frames = max(f.shape[0] for f in raw)
     feats = np.stack([fix_length(f, frames) for f in raw])
-    classes = tuple(cfg["classes"])
     labels = np.array([c.targets(classes) for c in used], dtype=np.float32)
     clean = None
     if any(c.clean_labels is not None for c in used):    # a clean_labels column
@@ -265,14 +253,27 @@ def _manifest(cfg, opts, out, log, jobs):
     if all(c.split for c in used):
         splits = np.array([c.split for c in used])
     else:
-        groups = _groups(d["manifest"], used) or [c.name for c in used]
+        groups = [c.group or c.name for c in used]
         lab = np.flatnonzero(~unl)
         splits = np.array([UNLABELED] * len(used), dtype=object)
-        splits[lab] = _seeded_split([groups[i] for i in lab], d["split_fractions"],
-                                    d["synth_seed"])
+        splits[lab] = _seeded_split([groups[i] for i in lab], d.split_fractions,
+                                    d.synth_seed)
         splits = splits.astype(str)
     if unl.any():
         log(f"manifest: {int(unl.sum())} clips with split '{UNLABELED}' (transfer set; their "
             f"labels are never trained on)")
     return FeatureSet(feats, labels, [c.name for c in used], splits, classes,
                       clean_labels=clean)
+
+
+def _refuse_duplicate_audio(manifest, clips, raw):
+    """Two rows whose audio gives the same LFBE (the same recording under two names) could
+    land in two splits: a DataError naming both rows."""
+    seen = {}
+    for clip, feats in zip(clips, raw):
+        key = hashlib.sha256(np.ascontiguousarray(feats).tobytes()).hexdigest()
+        if key in seen:
+            first = seen[key]
+            raise DataError(f"{manifest}, line {clip.line}: {clip.name!r} has the same audio as "
+                            f"{first.name!r} (line {first.line}); list each recording once")
+        seen[key] = clip

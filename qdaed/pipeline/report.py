@@ -48,9 +48,10 @@ def _aggregate(values):
             "per_seed": [_json_float(v) for v in values]}
 
 
-def build_results(cfg, versions, runs, test, log=None):
-    """runs: list of (seed, Detector, test scores (N, C)). Returns the results.json dict."""
-    classes = list(cfg["classes"])
+def build_results(classes, config, versions, runs, test, log=None):
+    """classes: the class names; config: the run's configuration as JSON (RunConfig.to_dict());
+    runs: list of (seed, Detector, test scores (N, C)). Returns the results.json dict."""
+    classes = list(classes)
     by_name = {}
     for seed, det, scores in runs:
         by_name.setdefault(det.info["name"], []).append((seed, det, scores))
@@ -76,8 +77,8 @@ def build_results(cfg, versions, runs, test, log=None):
                              for c in [*classes, "mean"]}
         models.append(entry)
     comparisons = _comparisons(by_name, metrics_of, test.labels, log)
-    return {"preset": cfg["preset"], "config": cfg, "versions": versions, "models": models,
-            "comparisons": comparisons}
+    return {"preset": config.get("preset"), "config": config, "versions": versions,
+            "models": models, "comparisons": comparisons}
 
 
 def comparison_pairs(names):

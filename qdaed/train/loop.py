@@ -24,8 +24,9 @@ import numpy as np
 from qdaed.errors import InputError
 from qdaed.metrics import compute_metrics
 from qdaed.models.predict import model_input, predict_logits
+from qdaed.models.quantized import quantized_weights
 from qdaed.nn.losses import distillation_loss, sigmoid
-from qdaed.nn.quant import quantize, ste_backward
+from qdaed.nn.quant import ste_backward
 from qdaed.train import optim
 from qdaed.train.augment import augment_batch, step_rng
 from qdaed.train.dataset import batch_order
@@ -61,29 +62,6 @@ class TrainConfig:
         check_int("patience", self.patience, lo=1)
         check_int("seed", self.seed, lo=0)
         return self
-
-
-@dataclass
-class QuantSpec:
-    """Which tensors are quantized during training and deployment, and how (DESIGN 2.5).
-
-    Default: every weight matrix (``weight``, ``weight_ih_l0``, … with 2+ dimensions); biases stay
-    float32 and are counted as such.
-    """
-
-    bits: int
-    group: object = "row"
-    symmetric: bool = False
-    rounding: str = "nearest"
-
-    def names(self, params):
-        return [n for n, p in params.items()
-                if n.rsplit(".", 1)[-1].startswith("weight") and p.ndim >= 2]
-
-    def quantize(self, params):
-        """{name: QuantizedTensor} for every quantized tensor of ``params``."""
-        return {n: quantize(params[n], self.bits, group=self.group, rounding=self.rounding,
-                            symmetric=self.symmetric) for n in self.names(params)}
 
 
 @dataclass
@@ -199,15 +177,11 @@ def fit(model, train, val, cfg, *, teacher_logits=None, temperature=2.0, lam=0.0
                 zt = predict_logits(teacher, xb, batch_size=xb.shape[0])
             else:
                 zt = None if zt_all is None else zt_all[idx]
-            if quant is not None:
-                qts = quant.quantize(master)
-                model.params = {**master, **{n: q.dequantize() for n, q in qts.items()}}
-            try:
+            qts = {} if quant is None else quant.quantize(master, epoch * steps_per_epoch + step)
+            with quantized_weights(model, qts):
                 z, cache = model.forward(model_input(model, xb), train=True)
                 loss, dz = distillation_loss(z, zt, yb, temperature, lam)
                 grads = model.backward(cache, dz)
-            finally:
-                model.params = master
             if quant is not None:
                 grads.update({n: ste_backward(grads[n], q) for n, q in qts.items()})
             if cfg.clip_norm > 0:
@@ -239,15 +213,8 @@ def fit(model, train, val, cfg, *, teacher_logits=None, temperature=2.0, lam=0.0
 
 def _validation_eer(model, x, y, quant):
     """Mean EER over classes on the validation split, with the deployed (quantized) weights."""
-    if quant is None:
+    with quantized_weights(model, {} if quant is None else quant.quantize(model.params)):
         logits = predict_logits(model, x)
-    else:
-        master = model.params
-        model.params = {**master, **{n: q.dequantize() for n, q in quant.quantize(master).items()}}
-        try:
-            logits = predict_logits(model, x)
-        finally:
-            model.params = master
     eer = compute_metrics(sigmoid(logits), y)["eer"]["mean"]
     return 1.0 if not np.isfinite(eer) else float(eer)
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from qdaed.models import ResNet, StudentLSTM
-from qdaed.train.loop import QuantSpec, fit
+from qdaed.models.quantized import QuantSpec, dequantized_state
+from qdaed.train.loop import fit
 from qdaed.models.predict import predict_logits
 
 
@@ -116,7 +117,7 @@ def out_of_fold_teacher_logits(split, arch, cfg, folds, x_transfer=None, fold_fi
 def deploy_quantized(model, spec):
     """Replace every quantized tensor by Q_k(w); return {name: QuantizedTensor}."""
     qt = spec.quantize(model.params)
-    model.load_state_dict({**model.state_dict(), **{n: q.dequantize() for n, q in qt.items()}})
+    model.load_state_dict(dequantized_state(model.state_dict(), qt))
     return qt
 
 

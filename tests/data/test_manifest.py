@@ -83,3 +83,29 @@ def test_without_a_clean_labels_column_the_truth_is_the_labels():
 def test_a_bad_clean_label_names_the_column_and_line():
     with pytest.raises(DataError, match="m.csv, line 3: clean_labels: unknown label 'cat'"):
         parse_manifest("path,labels,clean_labels\na.wav,dog,dog\nb.wav,dog,cat\n", "m.csv")
+
+
+def test_a_utf8_bom_and_crlf_line_ends_are_accepted(tmp_path):
+    f = tmp_path / "m.csv"
+    f.write_bytes("path,labels,group\r\na.wav,dog,r1\r\nb.wav,,r2\r\n".encode("utf-8-sig"))
+    clips = read_manifest(f)
+    assert [c.path for c in clips] == ["a.wav", "b.wav"]
+    assert [c.group for c in clips] == ["r1", "r2"]
+    assert parse_manifest("\ufeffpath,labels\na.wav,dog\n")[0].labels == ("dog",)
+
+
+def test_a_quoted_newline_keeps_every_rows_group_and_first_line():
+    text = 'path,labels,group\na.wav,dog,"rec\n1"\nb.wav,gunshot,rec2\nc.wav,,rec3\n'
+    clips = parse_manifest(text)
+    assert [c.group for c in clips] == ["rec\n1", "rec2", "rec3"]
+    assert [c.line for c in clips] == [2, 4, 5]
+    with pytest.raises(DataError, match="line 4: unknown label 'cat'"):
+        parse_manifest('path,labels,group\na.wav,dog,"r\n1"\nb.wav,cat,r2\n')
+
+
+def test_a_clip_listed_twice_is_refused_with_both_lines():
+    with pytest.raises(DataError, match=r"line 4: 'a.wav' is listed again \(first at line 2\)"):
+        parse_manifest("path,labels\na.wav,dog\nb.wav,\na.wav,gunshot\n")
+    with pytest.raises(DataError, match="listed again"):
+        parse_manifest("ytid,start_seconds,labels\nX,30,dog\nX,30.000,dog\n")
+    assert len(parse_manifest("ytid,start_seconds,labels\nX,30,dog\nX,40,dog\n")) == 2

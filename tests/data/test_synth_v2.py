@@ -12,6 +12,7 @@ from qdaed.data.manifest import CLASSES
 from qdaed.errors import InputError
 from qdaed.pipeline.featuresets import _synthetic
 from qdaed.pipeline.presets import preset_config
+from qdaed.train.recipes import recipe_config
 from qdaed.features.fbank import LfbeOptions
 
 # sha256 (first 16 hex digits) of clips 0-2 of corpus seed 7, 1 s, computed with the code
@@ -82,14 +83,15 @@ def test_a_per_class_rate_needs_one_rate_per_class():
 
 
 def tiny_cfg(n=12, n_u=5, corpus="v2"):
-    cfg = preset_config("tiny")
-    cfg["data"].update(n_clips=n, n_transfer=n_u, corpus=corpus, clip_seconds=0.5)
-    return cfg
+    over = {"data": dict(n_clips=n, n_transfer=n_u, corpus=corpus, clip_seconds=0.5)}
+    if n_u == 0:     # the tiny preset's recipe needs a transfer set
+        over["distill"] = recipe_config("paper")
+    return preset_config("tiny").merged(over)
 
 
 def load(cfg, jobs):
-    opts = LfbeOptions(num_mel_bins=cfg["features"]["num_mel_bins"])
-    return _synthetic(cfg, opts, lambda m: None, jobs=jobs)
+    opts = LfbeOptions(num_mel_bins=cfg.features.num_mel_bins)
+    return _synthetic(cfg.data, cfg.classes, opts, lambda m: None, jobs=jobs)
 
 
 def test_pipeline_corpus_v2_is_deterministic_and_the_pool_equals_the_serial_path():

@@ -2,6 +2,7 @@
 pool (byte-identical to the serial path), manifests with unlabeled rows, and the options."""
 
 import argparse
+import re
 
 import numpy as np
 import pytest
@@ -15,21 +16,25 @@ from qdaed.features.fbank import lfbe
 from qdaed.commands.pipeline import register, resolve_config
 from qdaed.pipeline.featuresets import load_dataset, synth_workers
 from qdaed.pipeline.presets import preset_config
+from qdaed.train.recipes import recipe_config
 from qdaed.features.prepare import fix_length
 
 SEED = 20190701     # the presets' synth_seed
 
 
 def config(n=20, n_u=6, corpus="v2", noise=None, seconds=0.5):
-    cfg = preset_config("tiny")
-    cfg["data"].update(n_clips=n, n_transfer=n_u, corpus=corpus, clip_seconds=seconds)
+    data = dict(n_clips=n, n_transfer=n_u, corpus=corpus, clip_seconds=seconds)
     if noise is not None:
-        cfg["data"]["label_noise"] = noise
-    return cfg
+        data["label_noise"] = noise
+    over = {"data": data}
+    if n_u == 0:     # the tiny preset's recipe needs a transfer set
+        over["distill"] = recipe_config("paper")
+    return preset_config("tiny").merged(over)
 
 
 def load(cfg, jobs=1, tmp_path=None):
-    return load_dataset(cfg, tmp_path, lambda msg: None, jobs=jobs)
+    return load_dataset(cfg.data, cfg.features, cfg.classes, tmp_path, lambda msg: None,
+                        jobs=jobs)
 
 
 def test_pool_is_byte_identical_to_the_serial_path(monkeypatch):
@@ -87,14 +92,13 @@ def test_v1_ignores_the_label_noise_and_v2_with_zero_noise_is_clean():
 
 
 def test_bad_data_config_is_an_input_error():
-    for update, needle in [({"corpus": "v3"}, "data.corpus"),
-                           ({"n_transfer": -1}, "data.n_transfer"),
+    for update, needle in [({"corpus": "v3"}, "config.data.corpus"),
+                           ({"n_transfer": -1}, "config.data.n_transfer"),
                            ({"label_noise": {"missing": 1.0, "false_positive": 0.0}},
-                            "a noise rate must be in [0, 1)")]:
-        cfg = config()
-        cfg["data"].update(update)
-        with pytest.raises(InputError, match=needle.replace("[", r"\[").replace(")", r"\)")):
-            load(cfg)
+                            "a noise rate must be in [0, 1)"),
+                           ({"n_clipz": 5}, "unknown field(s) ['n_clipz']")]:
+        with pytest.raises(InputError, match=re.escape(needle)):
+            config().merged({"data": update})
 
 
 def test_synth_workers():
@@ -111,9 +115,9 @@ def test_manifest_with_unlabeled_rows_and_clean_labels(tmp_path):
     cfg_syn = corpus_config("v2", 0.5, label_noise={"missing": 0.5, "false_positive": 0.2})
     rows = write_corpus(tmp_path / "c", 10, seed=4, config=cfg_syn, validation_fraction=0.2,
                         test_fraction=0.2, n_transfer=3)
-    cfg = preset_config("tiny")
-    cfg["data"].update(source="manifest", manifest=str(tmp_path / "c" / "manifest.csv"),
-                       audio_root=str(tmp_path / "c"), n_transfer=0)
+    cfg = preset_config("tiny").merged({"data": dict(
+        source="manifest", manifest=str(tmp_path / "c" / "manifest.csv"),
+        audio_root=str(tmp_path / "c"), n_transfer=0)})
     data = load(cfg, jobs=1, tmp_path=tmp_path / "run")
     assert list(data.splits) == [r["split"] for r in rows]
     assert list(data.splits[-3:]) == ["unlabeled"] * 3
@@ -121,9 +125,8 @@ def test_manifest_with_unlabeled_rows_and_clean_labels(tmp_path):
         assert data.labels[i].tolist() == [float(c in r["labels"].split(";")) for c in CLASSES]
         assert data.clean_labels[i].tolist() == \
             [float(c in r["clean_labels"].split(";")) for c in CLASSES]
-    cfg["data"]["n_transfer"] = 2
     with pytest.raises(InputError, match="n_transfer"):
-        load(cfg, jobs=1, tmp_path=tmp_path / "run2")
+        load(cfg.merged({"data": {"n_transfer": 2}}), jobs=1, tmp_path=tmp_path / "run2")
 
 
 def resolve(*argv):
@@ -133,15 +136,14 @@ def resolve(*argv):
 
 
 def test_pipeline_options_set_the_data_config():
-    base = resolve("--preset", "tiny")["data"]
-    assert base["corpus"] == "v2" and base["label_noise"] == {"missing": 0.2,
-                                                              "false_positive": 0.02}
-    d = resolve("--preset", "tiny", "--label-noise", "0.3")["data"]
-    assert d["label_noise"] == {"missing": 0.3, "false_positive": 0.02}   # the preset's FP
+    base = resolve("--preset", "tiny").data
+    assert base.corpus == "v2" and base.label_noise == {"missing": 0.2, "false_positive": 0.02}
+    d = resolve("--preset", "tiny", "--label-noise", "0.3").data
+    assert d.label_noise == {"missing": 0.3, "false_positive": 0.02}   # the preset's FP
     d = resolve("--preset", "tiny", "--label-noise", "0,0", "--corpus", "v2",
-                "--transfer", "7")["data"]
-    assert d["label_noise"] == {"missing": 0.0, "false_positive": 0.0} and d["n_transfer"] == 7
-    assert resolve("--preset", "tiny", "--corpus", "v1")["data"]["corpus"] == "v1"
+                "--transfer", "7").data
+    assert d.label_noise == {"missing": 0.0, "false_positive": 0.0} and d.n_transfer == 7
+    assert resolve("--preset", "tiny", "--corpus", "v1").data.corpus == "v1"
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -59,7 +59,8 @@ def _runs(per_model):
 
 def _results(per_model, seeds, corpus=None, noise=None):
     test = SimpleNamespace(labels=LABELS, clips=[f"c{i}" for i in range(8)])
-    return build_results(_cfg(seeds, corpus, noise), {}, _runs(per_model), test)
+    cfg = _cfg(seeds, corpus, noise)
+    return build_results(cfg["classes"], cfg, {}, _runs(per_model), test)
 
 
 THREE_SEEDS = {
@@ -159,7 +160,7 @@ def test_results_are_identical_between_builds():
 
 def test_no_comparisons_when_no_class_is_defined():
     test = SimpleNamespace(labels=np.zeros((8, 2), dtype=np.float32), clips=list("abcdefgh"))
-    r = build_results(_cfg(1), {}, _runs({"student": [EQUAL], "distilled": [PERFECT]}), test)
+    r = build_results(CLASSES, _cfg(1), {}, _runs({"student": [EQUAL], "distilled": [PERFECT]}), test)
     assert r["comparisons"] == []
     assert "Paired comparisons" not in results_markdown(r)
 
@@ -169,8 +170,7 @@ def test_no_comparisons_when_no_class_is_defined():
 
 @pytest.fixture(scope="module")
 def two_seed_run(tmp_path_factory):
-    cfg = tiny_config()
-    cfg["seeds"] = 2
+    cfg = tiny_config().merged({"seeds": 2})
     out = tmp_path_factory.mktemp("tiny2")
     run_pipeline(cfg, out, quiet=True)
     return out

@@ -10,6 +10,7 @@ import pytest
 from qdaed.detector import Detector
 from qdaed.metrics import compute_metrics
 from qdaed.pipeline.featuresets import load_dataset
+from qdaed.pipeline.config import RunConfig
 from qdaed.pipeline.presets import preset_config
 from qdaed.pipeline.run import run_pipeline
 
@@ -17,9 +18,7 @@ MODEL_NAMES = ["teacher", "student", "distilled", "qd-4bit", "ptq-4bit", "qat-4b
 
 
 def tiny_config():
-    cfg = preset_config("tiny")
-    cfg["quant"]["bits"] = [4]
-    return cfg
+    return preset_config("tiny").merged({"quant": {"bits": [4]}})
 
 
 def read_scores(path):
@@ -78,15 +77,15 @@ def test_quantized_model_sizes_follow_the_accounting(tiny_run):
 
 def test_model_file_round_trip_reproduces_recorded_scores(tiny_run):
     out, results = tiny_run
-    cfg = results["config"]
-    data = load_dataset(cfg, out, lambda msg: None)
+    cfg = RunConfig.from_dict(results["config"])
+    data = load_dataset(cfg.data, cfg.features, cfg.classes, out, lambda msg: None)
     test = data.subset("test")
     rows = read_scores(out / "scores.csv")
     for name in ("teacher", "qd-4bit"):
         det = Detector.load(out / "models" / "seed0" / f"{name}.safetensors")
         scores = det.scores(det.prepare(list(test.features)))
         table = rows[(0, name)]
-        expected = np.array([[table[(c, k)][1] for k in cfg["classes"]] for c in test.clips])
+        expected = np.array([[table[(c, k)][1] for k in cfg.classes] for c in test.clips])
         np.testing.assert_array_equal(scores, expected)
 
 
@@ -96,7 +95,14 @@ def test_resume_after_interruption_reaches_the_same_weights(tiny_run, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run_pipeline(tiny_config(), out, quiet=True, stop_after=3)
     assert not (out / "results.json").exists()
+    assert json.loads((out / "config.json").read_text())["status"] == "started"
+    orphans = [out / "models" / "seed0" / ".student.safetensors.abc123.tmp",
+               out / "arrays" / "x_train.npy.tmp"]
+    for o in orphans:                          # what a kill during an atomic write leaves
+        o.write_bytes(b"partial")
     run_pipeline(tiny_config(), out, resume=True, quiet=True)
+    assert not any(o.exists() for o in orphans)
+    assert json.loads((out / "config.json").read_text())["status"] == "finished"
     for name in MODEL_NAMES:
         a = Detector.load(out_full / "models" / "seed0" / f"{name}.safetensors")
         b = Detector.load(out / "models" / "seed0" / f"{name}.safetensors")

@@ -13,10 +13,7 @@ from qdaed.pipeline.run import run_pipeline
 
 
 def sweep_config():
-    cfg = preset_config("tiny")
-    cfg["quant"]["bits"] = [4]
-    cfg["seeds"] = 2
-    return cfg
+    return preset_config("tiny").merged({"quant": {"bits": [4]}, "seeds": 2})
 
 
 @pytest.fixture(scope="module")

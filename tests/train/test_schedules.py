@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from qdaed.train import schedules as S
-from qdaed.train.loop import QuantSpec, TrainConfig, fit
+from qdaed.models.quantized import QuantSpec
+from qdaed.train.loop import TrainConfig, fit
 from qdaed.models.predict import predict_logits
 
 STUDENT = {"hidden_size": 6, "num_layers": 1, "pooling": "mean"}

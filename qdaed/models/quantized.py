@@ -1,0 +1,64 @@
+"""k-bit weights in a model: which tensors are quantized, and the one way to run with them.
+
+:class:`QuantSpec` names the quantized tensors and the quantizer's options (DESIGN 2.5);
+:func:`quantized_weights` is the single way a model runs on Q_k(w) — a training step of
+quantized distillation or quantization-aware training, the validation of such a step, and
+post-training quantization — with the full-precision weights restored afterwards (even when
+the block raises), and :func:`dequantized_state` the state_dict a deployed model holds.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from qdaed.nn.quant import quantize
+
+
+@dataclass(frozen=True)
+class QuantSpec:
+    """Which tensors are quantized during training and deployment, and how (DESIGN 2.5).
+
+    Default: every weight matrix (``weight``, ``weight_ih_l0``, … with 2+ dimensions); biases stay
+    float32 and are counted as such. ``rounding="stochastic"`` draws its uniform numbers from
+    ``numpy.random.default_rng([seed, step])``: reproducible, and new at every training step.
+    """
+
+    bits: int
+    group: object = "row"
+    symmetric: bool = False
+    rounding: str = "nearest"
+    seed: int = 0
+
+    def names(self, params):
+        return [n for n, p in params.items()
+                if n.rsplit(".", 1)[-1].startswith("weight") and p.ndim >= 2]
+
+    def quantize(self, params, step=0):
+        """{name: QuantizedTensor} for every quantized tensor of ``params``; ``step`` selects
+        the random stream of stochastic rounding (ignored by nearest rounding)."""
+        rng = (np.random.default_rng([self.seed, step]) if self.rounding == "stochastic"
+               else None)
+        return {n: quantize(params[n], self.bits, group=self.group, rounding=self.rounding,
+                            symmetric=self.symmetric, rng=rng) for n in self.names(params)}
+
+
+def dequantized_state(params, quantized):
+    """``params`` with every tensor of ``quantized`` ({name: QuantizedTensor}) replaced by its
+    dequantized values Q_k(w) (a new dict; ``params`` is not changed)."""
+    return {**params, **{n: q.dequantize() for n, q in quantized.items()}}
+
+
+@contextmanager
+def quantized_weights(model, quantized):
+    """Run ``model`` on Q_k(w) inside the block: ``model.params`` holds the dequantized values
+    of ``quantized``; on exit the full-precision arrays (yielded, so that an optimiser can
+    update them) are put back."""
+    master = model.params
+    model.params = dequantized_state(master, quantized)
+    try:
+        yield master
+    finally:
+        model.params = master

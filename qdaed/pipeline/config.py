@@ -1,0 +1,337 @@
+"""The typed configuration of a ``qdaed pipeline`` run, built and validated once.
+
+A run's configuration is a :class:`RunConfig`: frozen dataclasses for the data, the LFBE
+options, the two architectures, the three training schedules, the distillation recipe
+(:class:`~qdaed.train.recipes.DistillSpec`), the quantization and the seeds. It is built
+from a preset (:mod:`qdaed.pipeline.presets`), an optional ``--config FILE.json`` and the
+command-line options, in that order, by :func:`RunConfig.from_dict` on the merged dict — the
+one place where every field is checked (unknown fields are refused with the known ones
+listed). ``to_dict()`` gives it back as JSON: what config.json holds and what ``--config``
+accepts, so a run's config.json, edited, is a valid ``--config`` for the next run.
+
+Each layer below takes the typed pieces it needs (the data layer a :class:`DataConfig`, the
+schedules a :class:`~qdaed.train.loop.TrainConfig`, the quantizer a
+:class:`~qdaed.train.loop.QuantSpec`), never the whole configuration read by string keys.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+
+from qdaed.data.manifest import CLASSES
+from qdaed.errors import InputError
+from qdaed.models.quantized import QuantSpec
+from qdaed.train.loop import TrainConfig
+from qdaed.train.recipes import DistillSpec, RECIPES
+from qdaed.validate import check_choice, check_float, check_int
+
+SOURCES = ("synth", "manifest")
+CORPORA = ("v1", "v2")
+POOLINGS = ("mean", "last", "max")
+TEACHER_DEPTHS = (18, 34, 50)
+MAX_BITS = 16
+
+
+def _optional_float(name, value, lo, hi):
+    return None if value is None else check_float(name, value, lo=lo, hi=hi)
+
+
+def _optional_str(name, value):
+    if value is not None and (not isinstance(value, str) or not value):
+        raise InputError(f"{name}: expected a non-empty string or null, got {value!r}")
+    return value
+
+
+def _bool(name, value):
+    if not isinstance(value, bool):
+        raise InputError(f"{name}: expected true or false, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the clips come from (qdaed.pipeline.featuresets has the details)."""
+
+    source: str = "synth"           # synth | manifest
+    corpus: str = "v2"              # synthetic corpus: v2 (noisy weak labels, clean truth) | v1
+    label_noise: dict = field(default_factory=lambda: {"missing": 0.2, "false_positive": 0.02})
+    n_clips: int = 1000
+    n_transfer: int = 2000          # unlabelled synthetic transfer clips (distillation only)
+    clip_seconds: float = 3.0
+    synth_seed: int = 20190701
+    split_fractions: tuple = (0.6, 0.2, 0.2)   # train, validation, test (synthetic; manifests
+    manifest: str = None                       # without a split column)
+    audio_root: str = None
+    max_freq: float = None          # band-limit control: mel filters stop here (Hz)
+    equal_seconds: float = None     # equal-length control: every clip cut/looped to this
+
+    def __post_init__(self):
+        from qdaed.data.synth import LabelNoise
+
+        check_choice("source", self.source, SOURCES)
+        check_choice("corpus", self.corpus, CORPORA)
+        if not isinstance(self.label_noise, dict) or set(self.label_noise) - {
+                "missing", "false_positive"}:
+            raise InputError(f"label_noise: expected an object with 'missing' and "
+                             f"'false_positive', got {self.label_noise!r}")
+        try:
+            LabelNoise(**self.label_noise)      # the rates' checks live with the corpus
+        except InputError as exc:
+            raise InputError(f"label_noise.{exc}") from None
+        check_int("n_clips", self.n_clips, lo=10, hi=10_000_000)
+        check_int("n_transfer", self.n_transfer, lo=0, hi=1_000_000)
+        check_float("clip_seconds", self.clip_seconds, lo=0.05, hi=3600.0)
+        check_int("synth_seed", self.synth_seed, lo=0, hi=2**63 - 1)
+        fr = self.split_fractions
+        if (not isinstance(fr, (list, tuple)) or len(fr) != 3
+                or any(check_float("split_fractions", f, lo=0.0, hi=1.0) <= 0 for f in fr)
+                or abs(sum(fr) - 1.0) > 1e-9):
+            raise InputError(f"split_fractions: expected three positive fractions (train, "
+                             f"validation, test) summing to 1, got {fr!r}")
+        object.__setattr__(self, "split_fractions", tuple(float(f) for f in fr))
+        _optional_str("manifest", self.manifest)
+        _optional_str("audio_root", self.audio_root)
+        if self.source == "manifest" and (self.manifest is None or self.audio_root is None):
+            raise InputError("source 'manifest': needs manifest and audio_root")
+        _optional_float("max_freq", self.max_freq, 100.0, 1e6)
+        _optional_float("equal_seconds", self.equal_seconds, 0.05, 3600.0)
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    """LFBE options of the run (the rest are qdaed.features.fbank's defaults)."""
+
+    num_mel_bins: int = 64
+    low_freq: float = 20.0
+    high_freq: float = 8000.0
+
+    def __post_init__(self):
+        check_int("num_mel_bins", self.num_mel_bins, lo=1, hi=512)
+        check_float("low_freq", self.low_freq, lo=0.0)
+        check_float("high_freq", self.high_freq, lo=self.low_freq, lo_open=True)
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """ResNet teacher: depth (18, 34, 50) and stem width (DESIGN 2.3)."""
+
+    depth: int = 18
+    width: int = 16
+
+    def __post_init__(self):
+        check_choice("depth", self.depth, TEACHER_DEPTHS)
+        check_int("width", self.width, lo=1, hi=1024)
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """LSTM student (DESIGN 2.2)."""
+
+    hidden_size: int = 32
+    num_layers: int = 1
+    pooling: str = "mean"
+
+    def __post_init__(self):
+        check_int("hidden_size", self.hidden_size, lo=1, hi=8192)
+        check_int("num_layers", self.num_layers, lo=1, hi=16)
+        check_choice("pooling", self.pooling, POOLINGS)
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """k-bit quantization of the qd, ptq and qat models (DESIGN 2.5): the bit widths, and one
+    :class:`~qdaed.train.loop.QuantSpec` per width (``spec(k)``); ``seed`` seeds stochastic
+    rounding."""
+
+    bits: tuple = (8, 4, 2)
+    group: object = "row"
+    symmetric: bool = False
+    rounding: str = "nearest"
+    seed: int = 0
+
+    def __post_init__(self):
+        if not isinstance(self.bits, (list, tuple)):
+            raise InputError(f"bits: expected a list of bit widths, got {self.bits!r}")
+        bits = tuple(check_int("bits", k, lo=1, hi=MAX_BITS) for k in self.bits)
+        if len(set(bits)) != len(bits):
+            raise InputError(f"bits: a bit width is listed twice in {list(bits)}")
+        object.__setattr__(self, "bits", bits)
+        if not (self.group in ("tensor", "row") or (isinstance(self.group, int)
+                                                    and not isinstance(self.group, bool)
+                                                    and self.group >= 1)):
+            raise InputError(f"group: expected 'tensor', 'row' or a bucket size >= 1, got "
+                             f"{self.group!r}")
+        _bool("symmetric", self.symmetric)
+        check_choice("rounding", self.rounding, ("nearest", "stochastic"))
+        check_int("seed", self.seed, lo=0, hi=2**63 - 1)
+        if self.symmetric and 1 in bits:
+            raise InputError("bits: the symmetric quantizer needs at least 2 bits")
+
+    def spec(self, bits):
+        return QuantSpec(bits, group=self.group, symmetric=self.symmetric,
+                         rounding=self.rounding, seed=self.seed)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run depends on; config.json is ``to_dict()``."""
+
+    preset: str = "custom"
+    classes: tuple = CLASSES
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    train_teacher: TrainConfig = field(default_factory=TrainConfig)
+    train_student: TrainConfig = field(default_factory=TrainConfig)
+    train_quant: TrainConfig = field(default_factory=TrainConfig)
+    distill: DistillSpec = field(default_factory=DistillSpec)
+    quant: QuantConfig = field(default_factory=QuantConfig)
+    shared_teacher: bool = True     # one teacher (first seed) distils every seed's students
+    threads_per_job: int = 1        # Numba/BLAS threads of each seed job (results depend on it)
+    seed: int = 0                   # first training seed
+    seeds: int = 3                  # number of seeds: seed, seed + 1, …
+    extra_recipes: tuple = ()       # more distilled students (distilled-{recipe}), same seeds
+
+    def __post_init__(self):
+        if not isinstance(self.preset, str):
+            raise InputError(f"preset: expected a name, got {self.preset!r}")
+        if (not isinstance(self.classes, (list, tuple)) or tuple(self.classes) != CLASSES):
+            raise InputError(f"classes: this qdaed detects {list(CLASSES)}, got "
+                             f"{self.classes!r}")
+        object.__setattr__(self, "classes", tuple(self.classes))
+        for name in ("train_teacher", "train_student", "train_quant"):
+            cfg = getattr(self, name)
+            if cfg.seed != 0:
+                raise InputError(f"{name}.seed: set by the run's seed and seeds, not per "
+                                 f"schedule")
+            try:
+                cfg.validate()
+            except InputError as exc:
+                raise InputError(f"{name}.{exc}") from None
+        _bool("shared_teacher", self.shared_teacher)
+        check_int("threads_per_job", self.threads_per_job, lo=1, hi=1024)
+        check_int("seed", self.seed, lo=0, hi=2**31 - 1)
+        check_int("seeds", self.seeds, lo=1, hi=10_000)
+        if not isinstance(self.extra_recipes, (list, tuple)):
+            raise InputError(f"extra_recipes: expected a list of recipe names, got "
+                             f"{self.extra_recipes!r}")
+        for r in self.extra_recipes:
+            check_choice("extra_recipes", r, tuple(RECIPES))
+        object.__setattr__(self, "extra_recipes", tuple(self.extra_recipes))
+        d = self.data
+        if d.max_freq is not None and d.max_freq > self.features.high_freq:
+            raise InputError(f"data.max_freq: {d.max_freq:g} Hz is above the mel filters' "
+                             f"high_freq ({self.features.high_freq:g} Hz)")
+        if self.distill.transfer and d.source == "synth" and d.n_transfer == 0:
+            raise InputError(f"distill: recipe {self.distill.recipe!r} needs an unlabelled "
+                             f"transfer set (--transfer N > 0), or a recipe without one "
+                             f"(--recipe paper, oof)")
+
+    # -- derived values ---------------------------------------------------------------------
+    @property
+    def seed_list(self):
+        return list(range(self.seed, self.seed + self.seeds))
+
+    def schedule(self, name, seed):
+        """The TrainConfig of schedule ``name`` (train_teacher, …) for one seed."""
+        return dataclasses.replace(getattr(self, name), seed=seed)
+
+    # -- JSON ---------------------------------------------------------------------------------
+    def to_dict(self):
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, DistillSpec):
+                v = v.to_config()
+            elif isinstance(v, TrainConfig):
+                v = {k: x for k, x in dataclasses.asdict(v).items() if k != "seed"}
+            elif dataclasses.is_dataclass(v):
+                v = dataclasses.asdict(v)
+            out[f.name] = _jsonable(v)
+        return out
+
+    @classmethod
+    def from_dict(cls, d, where="config"):
+        """Strictly from a dict (a preset merged with ``--config`` and options)."""
+        return _build(cls, d, where)
+
+    def merged(self, overrides, where="config"):
+        """A new configuration: ``overrides`` (a partial dict) merged into this one."""
+        return RunConfig.from_dict(merge_dicts(self.to_dict(), overrides), where)
+
+
+def _jsonable(v):
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+_NESTED = {"data": DataConfig, "features": FeaturesConfig, "teacher": TeacherConfig,
+           "student": StudentConfig, "train_teacher": TrainConfig,
+           "train_student": TrainConfig, "train_quant": TrainConfig, "quant": QuantConfig}
+
+
+def _build(cls, d, where):
+    if not isinstance(d, dict):
+        raise InputError(f"{where}: expected an object, got {type(d).__name__}")
+    if cls is DistillSpec:
+        try:
+            return DistillSpec.from_config(d)
+        except InputError as e:
+            raise InputError(f"{where}.{e}") from None
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(d) - set(names))
+    if unknown:
+        raise InputError(f"{where}: unknown field(s) {unknown}; known: {sorted(names)}")
+    kw = {}
+    for name, value in d.items():
+        sub = DistillSpec if (cls is RunConfig and name == "distill") else (
+            _NESTED.get(name) if cls is RunConfig else None)
+        kw[name] = _build(sub, value, f"{where}.{name}") if sub else value
+    try:
+        return cls(**kw)
+    except InputError as e:
+        msg = str(e)
+        raise InputError(msg if msg.startswith(where) else f"{where}.{msg}") from None
+
+
+def merge_dicts(base, over):
+    """Deep merge: ``over``'s values replace ``base``'s; nested objects merge key by key."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "label_noise":
+            out[k] = merge_dicts(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def read_config_dict(path):
+    """The dict of a JSON configuration file: a run's config.json (its ``status`` dropped) or
+    a ``--config`` file holding any part of one (merged onto a preset by the caller)."""
+    import json
+    from pathlib import Path
+
+    try:
+        d = json.loads(Path(path).read_text(encoding="utf-8"),
+                       parse_constant=_refuse_constant)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read the configuration ({exc})") from None
+    if not isinstance(d, dict):
+        raise InputError(f"{path}: expected a JSON object, got {type(d).__name__}")
+    d.pop("status", None)
+    return d
+
+
+def read_config(path):
+    """The :class:`RunConfig` of a run's config.json."""
+    return RunConfig.from_dict(read_config_dict(path), where=str(path))

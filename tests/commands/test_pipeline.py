@@ -1,0 +1,302 @@
+"""`qdaed pipeline` and the model-file commands refuse bad input cleanly: exit status 2, a
+message naming the problem, no traceback, and nothing already in --out destroyed."""
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qdaed.cli import main
+from qdaed.errors import InputError
+
+
+@pytest.fixture
+def out_with_file(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    keep = out / "keep.txt"
+    keep.write_text("precious")
+    return out, keep
+
+
+def run_cli(capsys, *argv):
+    status = main(list(argv))
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return status, err
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--bits", "0"], "--bits"),
+    (["--bits", "4,x"], "--bits"),
+    (["--bits", "17"], "--bits"),
+    (["--seed", "-1"], "--seed"),
+    (["--seeds", "0"], "--seeds"),
+    (["--temperature", "0"], "--temperature"),
+    (["--temperature", "-2"], "--temperature"),
+    (["--lam", "1.5"], "--lam"),
+    (["--preset", "huge"], "--preset"),
+    (["--manifest", "m.csv"], "--audio-root"),
+])
+def test_nonsensical_options_exit_2_and_keep_out_dir(capsys, out_with_file, args, needle):
+    out, keep = out_with_file
+    status, err = run_cli(capsys, "pipeline", "--preset", "tiny", "--out", str(out), *args)
+    assert status == 2 and needle in err
+    assert keep.read_text() == "precious"
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("manifest, needle", [
+    ("", "empty manifest"),
+    ("path,labels\n", "lists no clips"),
+    ("path,split\na.wav,train\n", "labels"),
+    ("path,labels\na.wav,cat\n", "unknown label"),
+    ("path,labels\na.wav,dog\nb.wav,\n", "none of the 2 clip"),
+])
+def test_bad_manifests_exit_2_and_leave_out_dir_as_it_was(capsys, tmp_path, manifest, needle):
+    m = write(tmp_path / "m.csv", manifest)
+    empty, new = tmp_path / "empty", tmp_path / "new"
+    empty.mkdir()
+    for out in (empty, new):
+        status, err = run_cli(capsys, "pipeline", "--preset", "tiny", "--out", str(out),
+                              "--manifest", str(m), "--audio-root", str(tmp_path), "--jobs", "1")
+        assert status == 2 and needle in err, err
+    assert list(empty.iterdir()) == [] and not new.exists()   # the start was rolled back
+
+
+def test_existing_run_is_not_overwritten_without_resume(capsys, out_with_file):
+    out, keep = out_with_file
+    (out / "config.json").write_text('{"preset": "demo"}')
+    status, err = run_cli(capsys, "pipeline", "--preset", "tiny", "--out", str(out))
+    assert status == 2 and "already holds a run" in err
+    assert (out / "config.json").read_text() == '{"preset": "demo"}'
+    status, err = run_cli(capsys, "pipeline", "--preset", "tiny", "--out", str(out), "--resume")
+    assert status == 2 and "differs" in err
+    assert keep.read_text() == "precious"
+
+
+def test_resume_without_a_run_is_refused(capsys, tmp_path):
+    status, err = run_cli(capsys, "pipeline", "--preset", "tiny", "--resume",
+                          "--out", str(tmp_path / "nothing"))
+    assert status == 2 and "no config.json" in err
+
+
+@pytest.mark.parametrize("command", ["info", "detect"])
+def test_model_commands_refuse_a_file_that_is_not_a_model(capsys, tmp_path, command):
+    bogus = write(tmp_path / "bogus.safetensors", "not a model")
+    extra = [str(bogus)] if command == "detect" else []
+    status, err = run_cli(capsys, command, str(bogus), *extra)
+    assert status == 2 and "bogus.safetensors" in err
+
+
+# ------------------------------------------------------------------ run directories
+
+
+def test_an_empty_out_is_refused_and_nothing_is_written(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, err = run_cli(capsys, "pipeline", "--preset", "tiny", "--out", "")
+    assert status == 2 and "empty string" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_non_empty_directory_without_a_run_is_refused_untouched(capsys, out_with_file):
+    out, keep = out_with_file
+    status, err = run_cli(capsys, "pipeline", "--preset", "tiny", "--out", str(out))
+    assert status == 2 and "is not empty and holds no qdaed run" in err
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert keep.read_text() == "precious"
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "proc"])
+def test_an_out_that_cannot_be_written_exits_2(capsys, tmp_path, where):
+    if where == "under_a_file":
+        f = tmp_path / "file"
+        f.write_text("x")
+        out = f / "run"
+    else:
+        out = "/proc/qdaed-run"
+    status, err = run_cli(capsys, "pipeline", "--preset", "tiny", "--out", str(out))
+    assert status == 2 and "--out" in err, err
+    if where == "under_a_file":
+        assert (tmp_path / "file").read_text() == "x"
+
+
+def test_a_model_file_of_another_stage_is_not_reused(tiny_run, tmp_path, capsys):
+    import shutil
+
+    from qdaed.pipeline.run import run_pipeline
+    from tests.pipeline.test_run import tiny_config
+
+    src, _ = tiny_run
+    out = tmp_path / "copy"
+    shutil.copytree(src, out)
+    seed0 = out / "models" / "seed0"
+    student = (seed0 / "student.safetensors").read_bytes()
+    (seed0 / "teacher.safetensors").write_bytes(student)     # a student posing as the teacher
+    with pytest.raises(InputError, match="not this run's teacher model") as e:
+        run_pipeline(tiny_config(), out, resume=True, quiet=True)
+    assert "name 'student'" in str(e.value) and "schedule 'student'" in str(e.value)
+    assert (seed0 / "teacher.safetensors").read_bytes() == student    # left as it was
+
+
+def test_a_model_file_of_another_configuration_is_not_reused(tiny_run, tmp_path):
+    import shutil
+
+    from qdaed.pipeline.run import run_pipeline
+    from tests.pipeline.test_run import tiny_config
+
+    src, _ = tiny_run
+    other = tiny_config().merged({"train_quant": {"lr": 0.5}})
+    out = tmp_path / "copy"
+    shutil.copytree(src, out)
+    (out / "config.json").write_text(json.dumps({**other.to_dict(), "status": "started"}))
+    with pytest.raises(InputError, match="config_sha256"):
+        run_pipeline(other, out, resume=True, quiet=True)
+
+
+# ------------------------------------------------------------------ manifests
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """30 labelled wav clips of 0.5 s with their manifest rows (path, labels, split)."""
+    from qdaed.data.synth import corpus_config, write_corpus
+
+    root = tmp_path_factory.mktemp("corpus")
+    rows = write_corpus(root, 30, seed=11, config=corpus_config("v1", 0.5),
+                        validation_fraction=0.2, test_fraction=0.2)
+    return root, rows
+
+
+def manifest_text(rows, columns=("path", "labels", "split"), edit=None):
+    lines = [",".join(columns)]
+    for r in rows:
+        r = dict(r) if edit is None else edit(dict(r))
+        lines.append(",".join(f'"{r.get(c, "")}"' for c in columns))
+    return "\n".join(lines) + "\n"
+
+
+def run_manifest(capsys, tmp_path, corpus, text, *extra):
+    root, _ = corpus
+    m = write(tmp_path / "m.csv", text)
+    out = tmp_path / "run"
+    status, err = run_cli(capsys, "pipeline", "--preset", "tiny", "--recipe", "paper", "--out",
+                          str(out), "--manifest", str(m), "--audio-root", str(root),
+                          "--jobs", "1", "--bits", "4", *extra)
+    return status, err, out
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("no_validation", "the validation split is empty"),
+    ("one_clip", "split is empty"),
+    ("no_positives", "no positive"),
+    ("all_gunshot", "no negative"),
+])
+def test_a_split_too_small_for_the_metrics_is_refused_before_training(
+        capsys, tmp_path, corpus, case, needle):
+    _, rows = corpus
+    if case == "no_validation":
+        rows = [{**r, "split": "train" if r["split"] == "validation" else r["split"]}
+                for r in rows]
+    elif case == "one_clip":
+        rows = rows[:1]
+    elif case == "no_positives":
+        rows = [{**r, "labels": ""} for r in rows]
+    else:
+        rows = [{**r, "labels": "gunshot"} for r in rows]
+    status, err, out = run_manifest(capsys, tmp_path, corpus, manifest_text(rows))
+    assert status == 2 and needle in err, err
+    assert not out.exists()                 # the start was rolled back: nothing to clean up
+
+
+def test_a_clip_listed_twice_is_refused_naming_both_lines(capsys, tmp_path, corpus):
+    _, rows = corpus
+    status, err, out = run_manifest(capsys, tmp_path, corpus, manifest_text(rows + rows[3:4]))
+    assert status == 2 and "line 32" in err and "first at line 5" in err, err
+    assert not out.exists()
+
+
+def test_the_same_audio_under_two_names_is_refused(capsys, tmp_path, corpus):
+    import shutil
+
+    root, rows = corpus
+    copy = "audio/copy_of_clip_0.wav"
+    shutil.copy(root / rows[0]["path"], root / copy)
+    try:
+        text = manifest_text(rows + [{**rows[0], "path": copy, "split": "test"}])
+        status, err, out = run_manifest(capsys, tmp_path, corpus, text)
+    finally:
+        (root / copy).unlink()
+    assert status == 2 and "has the same audio as" in err and copy in err, err
+
+
+def test_too_few_synthetic_clips_are_refused_before_training(capsys, tmp_path):
+    out = tmp_path / "run"
+    status, err = run_cli(capsys, "pipeline", "--preset", "tiny", "--clips", "10", "--out",
+                          str(out), "--jobs", "1")
+    assert status == 2 and "too small for the metrics" in err, err
+    assert not out.exists()
+
+
+def _snapshot(root):
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+_CLASSES = ["dog", "baby_cry", "gunshot"]
+_GOOD_LABELS = st.sets(st.sampled_from(_CLASSES)).map(lambda s: ";".join(sorted(s)))
+_BAD_LABELS = st.sampled_from(["cat", "dog;", "dog;dog"])
+_SPLITS = st.sampled_from(["train", "validation", "test", "unlabeled", ""])
+
+
+@st.composite
+def _manifests(draw, paths):
+    """A small manifest: rows of the corpus (now and then a missing file, a repeated row, a bad
+    label or split), random labels, splits and groups; a BOM, CRLF, a dropped column."""
+    columns = draw(st.sampled_from([("path", "labels", "split"), ("path", "labels"),
+                                    ("path", "labels", "split", "group"), ("labels", "split"),
+                                    ("path", "labels", "clean_labels", "split")]))
+    chosen = draw(st.lists(st.sampled_from(paths), unique=True, max_size=12))
+    extra = draw(st.lists(st.sampled_from(["audio/missing.wav", "../x.wav", *chosen[:1]]),
+                          max_size=1))
+    rows = []
+    for path in chosen + extra:
+        rare = draw(st.integers(0, 19)) == 0          # one row in 20 is malformed
+        row = {"path": path,
+               "labels": draw(_BAD_LABELS if rare else _GOOD_LABELS),
+               "split": "bogus" if rare and draw(st.booleans()) else draw(_SPLITS),
+               "group": draw(st.sampled_from(["a", "b", 'x"y', "r\n1", ""])),
+               "clean_labels": draw(_GOOD_LABELS)}
+        rows.append(",".join('"' + row[c].replace('"', '""') + '"' for c in columns))
+    eol = draw(st.sampled_from(["\n", "\r\n"]))
+    text = eol.join([",".join(columns), *rows]) + eol
+    return ("\ufeff" if draw(st.booleans()) else "") + text
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_small_manifests_never_give_a_traceback_nor_touch_anything_else(
+        capsys, tmp_path_factory, corpus, data):
+    root, rows = corpus
+    text = data.draw(_manifests([r["path"] for r in rows]))
+    work = tmp_path_factory.mktemp("prop")
+    m = work / "m.csv"
+    m.write_text(text, encoding="utf-8", newline="")
+    before_root, before_work = _snapshot(root), _snapshot(work)
+    recipe = data.draw(st.sampled_from(["paper", "transfer"]))
+    status = main(["pipeline", "--preset", "tiny", "--recipe", recipe, "--bits", "2",
+                   "--out", str(work / "run"), "--manifest", str(m), "--audio-root", str(root),
+                   "--jobs", "1", "--quiet"])
+    err = capsys.readouterr().err
+    assert status in (0, 2) and "Traceback" not in err, err
+    assert _snapshot(root) == before_root
+    after = {p: v for p, v in _snapshot(work).items() if work / "run" not in (p, *p.parents)}
+    assert after == before_work
+    if status == 2:
+        assert not (work / "run").exists()     # a refused start leaves nothing behind
