@@ -270,7 +270,7 @@ def shipped_manifest(name: str) -> str:
     return found[name]
 
 
-def resolve_manifest(value, option: str = "--manifest") -> str:
+def resolve_manifest(value: str | os.PathLike[str], option: str = "--manifest") -> str:
     """A command line's manifest value as a path: an existing file as it is, else the name of
     a shipped manifest (``audioset``, ``real_audio``).
 
