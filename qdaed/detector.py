@@ -17,9 +17,13 @@ architecture, config and ``features["num_mel_bins"]``, so the file stores only t
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from qdaed import __version__
 from qdaed.errors import ModelFileError
@@ -27,6 +31,9 @@ from qdaed.features.prepare import Normalizer, fix_length
 from qdaed.models import ResNet, StudentLSTM
 from qdaed.models.predict import predict_logits
 from qdaed.nn.losses import sigmoid
+
+if TYPE_CHECKING:
+    from qdaed.nn.quant import QuantizedTensor
 
 ARCHITECTURES = {"StudentLSTM": StudentLSTM, "ResNet": ResNet}
 
@@ -54,20 +61,20 @@ def architecture_of(model):
 
 @dataclass
 class Detector:
-    model: object
+    model: StudentLSTM | ResNet
     normalizer: Normalizer
     frames: int
-    classes: tuple
-    features: dict
-    thresholds: np.ndarray
-    quantized: dict = field(default_factory=dict)     # name -> QuantizedTensor
-    info: dict = field(default_factory=dict)          # name, schedule, seed, config, ...
+    classes: tuple[str, ...]
+    features: dict[str, Any]
+    thresholds: NDArray[np.float64]
+    quantized: dict[str, QuantizedTensor] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)  # name, schedule, seed, config, ...
 
     # ---- size accounting -------------------------------------------------------------
-    def num_parameters(self):
+    def num_parameters(self) -> int:
         return int(sum(p.size for p in self.model.params.values()))
 
-    def accounted_bytes(self):
+    def accounted_bytes(self) -> int:
         """Bytes a device must store (DESIGN 2.7); see the module docstring."""
         from qdaed.io.modelfile import accounted_bytes
 
@@ -82,20 +89,20 @@ class Detector:
         return tensors
 
     # ---- inference ---------------------------------------------------------------------
-    def prepare(self, feats_list):
+    def prepare(self, feats_list: Sequence[np.ndarray]) -> NDArray[np.float32]:
         """List of raw LFBE matrices (T_i, F) → normalised (N, frames, F) float32."""
         x = np.stack([fix_length(f, self.frames) for f in feats_list])
         return self.normalizer.apply(x)
 
-    def scores(self, x):
+    def scores(self, x: np.ndarray) -> NDArray[np.float64]:
         """σ(logits) (N, C) for prepared inputs (N, frames, F)."""
         return sigmoid(predict_logits(self.model, x)).astype(np.float64)
 
-    def decisions(self, scores):
+    def decisions(self, scores: np.ndarray) -> NDArray[np.bool_]:
         return scores >= self.thresholds[None, :]
 
     # ---- files ---------------------------------------------------------------------------
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> None:
         from qdaed.io.modelfile import save_model
 
         arch, arch_cfg = architecture_of(self.model)
@@ -115,7 +122,8 @@ class Detector:
         save_model(path, self._float_tensors(), self.quantized, header, order=order)
 
     @classmethod
-    def load(cls, path, expect_arch=None):
+    def load(cls, path: str | os.PathLike[str], expect_arch: str | None = None
+             ) -> Detector:
         from qdaed.io.modelfile import load_model
 
         built = {}

@@ -49,7 +49,10 @@ instead gives NaN for a class where a metric is undefined and leaves that class 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from scipy.stats import rankdata
 
 from qdaed.errors import InputError
@@ -115,7 +118,8 @@ def _roc_points(s, y):
     return t, fpr, tpr
 
 
-def roc_curve(scores, labels):
+def roc_curve(scores: ArrayLike, labels: ArrayLike
+              ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """ROC of one class over distinct thresholds (needs both classes).
 
     Returns thresholds t (m, decreasing), FPR (m + 1) and TPR (m + 1), index 0 being (0, 0):
@@ -136,7 +140,7 @@ def _eer_segment(fpr, tpr):
 
 # --------------------------------------------------------------------------- single class
 
-def roc_auc(scores, labels):
+def roc_auc(scores: ArrayLike, labels: ArrayLike) -> float:
     """ROC AUC of one class, ties as average ranks (module docstring). scores, labels: (N)."""
     s, y = _check_binary(scores, labels)
     _require_both_classes("ROC AUC", y)
@@ -151,7 +155,7 @@ def _auc(s, y):
     return float((ranks[pos].sum() - p * (p + 1.0) / 2.0) / (p * n))
 
 
-def equal_error_rate(scores, labels):
+def equal_error_rate(scores: ArrayLike, labels: ArrayLike) -> float:
     """EER of one class: FPR = FNR on the linearly interpolated ROC (module docstring)."""
     s, y = _check_binary(scores, labels)
     _require_both_classes("the EER", y)
@@ -164,7 +168,7 @@ def _eer(s, y):
     return float(fpr[j - 1] + lam * (fpr[j] - fpr[j - 1]))
 
 
-def threshold_at_eer(scores, labels):
+def threshold_at_eer(scores: ArrayLike, labels: ArrayLike) -> float:
     """Decision threshold at the EER point: ``s ≥ threshold`` means "present".
 
     Interpolated between the two scores that bound the EER segment (module docstring).
@@ -177,7 +181,7 @@ def threshold_at_eer(scores, labels):
     return float(t_prev + lam * (t[j - 1] - t_prev))
 
 
-def average_precision(scores, labels):
+def average_precision(scores: ArrayLike, labels: ArrayLike) -> float:
     """AP = Σ_n (R_n − R_{n−1}) P_n over distinct thresholds (scikit-learn's definition)."""
     s, y = _check_binary(scores, labels)
     if y.sum() == 0:
@@ -195,7 +199,8 @@ def _ap(s, y):
 
 # --------------------------------------------------------------------------- every class
 
-def compute_metrics(scores, labels, class_names=None):
+def compute_metrics(scores: ArrayLike, labels: ArrayLike,
+                    class_names: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
     """Per-class AUC, EER and AP and their mean over classes.
 
     scores: (N, C) float32/float64, finite.  labels: (N, C) of 0/1.
@@ -219,7 +224,7 @@ def compute_metrics(scores, labels, class_names=None):
         raise InputError(f"class_names: expected distinct names other than 'mean', "
                          f"got {class_names!r}")
 
-    out = {m: {} for m in METRICS}
+    out: dict[str, dict[str, float]] = {m: {} for m in METRICS}
     for k, name in enumerate(class_names):
         sk, yk = s[:, k], y[:, k]
         p = yk.sum()

@@ -9,7 +9,9 @@ import sys
 def register(sub):
     p = sub.add_parser("evaluate", help="metrics of a model file on a manifest's clips")
     p.add_argument("model")
-    p.add_argument("--manifest", required=True, help="CSV manifest (path or ytid, labels)")
+    p.add_argument("--manifest", required=True, help="CSV manifest (path or ytid, labels): a "
+                                                     "path, or a shipped manifest's name "
+                                                     "(audioset, real_audio)")
     p.add_argument("--audio-root", required=True, help="folder the manifest's paths are in")
     p.add_argument("--split", help="evaluate only this split of the manifest (e.g. test)")
     p.add_argument("--features-dir", help="feature cache folder (default: a temporary one)")
@@ -22,7 +24,7 @@ def _run(args):
 
     import numpy as np
 
-    from qdaed.data.manifest import read_manifest
+    from qdaed.data.manifest import read_manifest, resolve_manifest
     from qdaed.detector import Detector
     from qdaed.errors import DataError
     from qdaed.features.fbank import LfbeOptions
@@ -31,6 +33,7 @@ def _run(args):
     from qdaed.validate import check_int
 
     jobs = check_int("--jobs", args.jobs, lo=0)
+    args.manifest = resolve_manifest(args.manifest)
     det = Detector.load(args.model)
     clips = read_manifest(args.manifest, det.classes)
     if args.split:

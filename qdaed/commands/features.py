@@ -20,7 +20,9 @@ def register(sub):
                     "them. Writes OUT/features.csv (usable clips) and OUT/bad_audio.csv "
                     "(skipped clips and why).",
     )
-    p.add_argument("manifest", help="manifest CSV (path or ytid+start_seconds, labels, split)")
+    p.add_argument("manifest", help="manifest CSV (path or ytid+start_seconds, labels, split): "
+                                    "a path, or a shipped manifest's name (audioset, "
+                                    "real_audio; then --audio-root is needed)")
     p.add_argument("--audio-root", help="folder the manifest's paths are relative to "
                                         "(default: the manifest's folder)")
     p.add_argument("--out", required=True, help="output folder (cache, index, report)")
@@ -73,10 +75,16 @@ def parse_option_values(pairs):
 
 
 def _run(args):
-    from qdaed.data.manifest import read_manifest
+    from qdaed.data.manifest import read_manifest, resolve_manifest
+    from qdaed.errors import InputError
     from qdaed.features.store import extract_features
 
     options = parse_option_values(args.option)
+    path = resolve_manifest(args.manifest, "MANIFEST")
+    if path != args.manifest and args.audio_root is None:
+        raise InputError(f"MANIFEST {args.manifest}: the clips of a shipped manifest are not "
+                         f"beside it; give --audio-root (the folder that holds them)")
+    args.manifest = path
     clips = read_manifest(args.manifest)
     root = args.audio_root or os.path.dirname(os.path.abspath(args.manifest))
     report = extract_features(clips, root, args.out, options, sample_rate=args.sample_rate,

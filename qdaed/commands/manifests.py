@@ -1,4 +1,5 @@
-"""``qdaed manifests build|count``: AudioSet subset manifests for dog, baby_cry and gunshot."""
+"""``qdaed manifests build|count|path``: AudioSet subset manifests for dog, baby_cry and
+gunshot, and where the manifests shipped with qdaed are."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ import os
 def register(sub):
     p = sub.add_parser(
         "manifests",
-        help="build the AudioSet subset manifests (dog, baby cry, gunshot + negatives)",
-        description="Works on the official AudioSet CSVs (balanced, eval, unbalanced or its "
-                    "41 parts, ontology.json). 'build' writes the subset manifest; 'count' "
-                    "prints the per-class counts under each definition (own label only, or "
-                    "with ontology descendants) next to the paper's.",
+        help="build the AudioSet subset manifests (dog, baby cry, gunshot + negatives); "
+             "where the shipped manifests are",
+        description="'build' and 'count' work on the official AudioSet CSVs (balanced, eval, "
+                    "unbalanced or its 41 parts, ontology.json): 'build' writes the subset "
+                    "manifest; 'count' prints the per-class counts under each definition (own "
+                    "label only, or with ontology descendants) next to the paper's. 'path' "
+                    "prints the folder of the manifests shipped with qdaed (audioset, "
+                    "real_audio), or one manifest's file; --manifest options take these "
+                    "names as well as paths.",
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     b = actions.add_parser("build", help="write the subset manifest CSV")
@@ -30,6 +35,12 @@ def register(sub):
     c = actions.add_parser("count", help="print per-class counts under each definition")
     c.add_argument("--audioset", required=True, help="folder with the AudioSet CSVs")
     c.set_defaults(func=_count)
+    w = actions.add_parser("path", help="print where the shipped manifests are (the folder, "
+                                        "or the file of NAME)")
+    w.add_argument("name", nargs="?", metavar="NAME",
+                   help="a shipped manifest's name (audioset, real_audio); without it, the "
+                        "folder that holds them")
+    w.set_defaults(func=_path)
 
 
 PAPER = {"dog": 13460, "baby_cry": 2313, "gunshot": 4083}
@@ -62,4 +73,11 @@ def _count(args):
         cells = "  ".join(f"{f'{row[c][0]} ({row[c][1]})':>13}" for c in PAPER)
         print(f"{name:<11} {row['rows']:>9}  {cells}")
     print(f"{'paper':<11} {'':>9}  " + "  ".join(f"{PAPER[c]:>13}" for c in PAPER))
+    return 0
+
+
+def _path(args):
+    from qdaed.data.manifest import manifests_dir, shipped_manifest
+
+    print(manifests_dir() if args.name is None else shipped_manifest(args.name))
     return 0

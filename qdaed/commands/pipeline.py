@@ -61,7 +61,9 @@ def register(sub):
                    help="distillation weight λ in [0, 1] (default: the recipe's)")
     p.add_argument("--tune", action="store_true",
                    help="choose T and λ on the validation split (first seed) from a small grid")
-    p.add_argument("--manifest", help="CSV manifest of real audio (instead of synthetic data)")
+    p.add_argument("--manifest", help="CSV manifest of real audio (instead of synthetic data): "
+                                      "a path, or a shipped manifest's name (audioset, "
+                                      "real_audio)")
     p.add_argument("--audio-root", help="folder the manifest's paths are relative to")
     p.add_argument("--max-freq", type=float,
                    help="band-limit control: mel filters end at this frequency (Hz)")
@@ -136,7 +138,9 @@ def _option_overrides(args, base):
                 raise InputError(f"--{opt.replace('_', '-')}: applies to the synthetic corpus, "
                                  f"not to --manifest (a manifest's transfer set is its rows "
                                  f"with split 'unlabeled')")
-        data.update(source="manifest", manifest=str(args.manifest),
+        from qdaed.data.manifest import resolve_manifest
+
+        data.update(source="manifest", manifest=resolve_manifest(args.manifest),
                     audio_root=str(args.audio_root), n_transfer=0)
     if args.max_freq is not None:
         data["max_freq"] = args.max_freq

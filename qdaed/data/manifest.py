@@ -37,6 +37,13 @@ Columns:
 
 Anything malformed raises ``DataError`` naming the file and the line number (the header is
 line 1).
+
+Shipped manifests: the repository's ``data_manifests/*.csv`` (``audioset``, ``real_audio``)
+are installed with the package, under ``qdaed/manifests/`` (setup.cfg maps the one folder
+there; there is no second copy). :func:`manifests_dir` finds them in an install and in a
+checkout; :func:`resolve_manifest` turns a command-line ``--manifest`` value into a path (an
+existing file, else a shipped manifest's name); ``qdaed manifests path [NAME]`` prints where
+they are.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ CLASSES = ("dog", "baby_cry", "gunshot")
 SPLITS = ("train", "validation", "test")
 UNLABELED = "unlabeled"   # a transfer set: used only in distillation's soft term
 LABEL_SEPARATOR = ";"
+SHIPPED_SUFFIX = ".csv"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,3 +243,58 @@ def write_manifest(path, rows, columns):
         w.writerow(r)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     atomic_write_text(path, buf.getvalue())
+
+
+def manifests_dir() -> str:
+    """Folder of the manifests shipped with qdaed.
+
+    In an installed wheel it is ``qdaed/manifests`` (setup.cfg maps the repository's
+    ``data_manifests/`` to that package folder); in a checkout or an unpacked sdist, where the
+    package is imported from the source tree, it is ``data_manifests/`` beside ``qdaed/``.
+    ``DataError`` if neither exists (a broken install).
+    """
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    candidates = (os.path.join(package, "manifests"),
+                  os.path.join(os.path.dirname(package), "data_manifests"))
+    for d in candidates:
+        if os.path.isdir(d):
+            return d
+    raise DataError(f"the manifests shipped with qdaed are missing: neither {candidates[0]} "
+                    f"nor {candidates[1]} exists (reinstall qdaed)")
+
+
+def shipped_manifests() -> dict:
+    """``{name: path}`` of the shipped manifests (``audioset``, ``real_audio``), by name."""
+    d = manifests_dir()
+    return {f[:-len(SHIPPED_SUFFIX)]: os.path.join(d, f) for f in sorted(os.listdir(d))
+            if f.endswith(SHIPPED_SUFFIX) and os.path.isfile(os.path.join(d, f))}
+
+
+def shipped_manifest(name: str) -> str:
+    """Path of the shipped manifest ``name``; ``InputError`` listing the names otherwise."""
+    from qdaed.errors import InputError
+
+    found = shipped_manifests()
+    if name not in found:
+        raise InputError(f"no manifest named {name!r} is shipped with qdaed (shipped: "
+                         f"{', '.join(found) or 'none'}; in {manifests_dir()})")
+    return found[name]
+
+
+def resolve_manifest(value: str | os.PathLike[str], option: str = "--manifest") -> str:
+    """A command line's manifest value as a path: an existing file as it is, else the name of
+    a shipped manifest (``audioset``, ``real_audio``).
+
+    A file wins over a name, so every path that worked before still does. Anything else is a
+    ``DataError`` that names ``option``, the value and the shipped names, raised before any
+    work starts.
+    """
+    value = os.fspath(value)
+    if os.path.isfile(value):
+        return value
+    found = shipped_manifests()
+    if value in found:
+        return found[value]
+    raise DataError(f"{option} {value}: no such file, and not the name of a manifest shipped "
+                    f"with qdaed ({', '.join(found)}; `qdaed manifests path` shows where "
+                    f"they are)")

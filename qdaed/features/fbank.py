@@ -47,8 +47,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+from typing import Any
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from numpy.typing import ArrayLike, NDArray
 
 from qdaed.errors import InputError
 from qdaed.validate import check_array, check_choice, check_float, check_int
@@ -102,7 +105,7 @@ class LfbeOptions:
     dither: float = 0.0
     int16_scale: bool = False
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_float("frame_length_ms", self.frame_length_ms, 0.0, lo_open=True)
         check_float("frame_shift_ms", self.frame_shift_ms, 0.0, lo_open=True)
         check_float("preemphasis", self.preemphasis, 0.0, 1.0)
@@ -123,11 +126,11 @@ class LfbeOptions:
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise InputError(f"{name}: expected True or False, got {getattr(self, name)!r}")
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (keys sorted by the caller when hashing)."""
         return dataclasses.asdict(self)
 
-    def frame_sizes(self, sample_rate):
+    def frame_sizes(self, sample_rate: int) -> tuple[int, int, int]:
         """(frame length L, frame shift S, FFT size N) in samples at ``sample_rate``."""
         # Kaldi truncates r·ms/1000 to an integer; the tiny offset keeps 16000·0.025 = 400
         # from becoming 399 through binary rounding.
@@ -147,7 +150,7 @@ class LfbeOptions:
         return length, shift, nfft
 
 
-def make_options(**options):
+def make_options(**options: Any) -> LfbeOptions:
     """``LfbeOptions(**options)``, with an unknown name reported as an ``InputError``."""
     names = {f.name for f in dataclasses.fields(LfbeOptions)}
     unknown = sorted(set(options) - names)
@@ -157,7 +160,7 @@ def make_options(**options):
     return LfbeOptions(**options)
 
 
-def num_frames(num_samples, sample_rate, options=None):
+def num_frames(num_samples: int, sample_rate: int, options: LfbeOptions | None = None) -> int:
     """Number of frames T that :func:`lfbe` returns for ``num_samples`` samples."""
     opts = options or LfbeOptions()
     length, shift, _ = opts.frame_sizes(sample_rate)
@@ -166,7 +169,8 @@ def num_frames(num_samples, sample_rate, options=None):
     return (num_samples + shift // 2) // shift
 
 
-def lfbe(waveform, sample_rate=16000, *, rng=None, **options):
+def lfbe(waveform: NDArray[np.floating], sample_rate: int = 16000, *,
+         rng: np.random.Generator | None = None, **options: Any) -> NDArray[np.float32]:
     """Log mel filterbank energies of a mono waveform: (T, num_mel_bins) float32.
 
     waveform: 1-D float32/float64 array, samples in [−1, 1] (or int16-scaled floats with
@@ -199,7 +203,7 @@ def lfbe(waveform, sample_rate=16000, *, rng=None, **options):
         raise InputError(f"waveform: {x.size} samples is shorter than one frame "
                          f"({length} samples = {opts.frame_length_ms} ms at {sample_rate} Hz)")
     frames = np.array(frames, dtype=np.float64)  # a writable copy of the strided view
-    if opts.dither > 0:
+    if opts.dither > 0 and isinstance(rng, np.random.Generator):   # checked above
         frames += opts.dither * rng.standard_normal(frames.shape)
     if opts.remove_dc:
         frames -= frames.mean(axis=1, keepdims=True)
@@ -244,7 +248,8 @@ def _frames(x, length, shift, snip_edges):
 
 
 @functools.lru_cache(maxsize=32)
-def window_function(name, length, blackman_coeff=0.42):
+def window_function(name: str, length: int, blackman_coeff: float = 0.42
+                    ) -> NDArray[np.float64]:
     """The length-L analysis window ``name`` (Kaldi's definitions; "hann" is periodic)."""
     check_choice("window", name, WINDOWS)
     n = np.arange(length, dtype=np.float64)
@@ -265,7 +270,7 @@ def window_function(name, length, blackman_coeff=0.42):
     return w
 
 
-def hz_to_mel(f, scale="htk"):
+def hz_to_mel(f: ArrayLike, scale: str = "htk") -> NDArray[np.float64]:
     """HTK: 1127 ln(1 + f/700). Slaney: f/(200/3) below 1 kHz, 15 + 27 ln(f/1000)/ln 6.4 above."""
     f = np.asarray(f, dtype=np.float64)
     if scale == "htk":
@@ -275,7 +280,7 @@ def hz_to_mel(f, scale="htk"):
     return np.where(f < 1000.0, lin, log)
 
 
-def mel_to_hz(m, scale="htk"):
+def mel_to_hz(m: ArrayLike, scale: str = "htk") -> NDArray[np.float64]:
     """Inverse of :func:`hz_to_mel`."""
     m = np.asarray(m, dtype=np.float64)
     if scale == "htk":
@@ -284,7 +289,9 @@ def mel_to_hz(m, scale="htk"):
 
 
 @functools.lru_cache(maxsize=32)
-def mel_filterbank(sample_rate, nfft, num_bins, low_freq, high_freq, scale="htk", norm=None):
+def mel_filterbank(sample_rate: int, nfft: int, num_bins: int, low_freq: float,
+                   high_freq: float, scale: str = "htk", norm: str | None = None
+                   ) -> NDArray[np.float64]:
     """(N/2 + 1, M) matrix W of triangular filters, so that mel energies = power @ W.
 
     "htk" (Kaldi): triangles in mel at FFT bin centres k·r/N for k < N/2 (Kaldi leaves the
@@ -305,7 +312,7 @@ def mel_filterbank(sample_rate, nfft, num_bins, low_freq, high_freq, scale="htk"
     bins = np.arange(nfft // 2 + 1)
     freq = bins * (sample_rate / nfft)
     if scale == "htk":
-        x = hz_to_mel(freq, "htk")[:, None]
+        x: np.ndarray = hz_to_mel(freq, "htk")[:, None]
         usable = (bins < nfft // 2)[:, None]
     else:
         x = freq[:, None]

@@ -52,7 +52,9 @@ import hashlib
 import json
 import os
 import struct
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import safetensors.numpy
@@ -60,6 +62,11 @@ import safetensors.numpy
 from qdaed import __version__
 from qdaed.errors import InputError, ModelFileError
 from qdaed.io.atomic import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from qdaed.nn.quant import QuantizedTensor
+
+    Layout = Sequence[tuple[str, Sequence[int]]]     # [(name, shape), ...]
 
 FORMAT_VERSION = 2
 MODEL_FORMAT_VERSIONS = (2,)    # version 1 (one safetensors entry per tensor) is not read
@@ -94,7 +101,8 @@ def _to_json(name, obj, allow_nan):
 # --------------------------------------------------------------------------- size
 
 
-def accounted_bytes(tensors, quantized):
+def accounted_bytes(tensors: Mapping[str, np.ndarray],
+                    quantized: Mapping[str, QuantizedTensor]) -> int:
     """Bytes a device must store (DESIGN 2.7) for these float and quantized tensors.
 
     float32 tensors: 4 bytes per value (other dtypes: their item size);
@@ -118,23 +126,23 @@ def accounted_bytes(tensors, quantized):
 class ModelFile:
     """What :func:`load_model` returns."""
 
-    tensors: dict                       # name -> float32 ndarray
-    quantized: dict                     # name -> QuantizedTensor
-    header: dict                        # the caller's header, as saved
+    tensors: dict[str, np.ndarray]              # name -> float32 ndarray
+    quantized: dict[str, QuantizedTensor]       # name -> QuantizedTensor
+    header: dict[str, Any]                      # the caller's header, as saved
     format_version: int = FORMAT_VERSION
     writer: str = ""                    # "qdaed <version>" that wrote the file
     path: str | None = None
-    quantization: dict = field(default_factory=dict)   # name -> bits, group, ... as stored
+    quantization: dict[str, dict[str, Any]] = field(default_factory=dict)  # as stored
 
-    def params(self):
+    def params(self) -> dict[str, np.ndarray]:
         """Every tensor by name, quantized ones dequantized: what inference uses."""
         return {**self.tensors, **{n: q.dequantize() for n, q in self.quantized.items()}}
 
-    def accounted_bytes(self):
+    def accounted_bytes(self) -> int:
         return accounted_bytes(self.tensors, self.quantized)
 
 
-def layout_digest(layout):
+def layout_digest(layout: Iterable[tuple[str, Sequence[int]]]) -> str:
     """16 hex digits of SHA-256 over the layout [(name, shape), ...] as compact JSON."""
     canon = json.dumps([[str(n), [int(d) for d in shape]] for n, shape in layout],
                        separators=(",", ":"))
@@ -160,7 +168,9 @@ def _quant_spec(name, q):
     return spec
 
 
-def save_model(path, tensors, quantized, header, order=None):
+def save_model(path: str | os.PathLike[str], tensors: dict[str, np.ndarray],
+               quantized: dict[str, QuantizedTensor], header: dict[str, Any],
+               order: Sequence[str] | None = None) -> None:
     """Write a model file atomically (format: module docstring).
 
     tensors: name -> float32 array.  quantized: name -> QuantizedTensor.
@@ -238,7 +248,7 @@ def save_model(path, tensors, quantized, header, order=None):
     _write(path, store, _to_json("header", doc, allow_nan=False))
 
 
-def read_header(path):
+def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The caller's header of a model file, after the file-level checks (no tensor is read)."""
     return _model_doc(path, _read(path, MODEL_FORMAT)[1])[0]
 
@@ -260,7 +270,8 @@ def _model_doc(path, doc):
     return header, groups
 
 
-def load_model(path, expect_arch=None, layout=None):
+def load_model(path: str | os.PathLike[str], expect_arch: str | None = None,
+               layout: Layout | Callable[[dict[str, Any]], Layout] | None = None) -> ModelFile:
     """Read a model file; returns :class:`ModelFile`.
 
     layout: the [(name, shape), ...] the caller's architecture implies, or a function of the
@@ -377,7 +388,8 @@ def _split_blobs(path, arrays, layout, specs):
 # --------------------------------------------------------------------------- checkpoints
 
 
-def save_checkpoint(path, arrays, state):
+def save_checkpoint(path: str | os.PathLike[str], arrays: dict[str, np.ndarray],
+                    state: dict[str, Any]) -> None:
     """Write a training checkpoint atomically: ``arrays`` (name -> ndarray, any numeric dtype,
     stored bit for bit) and ``state`` (a JSON-serialisable dict)."""
     if not isinstance(arrays, dict):
@@ -398,7 +410,8 @@ def save_checkpoint(path, arrays, state):
     _write(path, store, _to_json("state", doc, allow_nan=True))
 
 
-def load_checkpoint(path):
+def load_checkpoint(path: str | os.PathLike[str]
+                    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read a checkpoint; returns ``(arrays, state)`` exactly as saved (tuples as lists)."""
     data, doc = _read(path, CHECKPOINT_FORMAT)
     state = doc.get("state")

@@ -29,11 +29,17 @@ Initialisation as torchvision: convolutions Kaiming normal, fan_out mode, ReLU g
 fc as PyTorch's ``nn.Linear`` default, weight and bias ~ U(−1/√fan_in, 1/√fan_in).
 All draws come from one ``numpy.random.Generator`` (seeded), in state_dict order.
 
-Smallest input: each of the five stride-2 steps (stem convolution, max-pool, layer2–4) halves
-T and F, a total factor of 32. A smaller T or F would still give a 1 × 1 map (zero padding
-rounds up), but the last stages would then see windows made mostly of padding, so qdaed refuses
-it (as Keras's ResNet50 does). In training mode batch-norm also needs at least two values per
-channel at the last stage: B·T₄·F₄ ≥ 2, T₄ = ⌈T/32⌉ the final map's height.
+Smallest input: each of the five stride-2 steps (stem convolution, max-pool, layer2–4) maps a
+length n to ⌈n/2⌉ (⌊(n + 2p − k)/2⌋ + 1 with the kernels and paddings above), so layer4's map
+is T₄ × F₄ = ⌈T/32⌉ × ⌈F/32⌉ and no stage's map is ever empty: every window holds at least one
+input value, however short the input. Any non-empty input is therefore computed, as PyTorch
+computes it (a 37 × 21 input gives a 2 × 1 map at layer4, a 1 × 1 input a 1 × 1 map). What
+cannot be computed is refused, where PyTorch refuses it: batch-norm in training mode needs more
+than one value per channel, and the fewest are at layer4: B·T₄·F₄ ≥ 2 (B = 1 needs T or F
+above 32; B ≥ 2 takes any size). Empty arrays (a zero B, T or F) are refused in both modes.
+(qdaed used to refuse T or F below 32, as Keras's ResNet50 does, although nothing fails there:
+short inputs see windows made mostly of zero padding, which is a modelling question, not a
+computation that cannot be done.)
 """
 
 from __future__ import annotations
@@ -178,13 +184,8 @@ class ResNet:
                       casting="unsafe")
 
     # ----------------------------------------------------------------------------- sizes
-    @property
-    def min_input_size(self):
-        """Smallest T (and F): the product of the network's strides (2⁵ = 32)."""
-        return 2 * 2 * 2 ** (len(STAGES[self.depth][1]) - 1)
-
     def feature_size(self, t, f):
-        """Height and width of layer4's output for a T × F input."""
+        """Height and width of layer4's output for a T × F input: (⌈T/32⌉, ⌈F/32⌉)."""
         for k, s, p in [(7, 2, 3), (3, 2, 1)] + [(3, 2, 1)] * 3:
             t, f = conv2d.output_size(t, k, s, p), conv2d.output_size(f, k, s, p)
         return t, f
@@ -199,12 +200,6 @@ class ResNet:
         if x.shape[1] != self.in_channels:
             raise InputError(f"x: expected {self.in_channels} input channel(s) in axis 1 "
                              f"(B, in_channels, T, F), got {x.shape[1]} (shape {x.shape})")
-        m = self.min_input_size
-        if x.shape[2] < m or x.shape[3] < m:
-            raise InputError(
-                f"x: input of T×F = {x.shape[2]}×{x.shape[3]} is too small for ResNet-"
-                f"{self.depth}'s downsampling: the stem convolution, the max-pool and layer2-4 "
-                f"each halve T and F (total factor {m}), so both must be at least {m}")
         x = check_array("x", x, dtype=self.dtype)   # dtype, non-empty and finite
         if not isinstance(train, (bool, np.bool_)):
             raise InputError(f"train: expected True or False, got {train!r}")
@@ -212,8 +207,9 @@ class ResNet:
         if train and x.shape[0] * t4 * f4 < 2:
             raise InputError(
                 f"x: batch-norm in training mode needs at least two values per channel, but "
-                f"layer4's output is B×T₄×F₄ = {x.shape[0]}×{t4}×{f4}; use B ≥ 2, a longer "
-                f"input, or train=False")
+                f"a {x.shape[2]}×{x.shape[3]} input gives layer4 a {t4}×{f4} map, so "
+                f"B×T₄×F₄ = {x.shape[0]}×{t4}×{f4} = {x.shape[0] * t4 * f4}; use B ≥ 2, "
+                f"T or F above 32, or train=False")
         return x
 
     # ----------------------------------------------------------------------------- passes

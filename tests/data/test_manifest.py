@@ -1,9 +1,19 @@
-"""Manifest parsing: both clip forms, labels, extra columns, file lookup, errors with lines."""
+"""Manifest parsing: both clip forms, labels, extra columns, file lookup, errors with lines;
+the shipped manifests and how a --manifest value resolves."""
+
+import os
+from pathlib import Path
 
 import pytest
 
-from qdaed.data.manifest import Clip, candidate_names, parse_manifest, read_manifest, resolve_audio
-from qdaed.errors import DataError
+import qdaed.data.manifest as manifest_module
+from qdaed.data.manifest import (Clip, candidate_names, manifests_dir, parse_manifest,
+                                 read_manifest, resolve_audio, resolve_manifest,
+                                 shipped_manifest, shipped_manifests)
+from qdaed.errors import DataError, InputError
+
+# The repository's folder (tests run from a checkout or an unpacked sdist).
+REPO_MANIFESTS = Path(__file__).resolve().parents[2] / "data_manifests"
 
 
 def test_path_manifest_with_extra_columns_and_negatives():
@@ -109,3 +119,77 @@ def test_a_clip_listed_twice_is_refused_with_both_lines():
     with pytest.raises(DataError, match="listed again"):
         parse_manifest("ytid,start_seconds,labels\nX,30,dog\nX,30.000,dog\n")
     assert len(parse_manifest("ytid,start_seconds,labels\nX,30,dog\nX,40,dog\n")) == 2
+
+
+# ------------------------------------------------------------------------ shipped manifests
+def test_the_two_shipped_manifests_are_the_repository_files():
+    found = shipped_manifests()
+    assert list(found) == ["audioset", "real_audio"]
+    for name, path in found.items():
+        assert Path(path).read_bytes() == (REPO_MANIFESTS / f"{name}.csv").read_bytes()
+        assert shipped_manifest(name) == path
+
+
+def test_shipped_manifests_hold_the_clip_counts_the_readme_states():
+    assert len(read_manifest(shipped_manifest("real_audio"))) == 222
+    assert len(read_manifest(shipped_manifest("audioset"))) == 40_616
+
+
+def test_an_unknown_name_is_an_input_error_listing_the_names():
+    with pytest.raises(InputError, match="'dogs'.*audioset, real_audio"):
+        shipped_manifest("dogs")
+
+
+def _fake_install(root, *, package_dir, checkout_dir):
+    """A qdaed tree under ``root`` with qdaed/manifests and/or ../data_manifests."""
+    module = root / "qdaed" / "data" / "manifest.py"
+    module.parent.mkdir(parents=True)
+    module.write_text("")
+    for present, d in ((package_dir, root / "qdaed" / "manifests"),
+                       (checkout_dir, root / "data_manifests")):
+        if present:
+            d.mkdir()
+            (d / f"{d.name}.csv").write_text("path,labels\n")
+    return str(module)
+
+
+@pytest.mark.parametrize("package_dir, checkout_dir, want", [
+    (True, False, "qdaed/manifests"),     # an installed wheel
+    (False, True, "data_manifests"),      # a checkout or an unpacked sdist
+    (True, True, "qdaed/manifests"),      # both: the package's own data wins
+])
+def test_manifests_dir_finds_the_package_data_or_the_checkout_folder(
+        tmp_path, monkeypatch, package_dir, checkout_dir, want):
+    fake = _fake_install(tmp_path, package_dir=package_dir, checkout_dir=checkout_dir)
+    monkeypatch.setattr(manifest_module, "__file__", fake)
+    assert manifests_dir() == str(tmp_path / want)
+    assert list(shipped_manifests()) == [Path(want).name]
+
+
+def test_a_missing_manifests_folder_is_a_data_error(tmp_path, monkeypatch):
+    fake = _fake_install(tmp_path, package_dir=False, checkout_dir=False)
+    monkeypatch.setattr(manifest_module, "__file__", fake)
+    with pytest.raises(DataError, match="shipped with qdaed are missing.*reinstall"):
+        manifests_dir()
+
+
+def test_resolve_manifest_takes_a_path_or_a_name_and_a_file_wins(tmp_path, monkeypatch):
+    mine = tmp_path / "mine.csv"
+    mine.write_text("path,labels\n")
+    assert resolve_manifest(str(mine)) == str(mine)
+    assert resolve_manifest(mine) == str(mine)             # os.PathLike too
+    assert resolve_manifest("real_audio") == shipped_manifest("real_audio")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "audioset").write_text("path,labels\n")     # a file of that name wins
+    assert resolve_manifest("audioset") == "audioset"
+
+
+@pytest.mark.parametrize("value", ["nope", "data_manifests/nope.csv", "audioset.csv", ""])
+def test_resolve_manifest_refuses_what_is_neither_naming_option_and_names(tmp_path, monkeypatch,
+                                                                          value):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError) as err:
+        resolve_manifest(value, "--manifest")
+    msg = str(err.value)
+    assert msg.startswith(f"--manifest {value}: no such file") and "audioset, real_audio" in msg
+    assert os.path.isdir(manifests_dir())
