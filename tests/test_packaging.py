@@ -156,7 +156,7 @@ def test_sdist_holds_the_tree_and_the_installed_wheel_runs(tmp_path):
 # ------------------------------------------------------------------------ py.typed
 PUBLIC_API = {
     "qdaed.detector": ["Detector"],
-    "qdaed.features.lfbe": ["LfbeOptions", "make_options", "num_frames", "lfbe",
+    "qdaed.features.fbank": ["LfbeOptions", "make_options", "num_frames", "lfbe",
                             "window_function", "hz_to_mel", "mel_to_hz", "mel_filterbank"],
     "qdaed.metrics": ["roc_curve", "roc_auc", "equal_error_rate", "threshold_at_eer",
                       "average_precision", "compute_metrics"],

@@ -37,14 +37,14 @@ def test_path_of_an_unknown_name_exits_2_listing_the_names(capsys):
 
 
 def test_pipeline_resolves_a_name_into_the_config(tmp_path):
-    from qdaed.pipeline.command import resolve_config
+    from qdaed.commands.pipeline import resolve_config
 
     args = build_parser().parse_args(["pipeline", "--preset", "tiny", "--manifest", "real_audio",
                                       "--audio-root", str(tmp_path), "--recipe", "paper",
                                       "--out", str(tmp_path / "run")])
     cfg = resolve_config(args)
-    assert cfg["data"]["source"] == "manifest"
-    assert Path(cfg["data"]["manifest"]).read_bytes() == \
+    assert cfg.data.source == "manifest"
+    assert Path(cfg.data.manifest).read_bytes() == \
         (REPO_MANIFESTS / "real_audio.csv").read_bytes()
 
 
