@@ -52,7 +52,7 @@ import struct
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from qdaed.data.audio import TARGET_RATE, to_mono
+from qdaed.data.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, TARGET_RATE, to_mono
 from qdaed.errors import DataError, InputError
 from qdaed.features.fbank import lfbe_of_frames, make_options, num_frames
 from qdaed.features.prepare import fix_length
@@ -62,8 +62,6 @@ from qdaed.nn import lstm
 from qdaed.nn.losses import sigmoid
 from qdaed.validate import check_float, check_int
 
-MIN_SAMPLE_RATE = 1_000
-MAX_SAMPLE_RATE = 384_000
 MAX_CHANNELS = 256
 DEFAULT_MAX_SECONDS = 24 * 3600.0          # 24 hours
 DEFAULT_MAX_BYTES = 16 * 1024 ** 3         # 16 GiB on disk

@@ -7,7 +7,7 @@ import sys
 
 
 def register(sub):
-    p = sub.add_parser("evaluate", help="metrics of a model file on a manifest's clips")
+    p = sub.add_parser("evaluate", help="metrics of a model file on a manifest's clips (clip and event metrics)")
     p.add_argument("model")
     p.add_argument("--manifest", required=True, help="CSV manifest (path or ytid, labels)")
     p.add_argument("--audio-root", required=True, help="folder the manifest's paths are in")
