@@ -141,3 +141,39 @@ def event_based(files, classes, collar=0.2, percentage=0.5):
 def event_metrics(files, classes):
     """Both, with sed_eval's defaults: {"segment": …, "event": …}."""
     return {"segment": segment_based(files, classes), "event": event_based(files, classes)}
+
+
+def parse_events(text, classes):
+    """The events of a manifest's ``events`` column (``kind:onset:duration:snr|…``, as
+    ``qdaed synth`` writes it) whose kind is one of ``classes`` (distractors are left out)."""
+    out = []
+    for item in filter(None, (text or "").split("|")):
+        parts = item.split(":")
+        try:
+            kind, onset, duration = parts[0], float(parts[1]), float(parts[2])
+        except (IndexError, ValueError):
+            raise InputError(f"events: expected kind:onset:duration[:snr], got {item!r}") \
+                from None
+        if kind in classes:
+            out.append({"class": kind, "onset": onset, "offset": round(onset + duration, 4)})
+    return out
+
+
+def manifest_events(path, classes):
+    """{manifest row's path: reference events} from a manifest with an ``events`` column."""
+    import csv
+
+    from qdaed.errors import DataError
+
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise DataError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    if not rows or "events" not in rows[0] or "path" not in rows[0]:
+        raise DataError(f"{path}: --events needs 'path' and 'events' columns (onsets and "
+                        "durations, as `qdaed synth` writes them)")
+    try:
+        return {r["path"]: parse_events(r["events"], classes) for r in rows}
+    except InputError as exc:
+        raise DataError(f"{path}: {exc}") from None
