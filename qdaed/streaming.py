@@ -589,29 +589,48 @@ def scan(detector, rate, blocks, *, hop=None, frames=False, name="audio", sample
     logits (``Scan.frame_logits``; InputError for a ResNet, which has none).
     samples: the recording's length in samples if known (else counted).
     """
+    rs = StreamingResampler(rate, TARGET_RATE)
+    fb = StreamingLfbe(detector.features, TARGET_RATE)
+    counted = [0]
+
+    def feature_blocks():
+        for block in blocks:
+            counted[0] += block.size
+            yield fb.push(rs.push(block))
+        yield fb.push(rs.finish())
+        yield fb.finish()
+
+    def too_short():
+        return DataError(f"{name}: too short ({counted[0]} samples at {rate} Hz; need at "
+                         f"least one LFBE frame, {fb.length} samples at {TARGET_RATE} Hz)")
+
+    return scan_features(detector, feature_blocks(), rate=rate, hop=hop, frames=frames,
+                         samples=lambda: counted[0] if samples is None else samples,
+                         too_short=too_short)
+
+
+def scan_features(detector, feature_blocks, *, rate=TARGET_RATE, samples, hop=None,
+                  frames=False, too_short=None):
+    """:func:`scan` from the recording's raw LFBE, given as blocks of frames (T_i, F) (the
+    pipeline computes a recording's LFBE once for all its models); samples: the recording's
+    length in samples at ``rate`` (a number, or a function called at the end)."""
     model, window = detector.model, int(detector.frames)
     is_student = getattr(model, "input_layout", "BTF") == "BTF"
     if frames and not is_student:
         raise InputError("frames: the ResNet teacher has no frame-level outputs (it scores "
                          "whole windows); use window scores")
     hop = max(1, detector.frames // 2) if hop is None else check_int("hop", hop, lo=1)
-    rs = StreamingResampler(rate, TARGET_RATE)
-    fb = StreamingLfbe(detector.features, TARGET_RATE)
     norm = detector.normalizer
     if is_student:
         stream, pool = StudentStream(model), StudentWindows(model, window, hop)
     else:
         pool = TeacherWindows(model, window, hop, norm.mean.size)
-    head = []          # the raw frames while fewer than a window (for a short file)
-    n_head = 0
-    total = 0
+    head, n_head, total = [], 0, 0       # head: the raw frames while fewer than a window
     starts, logits, frame_logits = [], [], []
-
-    def feed(feats):
-        nonlocal n_head, total
+    for feats in feature_blocks:
         if feats.shape[0] == 0:
-            return
-        if head is not None and n_head < window:
+            continue
+        if n_head < window:
             head.append(feats)
             n_head += feats.shape[0]
         total += feats.shape[0]
@@ -619,25 +638,14 @@ def scan(detector, rate, blocks, *, hop=None, frames=False, name="audio", sample
         if is_student:
             y, z = stream.push(x)
             out = pool.push(y, z)
+            starts.extend(s for s, _ in out)
+            logits.extend(v for _, v in out)
             if frames:
                 frame_logits.append(z)
         else:
-            out = pool.push(x)
-        if is_student:
-            starts.extend(s for s, _ in out)
-            logits.extend(v for _, v in out)
-        else:
-            logits.extend(out)
-
-    n_in = 0
-    for block in blocks:
-        n_in += block.size
-        feed(fb.push(rs.push(block)))
-    feed(fb.push(rs.finish()))
-    feed(fb.finish())
+            logits.extend(pool.push(x))
     if total == 0:
-        raise DataError(f"{name}: too short ({n_in} samples at {rate} Hz; need at least one "
-                        f"LFBE frame, {fb.length} samples at {TARGET_RATE} Hz)")
+        raise too_short() if too_short else DataError("features: no frame")
     short = total < window
     if short:
         x = norm.apply(fix_length(np.concatenate(head), window))[None].astype(model.dtype)
@@ -650,8 +658,8 @@ def scan(detector, rate, blocks, *, hop=None, frames=False, name="audio", sample
     else:
         logits.extend(pool.finish())
         starts = pool.starts
-    opts = fb.opts
-    return Scan(sample_rate=rate, samples=n_in if samples is None else samples,
+    opts = make_options(**detector.features)
+    return Scan(sample_rate=rate, samples=samples() if callable(samples) else samples,
                 num_frames=total, window=window, hop=hop,
                 frame_shift=opts.frame_shift_ms / 1000.0,
                 frame_length=opts.frame_length_ms / 1000.0,
