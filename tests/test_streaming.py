@@ -1,6 +1,5 @@
 """Streaming inference (qdaed.streaming): chunked = whole-sequence, windows, bounds."""
 
-import os
 import struct
 import tracemalloc
 
