@@ -101,6 +101,106 @@ class Detector:
     def decisions(self, scores: np.ndarray) -> NDArray[np.bool_]:
         return scores >= self.thresholds[None, :]
 
+    # ---- whole recordings (qdaed.streaming; the Python API of the README) ------------------
+    def scan(self, waveform: np.ndarray, sample_rate: int, *, hop: float | None = None,
+             frames: bool = False, bounds: Any = None) -> Any:
+        """One streaming pass over a waveform: a :class:`qdaed.streaming.Scan` (window
+        scores, and the student's frame scores with ``frames=True``).
+
+        waveform: (n,) or (n, channels) float samples in [−1, 1] (or int16) at
+        ``sample_rate`` Hz (1 kHz – 384 kHz); hop: window hop in seconds (default: half a
+        window).
+        """
+        from qdaed.streaming import hop_frames, scan_waveform
+
+        return scan_waveform(self, waveform, sample_rate, hop=hop_frames(self, hop),
+                             frames=frames, bounds=bounds)
+
+    def predict(self, waveform: np.ndarray, sample_rate: int, *,
+                hop: float | None = None) -> NDArray[np.float64]:
+        """(C,) scores of a recording of any length: per class, the maximum over windows of
+        the training length every ``hop`` seconds (``qdaed detect`` prints the same)."""
+        return self.scan(waveform, sample_rate, hop=hop).file_scores
+
+    def window_scores(self, waveform: np.ndarray, sample_rate: int, *,
+                      hop: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(times (N, 2) window onset/offset in s, scores (N, C))."""
+        sc = self.scan(waveform, sample_rate, hop=hop)
+        return sc.window_times(), sc.scores
+
+    def frame_scores(self, waveform: np.ndarray, sample_rate: int) -> np.ndarray:
+        """(T, C) σ(W_fc h_t + b) per 10 ms frame (students only; the LSTM runs over the
+        whole recording from a zero state)."""
+        return self.scan(waveform, sample_rate, frames=True).frame_scores
+
+    def events(self, waveform: np.ndarray, sample_rate: int, *, hop: float | None = None,
+               median: int = 3, min_gap: float = 0.0,
+               min_duration: float = 0.0) -> list[dict[str, Any]]:
+        """Time-stamped events [{"class", "onset", "offset", "score"}] from the window
+        scores and the stored thresholds (``qdaed.events``)."""
+        from qdaed.events import EventOptions, scan_events
+
+        opts = EventOptions(median, min_gap, min_duration)
+        return scan_events(self.scan(waveform, sample_rate, hop=hop), self.thresholds,
+                           self.classes, opts)
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, np.ndarray], *, classes: Sequence[str],
+                        frames: int, architecture: str = "StudentLSTM",
+                        config: dict[str, Any] | None = None,
+                        normalizer: tuple[np.ndarray, np.ndarray] | None = None,
+                        features: dict[str, Any] | None = None,
+                        thresholds: Sequence[float] | None = None,
+                        info: dict[str, Any] | None = None) -> Detector:
+        """A detector from outside weights, e.g. a PyTorch ``state_dict()`` converted with
+        ``{k: v.numpy() for k, v in sd.items()}``: names and layouts as PyTorch's.
+
+        classes: the C class names; frames: the window (training clip) length in frames;
+        config: the architecture's constructor arguments (for the student inferred from the
+        shapes when None: input size, hidden size, layers, classes; mean pooling);
+        normalizer: (mean, std) per mel bin, or None for none (0, 1); features: LFBE options
+        differing from qdaed's defaults; thresholds: (C,) decision thresholds (default 0.5).
+        """
+        from qdaed.errors import InputError
+        from qdaed.features.fbank import make_options
+
+        if architecture not in ARCHITECTURES:
+            raise InputError(f"architecture: expected one of {sorted(ARCHITECTURES)}, got "
+                             f"{architecture!r}")
+        if not isinstance(state, dict):
+            raise InputError(f"state: expected a dict of arrays, got {type(state).__name__}")
+        state = {k: np.asarray(v) for k, v in state.items()}
+        classes = tuple(str(c) for c in classes)
+        if config is None:
+            if architecture != "StudentLSTM":
+                raise InputError("config: needed for a ResNet (depth, width, num_classes, ...)")
+            try:
+                w_ih, w_hh = state["lstm.weight_ih_l0"], state["lstm.weight_hh_l0"]
+                layers = sum(1 for k in state if k.startswith("lstm.weight_ih_l"))
+                config = dict(input_size=int(w_ih.shape[1]), hidden_size=int(w_hh.shape[1]),
+                              num_layers=layers, num_classes=int(state["fc.weight"].shape[0]))
+            except (KeyError, IndexError) as exc:
+                raise InputError(f"state: not a StudentLSTM state_dict ({exc})") from None
+        model = ARCHITECTURES[architecture](**config)
+        model.load_state_dict({k: v.astype(model.dtype) if v.dtype.kind == "f" else v
+                               for k, v in state.items()})
+        opts = make_options(**(features or {})).to_dict()
+        bins = opts["num_mel_bins"]
+        if normalizer is None:
+            norm = Normalizer(np.zeros(bins, np.float32), np.ones(bins, np.float32))
+        else:
+            norm = Normalizer(*(np.asarray(v, np.float32).reshape(bins) for v in normalizer))
+        num_classes = getattr(model, "num_classes", None) or config.get("num_classes")
+        if num_classes is not None and len(classes) != num_classes:
+            raise InputError(f"classes: {len(classes)} names for a model with {num_classes} "
+                             "outputs")
+        th = np.full(len(classes), 0.5) if thresholds is None else \
+            np.asarray(thresholds, np.float64).reshape(len(classes))
+        from qdaed.validate import check_int
+
+        return cls(model, norm, check_int("frames", frames, lo=1), classes, opts, th, {},
+                   dict(info or {}))
+
     # ---- files ---------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:
         from qdaed.io.modelfile import save_model

@@ -239,5 +239,39 @@ def compute_metrics(scores: ArrayLike, labels: ArrayLike,
     return out
 
 
-__all__ = ["METRICS", "roc_auc", "equal_error_rate", "threshold_at_eer", "average_precision",
-           "compute_metrics"]
+DECISION_METRICS = ("precision", "recall", "f1")
+
+
+def decision_metrics(scores, labels, thresholds, class_names=None):
+    """Precision, recall and F1 per class of the decisions ``s ≥ threshold`` (the thresholds a
+    model stores) and their mean over classes:
+
+        P = TP / (TP + FP),  R = TP / (TP + FN),  F1 = 2TP / (2TP + FP + FN)
+
+    NaN where undefined (P with no clip decided positive, R with no positive clip, F1 with
+    neither), and left out of the mean. Returns ``{"precision": {name: v, …, "mean": v}, …}``.
+    """
+    s = check_array("scores", scores, ndim=2).astype(np.float64)
+    y = _check_labels("labels", labels, s.shape).astype(bool)
+    th = np.asarray(thresholds, dtype=np.float64)
+    if th.shape != (s.shape[1],):
+        raise InputError(f"thresholds: expected {s.shape[1]} values, got shape {th.shape}")
+    names = list(class_names) if class_names is not None else [str(k) for k in range(s.shape[1])]
+    d = s >= th[None, :]
+    out = {m: {} for m in DECISION_METRICS}
+    for k, name in enumerate(names):
+        tp = int((d[:, k] & y[:, k]).sum())
+        fp = int((d[:, k] & ~y[:, k]).sum())
+        fn = int((~d[:, k] & y[:, k]).sum())
+        out["precision"][name] = tp / (tp + fp) if tp + fp else float("nan")
+        out["recall"][name] = tp / (tp + fn) if tp + fn else float("nan")
+        out["f1"][name] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan")
+    for m in DECISION_METRICS:
+        vals = np.array([out[m][n] for n in names])
+        defined = vals[~np.isnan(vals)]
+        out[m]["mean"] = float(defined.mean()) if defined.size else float("nan")
+    return out
+
+
+__all__ = ["METRICS", "DECISION_METRICS", "roc_auc", "equal_error_rate", "threshold_at_eer",
+           "average_precision", "compute_metrics", "decision_metrics"]

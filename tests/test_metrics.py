@@ -237,3 +237,16 @@ def test_roc_curve_points_by_hand():
     np.testing.assert_array_equal(t, [0.9, 0.8, 0.1])
     np.testing.assert_array_equal(fpr, [0.0, 0.0, 0.5, 1.0])
     np.testing.assert_array_equal(tpr, [0.0, 0.5, 1.0, 1.0])
+
+
+def test_decision_metrics_by_hand():
+    from qdaed.metrics import decision_metrics
+
+    s = np.array([[0.9, 0.1], [0.6, 0.2], [0.4, 0.3], [0.2, 0.05]])
+    y = np.array([[1, 0], [0, 0], [1, 0], [0, 0]])
+    m = decision_metrics(s, y, [0.5, 0.5], ["a", "b"])
+    # a: decided {0, 1}, positives {0, 2}: TP 1, FP 1, FN 1
+    assert m["precision"]["a"] == 0.5 and m["recall"]["a"] == 0.5 and m["f1"]["a"] == 0.5
+    # b: nothing decided, no positives: every ratio undefined, left out of the mean
+    assert all(np.isnan(m[k]["b"]) for k in ("precision", "recall", "f1"))
+    assert m["f1"]["mean"] == 0.5

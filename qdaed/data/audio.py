@@ -14,6 +14,8 @@ truncated              WAV whose ``data`` chunk declares more bytes than the fil
                        holds (libsndfile would silently return the part present)
 non-finite             NaN or ±inf samples (float WAV/FLAC)                        skipped
 too short              fewer samples than one LFBE frame after resampling          skipped
+bad sample rate        outside [1 kHz, 384 kHz]                                    skipped
+larger than 2 GiB      the file's size, before reading it (clips are read whole)   skipped
 other sample rate      any rate ≠ 16 kHz                                           resampled
 several channels       2+ channels                                                 mean mix
 =====================  ==========================================================  ==========
@@ -36,13 +38,18 @@ import struct
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from qdaed.errors import DataError
 from qdaed.validate import check_int
 
 TARGET_RATE = 16000
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+# Sample rates a file may declare (a header saying 1 Hz would be resampled x16,000); the same
+# bounds as streaming detection (qdaed.streaming.Bounds).
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 384_000
+# Whole-file reads (the feature store hashes each clip's bytes) refuse larger files before
+# reading them; detection reads in blocks instead (qdaed.streaming).
+MAX_READ_BYTES = 2 * 1024 ** 3
 
 
 def read_bytes(path):
@@ -52,6 +59,10 @@ def read_bytes(path):
         raise DataError(f"{path}: missing (no such file)")
     if not os.path.isfile(path):
         raise DataError(f"{path}: not a regular file")
+    if os.path.getsize(path) > MAX_READ_BYTES:
+        raise DataError(f"{path}: {os.path.getsize(path)} bytes is more than the "
+                        f"{MAX_READ_BYTES} bytes a clip may have (qdaed detect reads long "
+                        f"recordings in blocks)")
     try:
         with open(path, "rb") as fh:
             data = fh.read()
@@ -94,6 +105,9 @@ def decode(data, name):
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
         reason = getattr(exc, "error_string", None) or str(exc)
         raise DataError(f"{name}: unreadable ({reason.strip()})") from None
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise DataError(f"{name}: sample rate {rate} Hz is outside [{MIN_SAMPLE_RATE}, "
+                        f"{MAX_SAMPLE_RATE}] Hz; refused (resample it first if it is real)")
     if samples.shape[0] == 0 or samples.shape[1] == 0:
         raise DataError(f"{name}: empty (0 samples decoded)")
     if not np.isfinite(samples).all():
@@ -113,6 +127,8 @@ def resample(x, rate, target=TARGET_RATE):
     target = check_int("target", target, lo=1)
     if rate == target:
         return x
+    from scipy.signal import resample_poly   # here: importing scipy.signal takes ~0.5 s
+
     g = math.gcd(rate, target)
     return resample_poly(x, target // g, rate // g)
 

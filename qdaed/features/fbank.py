@@ -202,6 +202,21 @@ def lfbe(waveform: NDArray[np.floating], sample_rate: int = 16000, *,
     if frames.shape[0] == 0:
         raise InputError(f"waveform: {x.size} samples is shorter than one frame "
                          f"({length} samples = {opts.frame_length_ms} ms at {sample_rate} Hz)")
+    return lfbe_of_frames(frames, sample_rate, opts, rng=rng)
+
+
+def lfbe_of_frames(frames, sample_rate, opts, *, rng=None):
+    """The LFBE (T, M) float32 of frames already cut from the (int16-scaled if asked) signal:
+    (T, L) samples, L the frame length of ``opts`` at ``sample_rate``. Every step after the
+    framing of :func:`lfbe` (dither, DC, pre-emphasis, window, spectrum, mel, log), each frame
+    on its own, so a stream cut into chunks of frames gives the rows :func:`lfbe` gives
+    (``qdaed.streaming``)."""
+    length, _, nfft = opts.frame_sizes(sample_rate)
+    if frames.ndim != 2 or frames.shape[1] != length:
+        raise InputError(f"frames: expected (T, {length}), got {frames.shape}")
+    if opts.dither > 0 and not isinstance(rng, np.random.Generator):
+        raise InputError("rng: dither > 0 needs a numpy.random.Generator (rng=...), "
+                         f"got {type(rng).__name__}")
     frames = np.array(frames, dtype=np.float64)  # a writable copy of the strided view
     if opts.dither > 0 and isinstance(rng, np.random.Generator):   # checked above
         frames += opts.dither * rng.standard_normal(frames.shape)

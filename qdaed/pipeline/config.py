@@ -175,6 +175,19 @@ class QuantConfig:
 
 
 @dataclass(frozen=True)
+class EventEvalConfig:
+    """Event metrics on long synthetic recordings (qdaed.pipeline.eventeval): ``recordings``
+    of ``length`` × the clip length each; 0 recordings switch it off."""
+
+    recordings: int = 10
+    length: int = 10
+
+    def __post_init__(self):
+        check_int("recordings", self.recordings, lo=0, hi=10_000)
+        check_int("length", self.length, lo=1, hi=10_000)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything a run depends on; config.json is ``to_dict()``."""
 
@@ -194,6 +207,7 @@ class RunConfig:
     seed: int = 0                   # first training seed
     seeds: int = 3                  # number of seeds: seed, seed + 1, …
     extra_recipes: tuple = ()       # more distilled students (distilled-{recipe}), same seeds
+    event_eval: EventEvalConfig = field(default_factory=EventEvalConfig)
 
     def __post_init__(self):
         if not isinstance(self.preset, str):
@@ -273,7 +287,8 @@ def _jsonable(v):
 
 _NESTED = {"data": DataConfig, "features": FeaturesConfig, "teacher": TeacherConfig,
            "student": StudentConfig, "train_teacher": TrainConfig,
-           "train_student": TrainConfig, "train_quant": TrainConfig, "quant": QuantConfig}
+           "train_student": TrainConfig, "train_quant": TrainConfig, "quant": QuantConfig,
+           "event_eval": EventEvalConfig}
 
 
 def _build(cls, d, where):

@@ -19,7 +19,7 @@ import re
 import numpy as np
 
 from qdaed.io.atomic import atomic_write_bytes
-from qdaed.metrics import METRICS, compute_metrics
+from qdaed.metrics import DECISION_METRICS, METRICS, compute_metrics, decision_metrics
 from qdaed.stats import bootstrap_mean_eer_difference, paired_comparison, paired_differences
 
 # Fixed, so results.json is byte-identical between runs of one config.
@@ -48,9 +48,10 @@ def _aggregate(values):
             "per_seed": [_json_float(v) for v in values]}
 
 
-def build_results(classes, config, versions, runs, test, log=None):
+def build_results(classes, config, versions, runs, test, log=None, events=None):
     """classes: the class names; config: the run's configuration as JSON (RunConfig.to_dict());
-    runs: list of (seed, Detector, test scores (N, C)). Returns the results.json dict."""
+    runs: list of (seed, Detector, test scores (N, C)); events: (recordings, description) of
+    :mod:`qdaed.pipeline.eventeval`, or None. Returns the results.json dict."""
     classes = list(classes)
     by_name = {}
     for seed, det, scores in runs:
@@ -59,9 +60,13 @@ def build_results(classes, config, versions, runs, test, log=None):
     teacher_bytes, student_bytes = sizes.get("teacher"), sizes.get("student")
     models = []
     metrics_of = {}
+    recs = events[0] if events else []
     for name, rows in by_name.items():
         det = rows[0][1]
-        per_seed = [compute_metrics(scores, test.labels, classes) for _, _, scores in rows]
+        per_seed = [{**compute_metrics(scores, test.labels, classes),
+                     **(decision_metrics(scores, test.labels, d.thresholds, classes)
+                        if hasattr(d, "thresholds") else {})}
+                    for _, d, scores in rows]
         metrics_of[name] = per_seed
         entry = {
             "name": name,
@@ -72,13 +77,27 @@ def build_results(classes, config, versions, runs, test, log=None):
             "ratio_to_teacher": sizes[name] / teacher_bytes if teacher_bytes else None,
             "ratio_to_fp_student": sizes[name] / student_bytes if student_bytes else None,
         }
-        for metric in METRICS:
+        for metric in (*METRICS, *(m for m in DECISION_METRICS if m in per_seed[0])):
             entry[metric] = {c: _aggregate([m[metric][c] for m in per_seed])
                              for c in [*classes, "mean"]}
+        if recs:
+            from qdaed.pipeline.eventeval import model_event_metrics
+
+            ev = [model_event_metrics(d, recs) for _, d, _ in rows]
+            entry["events"] = {f"{kind}_{stat}": _aggregate(
+                [_nan(e[kind]["overall"]["f1"] if stat == "f1" else e[kind]["macro_f1"])
+                 for e in ev]) for kind in ("segment", "event") for stat in ("f1", "macro_f1")}
         models.append(entry)
     comparisons = _comparisons(by_name, metrics_of, test.labels, log)
-    return {"preset": config.get("preset"), "config": config, "versions": versions,
-            "models": models, "comparisons": comparisons}
+    out = {"preset": config.get("preset"), "config": config, "versions": versions,
+           "models": models, "comparisons": comparisons}
+    if events:
+        out["event_evaluation"] = events[1]
+    return out
+
+
+def _nan(v):
+    return float("nan") if v is None else v
 
 
 def comparison_pairs(names):
@@ -257,8 +276,36 @@ def results_markdown(results):
                          f"{100 * m['ratio_to_fp_student']:.1f}% of the FP student "
                          f"(paper: 2% and 12%).")
             break
+    lines += _decision_lines(results)
     lines += _comparison_lines(comparisons)
     return "\n".join(lines) + "\n"
+
+
+def _decision_lines(results):
+    """Precision/recall/F1 at the stored thresholds and the event metrics, one row a model."""
+    models = results["models"]
+    if not models or "f1" not in models[0]:
+        return []
+    has_events = "events" in models[0]
+    ev = results.get("event_evaluation", {})
+    lines = ["", "## Decisions and events", "",
+             "Precision, recall and F1 of the decisions at each model's stored thresholds (the "
+             "validation EER point), mean over classes, on the test clips."]
+    if has_events:
+        lines[-1] += (f" Segment-based (1 s) and event-based (collar 0.2 s, offset 50%) F1 of "
+                      f"`qdaed detect --events` on {ev.get('recordings')} synthetic "
+                      f"recordings of {ev.get('seconds_each'):g} s ({ev.get('reference_events')} "
+                      f"reference events; sed_eval's definitions, micro-averaged).")
+    head = "| model | precision | recall | F1 |" + (" segment F1 | event F1 |" if has_events
+                                                  else "")
+    lines += ["", head, "|---|" + "---:|" * (3 + 2 * has_events)]
+    for m in models:
+        row = [m["name"], _fmt(m["precision"]["mean"]), _fmt(m["recall"]["mean"]),
+               _fmt(m["f1"]["mean"])]
+        if has_events:
+            row += [_fmt(m["events"]["segment_f1"]), _fmt(m["events"]["event_f1"])]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
 
 
 def scores_csv(runs, test, classes):
@@ -282,6 +329,7 @@ def write_outputs(out, results, runs, test, log=None):
         from qdaed.pipeline.plots import write_plots
     except ImportError:  # matplotlib is an optional extra
         if log is not None:
-            log("matplotlib not installed: no ROC/DET plots (pip install 'qdaed[plot]')")
+            log("matplotlib not installed: no plots (ROC, DET, training curves, EER against "
+                "bytes); pip install 'qdaed[plot]'")
         return
-    write_plots(out, runs, test, classes)
+    write_plots(out, runs, test, classes, results)

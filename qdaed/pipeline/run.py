@@ -202,7 +202,9 @@ def run_pipeline(cfg, out_dir, resume=False, quiet=False, jobs=1, stop_after=Non
             runs.append((seed, det, det.scores(prep["x_test"])))
     _remove_empty_dirs(out / "checkpoints")
     test = prep["test"]
-    results = report.build_results(cfg.classes, cfg.to_dict(), versions(), runs, test, log)
+    events = _event_recordings(cfg, prep["feature_options"], log)
+    results = report.build_results(cfg.classes, cfg.to_dict(), versions(), runs, test, log,
+                                   events=events)
     results["distill"] = {**spec.to_config(), "temperature": selection["temperature"],
                           "lam": selection["lam"], "selection": selection}
     results["test_labels"] = prep["test_labels"]
@@ -284,7 +286,20 @@ def _prepare_arrays(cfg, spec, data, out, log):
     atomic_write_text(arrays / "meta.json", json.dumps({
         "frames": int(data.features.shape[1]), "feature_options": data.feature_options,
         "classes": list(cfg.classes)}) + "\n")
-    return {"x_test": norm.apply(test.features), "test": test, "test_labels": test_labels}
+    return {"x_test": norm.apply(test.features), "test": test, "test_labels": test_labels,
+            "feature_options": data.feature_options}
+
+
+def _event_recordings(cfg, feature_options, log):
+    """(recordings, description) for the event metrics (qdaed.pipeline.eventeval), or None."""
+    from qdaed.pipeline import eventeval
+
+    recs = eventeval.recordings(cfg.data, cfg.event_eval, cfg.classes, feature_options)
+    if not recs:
+        return None
+    log(f"event metrics: {len(recs)} synthetic recordings of {recs[0][1] / 16000:g} s, "
+        f"every model")
+    return recs, eventeval.describe(cfg.data, cfg.event_eval, recs)
 
 
 def _seed_job(cfg, seed, out, resume, quiet, temperature, lam, stop_after, t0=None):

@@ -59,3 +59,20 @@ def test_wav_truncation_ignores_streaming_placeholders():
     data[i + 4:i + 8] = struct.pack("<I", 0xFFFFFFFF)
     assert wav_truncation(bytes(data)) is None
     assert wav_truncation(buf.getvalue()[:-10]) is not None
+
+
+def test_sample_rate_bounds_in_whole_clip_reads(tmp_path):
+    """A header rate of 1 Hz (or 384,001 Hz) is a bad file, not a x16,000 resampling."""
+    import soundfile as sf
+
+    from qdaed.data.audio import load_clip
+    from qdaed.errors import DataError
+
+    for rate, ok in ((1, False), (999, False), (1000, True), (384000, True), (384001, False)):
+        path = tmp_path / f"r{rate}.wav"
+        sf.write(path, np.zeros(max(rate, 1000)), rate, subtype="PCM_16")
+        if ok:
+            assert load_clip(path).dtype == np.float32
+        else:
+            with pytest.raises(DataError, match="sample rate"):
+                load_clip(path)

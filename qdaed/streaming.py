@@ -1,0 +1,680 @@
+"""Whole-file, streaming inference: audio of any length in, window and frame scores out.
+
+Memory does not grow with the file's length: the audio is read in blocks, and every stage
+keeps only what the next block needs.
+
+    blocks of samples (native rate, mono)                       AudioSource / array_blocks
+      → StreamingResampler   polyphase FIR to 16 kHz, output sample by output sample
+      → StreamingLfbe        frames as soon as their samples are in (qdaed.features.fbank)
+      → normalisation        the model's per-bin mean/std
+      → StudentStream        the LSTM over each block, (h, c) carried to the next block
+        or TeacherWindows    the ResNet on each window (it has no state to carry)
+      → window scores        a window of the training length W frames every ``hop`` frames
+
+Windows: starts 0, hop, 2·hop, … while the window fits, plus one window ending at the last
+frame when the regular ones do not end there (so the end of the file is scored too). The
+file's score is, per class, the maximum of its window scores.
+
+Student, mean pooling (the default head): the clip logit of the training computation is
+z = W_fc · mean_t h_t + b = mean_t (W_fc h_t + b), so with frame logits z_t = W_fc h_t + b
+the logit of the window [s, s + W) is (P[s + W] − P[s]) / W with the running sums
+P[k] = Σ_{t<k} z_t (float64): one pass over the file for any hop, instead of re-running the
+network on every window. Max pooling keeps the last W frames of h and takes the maximum per
+unit; "last" pooling is the frame logit at the window's last frame.
+
+What the stream computes, exactly: the LSTM runs once over the whole file from a zero state,
+so the state at a window's first frame carries what came before it. In training every clip
+starts from a zero state; the first window of a file is therefore the training computation
+exactly, and later windows condition on the past (an LSTM with forget gates forgets it at a
+rate the model learned). The teacher re-runs each window from scratch and is the training
+computation on every window.
+
+A file shorter than one window (T < W frames) is treated as in training
+(``qdaed.features.prepare.fix_length``): its frames are looped to W and scored once; the
+result says so (``Scan.short``, a ``note`` in ``qdaed detect``'s output). Frame scores of
+such a file are those of its own T frames (the looped run's first T frames).
+
+Chunking does not change the numbers beyond float32 rounding (the tests compare with the
+whole-sequence computation): resampling is computed per output sample, LFBE per frame, and the
+LSTM's recurrence is sequential; only the batching of the per-frame products differs.
+
+Bounds, checked from the file's header before anything is allocated (:class:`Bounds`):
+sample rate in [1 kHz, 384 kHz], at most 256 channels, a duration and a file size limit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import struct
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from qdaed.data.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, TARGET_RATE, to_mono
+from qdaed.errors import DataError, InputError
+from qdaed.features.fbank import lfbe_of_frames, make_options, num_frames
+from qdaed.features.prepare import fix_length
+from qdaed.kernels.resample import polyphase_block
+from qdaed.models.predict import model_input
+from qdaed.nn import lstm
+from qdaed.nn.losses import sigmoid
+from qdaed.validate import check_float, check_int
+
+MAX_CHANNELS = 256
+DEFAULT_MAX_SECONDS = 24 * 3600.0          # 24 hours
+DEFAULT_MAX_BYTES = 16 * 1024 ** 3         # 16 GiB on disk
+BLOCK_VALUES = 1 << 17                      # samples × channels read per block (1 MiB float64)
+TEACHER_BATCH = 8                           # windows per ResNet forward
+
+
+# ------------------------------------------------------------------------------------------
+# audio in
+
+
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """What a file may be before any of it is decoded: sample rate in [min_rate, max_rate],
+    at most ``max_channels`` channels, at most ``max_seconds`` of audio and ``max_bytes`` on
+    disk. The defaults (1 kHz – 384 kHz, 256 channels, 24 h, 16 GiB) are qdaed's choices;
+    ``qdaed detect --max-duration / --max-size`` change the last two."""
+
+    max_seconds: float = DEFAULT_MAX_SECONDS
+    max_bytes: int = DEFAULT_MAX_BYTES
+    min_rate: int = MIN_SAMPLE_RATE
+    max_rate: int = MAX_SAMPLE_RATE
+    max_channels: int = MAX_CHANNELS
+
+    def __post_init__(self):
+        check_float("max_seconds", self.max_seconds, 0.0, lo_open=True)
+        check_int("max_bytes", self.max_bytes, lo=1)
+
+    def check_rate(self, rate, name):
+        if not self.min_rate <= rate <= self.max_rate:
+            raise DataError(f"{name}: sample rate {rate} Hz is outside [{self.min_rate}, "
+                            f"{self.max_rate}] Hz; refused (resample it first if it is real)")
+
+    def check_length(self, samples, rate, channels, name):
+        if channels < 1 or channels > self.max_channels:
+            raise DataError(f"{name}: {channels} channels; expected 1 to {self.max_channels}")
+        if samples <= 0:
+            raise DataError(f"{name}: empty (0 samples)")
+        seconds = samples / rate
+        if seconds > self.max_seconds:
+            raise DataError(f"{name}: {seconds:.0f} s of audio is more than the limit of "
+                            f"{self.max_seconds:.0f} s (--max-duration)")
+
+
+def _wav_truncation(fh, size):
+    """For a RIFF/WAVE file, (declared, present) data-chunk sizes if the chunk is cut short;
+    reads only the chunk headers (``qdaed.data.audio.wav_truncation`` reads the whole file)."""
+    head = fh.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos = 12
+    while pos + 8 <= size:
+        fh.seek(pos)
+        hdr = fh.read(8)
+        if len(hdr) < 8:
+            return None
+        tag, chunk = hdr[:4], struct.unpack("<I", hdr[4:])[0]
+        if tag == b"data":
+            present = size - pos - 8
+            if chunk in (0, 0xFFFFFFFF) or chunk <= present:
+                return None
+            return chunk, present
+        pos += 8 + chunk + (chunk & 1)
+    return None
+
+
+class AudioSource:
+    """An audio file opened for block reading, checked against :class:`Bounds` from its
+    header (size, rate, channels, duration) before a sample is decoded.
+
+    ``rate``, ``channels``, ``frames`` (samples per channel) are the header's; iterating
+    yields mono float64 blocks (the mean over channels, samples in [−1, 1] as soundfile
+    scales integer PCM) of at most ``block`` samples, each checked for NaN/inf.
+    """
+
+    def __init__(self, path, bounds=None, block=None):
+        import soundfile as sf
+
+        self.name = name = os.fspath(path)
+        bounds = bounds or Bounds()
+        if not os.path.exists(name):
+            raise DataError(f"{name}: missing (no such file)")
+        if not os.path.isfile(name):
+            raise DataError(f"{name}: not a regular file")
+        size = os.path.getsize(name)
+        if size == 0:
+            raise DataError(f"{name}: empty (0 bytes)")
+        if size > bounds.max_bytes:
+            raise DataError(f"{name}: {size} bytes is more than the limit of "
+                            f"{bounds.max_bytes} bytes (--max-size)")
+        try:
+            with open(name, "rb") as fh:
+                cut = _wav_truncation(fh, size)
+        except OSError as exc:
+            raise DataError(f"{name}: unreadable ({exc.strerror or exc})") from None
+        if cut is not None:
+            raise DataError(f"{name}: truncated (WAV header declares {cut[0]} bytes of audio, "
+                            f"the file holds {cut[1]})")
+        try:
+            info = sf.info(name)
+        except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError) as exc:
+            reason = getattr(exc, "error_string", None) or str(exc)
+            raise DataError(f"{name}: unreadable ({reason.strip()})") from None
+        self.rate, self.channels, self.frames = int(info.samplerate), int(info.channels), \
+            int(info.frames)
+        bounds.check_rate(self.rate, name)
+        bounds.check_length(self.frames, self.rate, self.channels, name)
+        self.block = block or max(1, BLOCK_VALUES // self.channels)
+
+    @property
+    def duration(self):
+        return self.frames / self.rate
+
+    def __iter__(self):
+        import soundfile as sf
+
+        try:
+            with sf.SoundFile(self.name) as f:
+                while True:
+                    x = f.read(self.block, dtype="float64", always_2d=True)
+                    if x.shape[0] == 0:
+                        break
+                    if not np.isfinite(x).all():
+                        bad = int((~np.isfinite(x)).sum())
+                        raise DataError(f"{self.name}: {bad} non-finite sample(s) (NaN or "
+                                        f"infinity)")
+                    yield to_mono(x)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            reason = getattr(exc, "error_string", None) or str(exc)
+            raise DataError(f"{self.name}: unreadable ({reason.strip()})") from None
+
+
+def waveform_source(waveform, sample_rate, bounds=None, name="waveform"):
+    """(rate, iterator of mono float64 blocks) for an in-memory waveform, cut into the blocks
+    an :class:`AudioSource` of the same channel count reads, so results are identical.
+
+    waveform: (n,) or (n, channels) float32/float64 in [−1, 1], or int16 (scaled by 1/32768
+    as soundfile scales PCM_16).
+    """
+    bounds = bounds or Bounds()
+    rate = check_int("sample_rate", sample_rate, lo=1)
+    x = np.asarray(waveform)
+    if x.dtype == np.int16:
+        x = x.astype(np.float64) / 32768.0
+    elif x.dtype.kind != "f":
+        raise InputError(f"{name}: expected float samples in [-1, 1] or int16, got dtype "
+                         f"{x.dtype}")
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise InputError(f"{name}: expected shape (samples,) or (samples, channels), got "
+                         f"{x.shape}")
+    bounds.check_rate(rate, name)
+    bounds.check_length(x.shape[0], rate, x.shape[1], name)
+    if not np.isfinite(x).all():
+        raise InputError(f"{name}: contains NaN or infinity")
+    block = max(1, BLOCK_VALUES // x.shape[1])
+
+    def blocks():
+        for i in range(0, x.shape[0], block):
+            yield to_mono(np.asarray(x[i:i + block], dtype=np.float64))
+
+    return rate, x.shape[0], blocks()
+
+
+# ------------------------------------------------------------------------------------------
+# resampling and LFBE, block by block
+
+
+def resample_filter(up, down):
+    """scipy ``resample_poly``'s default filter for the reduced ratio up/down, scaled by up:
+    Kaiser (β = 5) windowed sinc of 2·half + 1 taps, half = 10·max(up, down), cutoff
+    1/max(up, down) of Nyquist (float64)."""
+    from scipy.signal import firwin
+
+    max_rate = max(up, down)
+    half = 10 * max_rate
+    return firwin(2 * half + 1, 1.0 / max_rate, window=("kaiser", 5.0)) * up, half
+
+
+class StreamingResampler:
+    """``scipy.signal.resample_poly(x, target, rate)`` of a signal given in blocks.
+
+    ``push(block)`` returns the output samples that the input so far determines;
+    ``finish()`` the rest (the signal's end is zero-padded, as resample_poly pads). The
+    concatenation equals resample_poly of the whole signal to float64 rounding (tested); the
+    memory held is the filter plus about 2·half/up input samples.
+    """
+
+    def __init__(self, rate, target=TARGET_RATE):
+        rate = check_int("rate", rate, lo=1)
+        target = check_int("target", target, lo=1)
+        g = math.gcd(rate, target)
+        self.up, self.down = target // g, rate // g
+        self.identity = self.up == self.down
+        if not self.identity:
+            self.h, self.half = resample_filter(self.up, self.down)
+        self.buf = np.empty(0)
+        self.buf0 = 0          # absolute index of buf[0]
+        self.received = 0
+        self.m_next = 0        # next output sample
+
+    def _outputs(self, m_end, n_total):
+        out = np.empty(max(0, m_end - self.m_next))
+        if out.size:
+            polyphase_block(self.buf, self.buf0, n_total, self.h, self.up, self.down,
+                            self.half, self.m_next, out)
+        self.m_next = max(self.m_next, m_end)
+        # drop the samples no later output reaches: j < ceil((m·down − half) / up)
+        keep = max(0, -((self.half - self.m_next * self.down) // self.up))
+        if keep > self.buf0:
+            self.buf = self.buf[keep - self.buf0:]
+            self.buf0 = keep
+        return out
+
+    def push(self, x):
+        x = np.asarray(x, dtype=np.float64)
+        if self.identity:
+            self.received += x.size
+            return x
+        self.buf = np.concatenate([self.buf, x]) if self.buf.size else x.copy()
+        self.received += x.size
+        # y[m] is final once its last input j_hi = (m·down + half) // up has arrived
+        m_end = -((self.half - self.received * self.up) // self.down)
+        return self._outputs(m_end, np.iinfo(np.int64).max)
+
+    def finish(self):
+        if self.identity:
+            return np.empty(0)
+        n_out = -(-(self.received * self.up) // self.down)
+        return self._outputs(n_out, self.received)
+
+
+class StreamingLfbe:
+    """LFBE frames of a 16 kHz signal given in blocks (``qdaed.features.fbank.lfbe``'s rows).
+
+    ``push(samples)`` returns the frames whose samples have all arrived, ``finish()`` the
+    rest (with ``snip_edges=False`` the last frames reflect the signal's end). Frames are
+    cut at absolute sample positions and computed by ``lfbe_of_frames``, so the rows equal
+    ``lfbe`` of the whole signal up to the rounding of batched products. With dither > 0
+    the noise comes from ``numpy.random.default_rng(0)``, frame after frame.
+    """
+
+    def __init__(self, options, sample_rate=TARGET_RATE):
+        self.opts = options if not isinstance(options, dict) else make_options(**options)
+        self.rate = sample_rate
+        self.length, self.shift, _ = self.opts.frame_sizes(sample_rate)
+        self.rng = np.random.default_rng(0) if self.opts.dither > 0 else None
+        self.buf = np.empty(0)
+        self.buf0 = 0
+        self.received = 0
+        self.t_next = 0
+
+    @property
+    def _offset(self):
+        """start(t) = t·S + offset: 0 (snip_edges) or S/2 − L/2 (centred frames)."""
+        return 0 if self.opts.snip_edges else self.shift // 2 - self.length // 2
+
+    def _start(self, t):
+        return t * self.shift + self._offset
+
+    def _compute(self, t_end, n_total=None):
+        t = np.arange(self.t_next, t_end, dtype=np.int64)
+        if t.size == 0:
+            return np.empty((0, self.opts.num_mel_bins), np.float32)
+        first = self._start(self.t_next) - self.buf0
+        n = n_total if n_total is not None else self.received
+        if first >= 0 and self._start(t_end - 1) + self.length <= n:   # no reflection: a view
+            view = sliding_window_view(self.buf, self.length)[first::self.shift][:t.size]
+            return self._done(lfbe_of_frames(view, self.rate, self.opts, rng=self.rng), t_end)
+        idx = (t * self.shift + self._offset)[:, None] + np.arange(self.length)[None, :]
+        while True:   # reflection at both ends, as fbank._frames (only at the ends)
+            low, high = idx < 0, idx >= n
+            if not (low.any() or high.any()):
+                break
+            idx = np.where(low, -idx - 1, idx)
+            idx = np.where(high, 2 * n - 1 - idx, idx)
+        idx = idx - self.buf0
+        if idx.min() < 0 or idx.max() >= self.buf.size:   # cannot happen: a bug, not input
+            raise RuntimeError("StreamingLfbe: a frame reaches samples no longer held")
+        return self._done(lfbe_of_frames(self.buf[idx], self.rate, self.opts, rng=self.rng),
+                          t_end)
+
+    def _done(self, feats, t_end):
+        self.t_next = t_end
+        keep = max(0, min(self._start(self.t_next), self.received))
+        if keep > self.buf0:
+            self.buf = self.buf[keep - self.buf0:]
+            self.buf0 = keep
+        return feats
+
+    def push(self, x):
+        x = np.asarray(x, dtype=np.float64)
+        if self.opts.int16_scale:
+            x = x * 32768.0
+        self.buf = np.concatenate([self.buf, x]) if self.buf.size else x.copy()
+        self.received += x.size
+        # frame t is ready once start(t) + L ≤ received
+        room = self.received - self.length - self._offset
+        t_end = max(self.t_next, room // self.shift + 1 if room >= 0 else 0)
+        return self._compute(t_end)
+
+    def finish(self):
+        count = num_frames(self.received, self.rate, self.opts)
+        return self._compute(max(count, self.t_next), n_total=self.received)
+
+
+# ------------------------------------------------------------------------------------------
+# networks over a stream
+
+
+def _split_student(model):
+    lstm_p = {n[5:]: v for n, v in model.params.items() if n.startswith("lstm.")}
+    return lstm_p, model.params["fc.weight"], model.params["fc.bias"]
+
+
+class StudentStream:
+    """The LSTM over consecutive blocks of normalised frames, (h, c) carried between blocks:
+    ``push(x (T, F))`` returns the top layer's h (T, H) and the frame logits
+    z_t = W_fc h_t + b (T, C), both in the model's dtype."""
+
+    def __init__(self, model):
+        self.model = model
+        self.lstm_p, self.w_fc, self.b_fc = _split_student(model)
+        shape = (model.num_layers, 1, model.hidden_size)
+        self.h = np.zeros(shape, model.dtype)
+        self.c = np.zeros(shape, model.dtype)
+
+    def push(self, x):
+        if x.shape[0] == 0:
+            return (np.empty((0, self.model.hidden_size), self.model.dtype),
+                    np.empty((0, self.model.num_classes), self.model.dtype))
+        (y, (self.h, self.c)), _ = lstm.forward(self.lstm_p, x[None].astype(self.model.dtype),
+                                                 self.h, self.c)
+        y = np.ascontiguousarray(y[0])
+        return y, y @ self.w_fc.T + self.b_fc
+
+
+def window_ends(e0, e1, window, hop):
+    """Ends e in (e0, e1] of the regular windows [e − W, e): e ≥ W and (e − W) % hop == 0."""
+    first = max(window, e0 + 1)
+    k = -(-(first - window) // hop)
+    return np.arange(window + k * hop, e1 + 1, hop, dtype=np.int64)
+
+
+class _Tail:
+    """The last ``keep`` rows of a per-frame array (and the rows of the current block) with
+    their absolute frame indices: ``extend(block)`` then ``rows(a, b)`` for frames [a, b)."""
+
+    def __init__(self, keep, width, dtype):
+        self.keep, self.data, self.start = keep, np.empty((0, width), dtype), 0
+
+    def extend(self, block):
+        self.data = np.concatenate([self.data, block]) if self.data.size else block.copy()
+
+    def rows(self, a, b):
+        return self.data[a - self.start:b - self.start]
+
+    def trim(self, end):
+        cut = max(0, self.data.shape[0] - self.keep)
+        self.data, self.start = self.data[cut:], self.start + cut
+
+
+class StudentWindows:
+    """Window logits of the student from its frame outputs, per pooling mode (module
+    docstring); ``push(y, z)`` returns [(start, logits (C,) float64)] of the windows ending in
+    the block, ``finish()`` the window ending at the last frame if no regular one does."""
+
+    def __init__(self, model, window, hop):
+        self.mode, self.window, self.hop = model.pooling, window, hop
+        self.w_fc = model.params["fc.weight"].astype(np.float64)
+        self.b_fc = model.params["fc.bias"].astype(np.float64)
+        self.t = 0
+        c, h = model.num_classes, model.hidden_size
+        if self.mode == "mean":       # P[k] for k in the last W + 1 frame boundaries
+            self.tail = _Tail(window + 1, c, np.float64)
+            self.tail.extend(np.zeros((1, c)))
+        else:
+            self.tail = _Tail(window, h if self.mode == "max" else c, np.float32)
+
+    def _logits(self, starts):
+        w = self.window
+        if self.mode == "mean":
+            p = self.tail
+            return [(p.rows(s + w, s + w + 1)[0] - p.rows(s, s + 1)[0]) / w for s in starts]
+        if self.mode == "last":
+            return [self.tail.rows(s + w - 1, s + w)[0].astype(np.float64) for s in starts]
+        return [self.w_fc @ self.tail.rows(s, s + w).max(axis=0).astype(np.float64) + self.b_fc
+                for s in starts]
+
+    def push(self, y, z):
+        n = z.shape[0]
+        if self.mode == "mean":
+            self.tail.extend(self.tail.data[-1] + np.cumsum(z.astype(np.float64), axis=0))
+        else:
+            self.tail.extend(y if self.mode == "max" else z)
+        ends = window_ends(self.t, self.t + n, self.window, self.hop)
+        self.t += n
+        out = list(zip((ends - self.window).tolist(), self._logits(ends - self.window)))
+        self.tail.trim(self.t)
+        return out
+
+    def finish(self):
+        s = self.t - self.window
+        if s >= 0 and s % self.hop:
+            return list(zip([s], self._logits([s])))
+        return []
+
+
+class TeacherWindows:
+    """Window logits of the ResNet: each window's normalised frames through the network
+    (``TEACHER_BATCH`` windows per forward). Same interface as :class:`StudentWindows`,
+    ``push(x)`` with the block's normalised frames."""
+
+    def __init__(self, model, window, hop, width):
+        self.model, self.window, self.hop = model, window, hop
+        self.tail = _Tail(window, width, np.float32)
+        self.t = 0
+        self.pending = []
+        self.starts = []       # of every window asked for, in order
+
+    def _run(self, starts, flush=False):
+        self.pending += [self.tail.rows(s, s + self.window) for s in starts]
+        out = []
+        while self.pending and (flush or len(self.pending) >= TEACHER_BATCH):
+            batch, self.pending = self.pending[:TEACHER_BATCH], self.pending[TEACHER_BATCH:]
+            x = np.stack(batch).astype(self.model.dtype)
+            z, _ = self.model.forward(model_input(self.model, x), train=False)
+            out += [row.astype(np.float64) for row in z]
+        return out
+
+    def push(self, x):
+        self.tail.extend(x)
+        ends = window_ends(self.t, self.t + x.shape[0], self.window, self.hop)
+        self.t += x.shape[0]
+        self.starts += (ends - self.window).tolist()
+        logits = self._run((ends - self.window).tolist())
+        self.tail.trim(self.t)
+        return logits
+
+    def finish(self):
+        s = self.t - self.window
+        extra = [s] if s >= 0 and s % self.hop else []
+        self.starts += extra
+        return self._run(extra, flush=True)
+
+
+# ------------------------------------------------------------------------------------------
+# the scan of one file
+
+
+@dataclasses.dataclass
+class Scan:
+    """What one pass over a recording gives.
+
+    starts: (N,) first frame of each window (W = ``window`` frames, 10 ms apart by default);
+    logits: (N, C) float64 window logits; ``scores`` = σ(logits);
+    frame_logits: (T, C) the student's per-frame logits W_fc h_t + b (with ``frames=True``),
+        else None;
+    short: the file had fewer than W frames and was looped to W as in training (one window).
+    """
+
+    sample_rate: int
+    samples: int
+    num_frames: int
+    window: int
+    hop: int
+    frame_shift: float
+    frame_length: float
+    starts: np.ndarray
+    logits: np.ndarray
+    frame_logits: np.ndarray | None
+    short: bool
+
+    @property
+    def duration(self):
+        """Seconds of audio in the file (its own sample count and rate)."""
+        return self.samples / self.sample_rate
+
+    @property
+    def scores(self):
+        return sigmoid(self.logits)
+
+    @property
+    def file_scores(self):
+        """(C,) the maximum over windows of each class's score."""
+        return self.scores.max(axis=0)
+
+    @property
+    def frame_scores(self):
+        return None if self.frame_logits is None else sigmoid(self.frame_logits.astype(
+            np.float64))
+
+    def window_times(self):
+        """(N, 2) onset and offset in seconds of the samples each window's frames cover
+        (for a short file: the whole file)."""
+        if self.short:
+            return np.array([[0.0, self.duration]])
+        on = self.starts * self.frame_shift
+        off = (self.starts + self.window - 1) * self.frame_shift + self.frame_length
+        return np.stack([on, np.minimum(off, self.duration)], axis=1)
+
+    def note(self):
+        if not self.short:
+            return None
+        return (f"shorter than one window ({self.duration:.2f} s < "
+                f"{(self.window - 1) * self.frame_shift + self.frame_length:.2f} s): "
+                "its frames were looped to the window's length, as in training")
+
+
+def hop_frames(detector, hop_seconds=None):
+    """The hop in frames: ``hop_seconds`` / frame shift rounded (at least 1 frame), or half a
+    window (rounded down, at least 1) when None."""
+    shift = detector.features.get("frame_shift_ms", 10.0) / 1000.0
+    if hop_seconds is None:
+        return max(1, detector.frames // 2)
+    hop_seconds = check_float("hop", hop_seconds, 0.0, lo_open=True)
+    return max(1, int(round(hop_seconds / shift)))
+
+
+def scan(detector, rate, blocks, *, hop=None, frames=False, name="audio", samples=None):
+    """Run ``detector`` over a recording given as blocks of mono samples at ``rate``.
+
+    hop: window hop in frames (default half a window); frames: keep the student's frame
+    logits (``Scan.frame_logits``; InputError for a ResNet, which has none).
+    samples: the recording's length in samples if known (else counted).
+    """
+    rs = StreamingResampler(rate, TARGET_RATE)
+    fb = StreamingLfbe(detector.features, TARGET_RATE)
+    counted = [0]
+
+    def feature_blocks():
+        for block in blocks:
+            counted[0] += block.size
+            yield fb.push(rs.push(block))
+        yield fb.push(rs.finish())
+        yield fb.finish()
+
+    def too_short():
+        return DataError(f"{name}: too short ({counted[0]} samples at {rate} Hz; need at "
+                         f"least one LFBE frame, {fb.length} samples at {TARGET_RATE} Hz)")
+
+    return scan_features(detector, feature_blocks(), rate=rate, hop=hop, frames=frames,
+                         samples=lambda: counted[0] if samples is None else samples,
+                         too_short=too_short)
+
+
+def scan_features(detector, feature_blocks, *, rate=TARGET_RATE, samples, hop=None,
+                  frames=False, too_short=None):
+    """:func:`scan` from the recording's raw LFBE, given as blocks of frames (T_i, F) (the
+    pipeline computes a recording's LFBE once for all its models); samples: the recording's
+    length in samples at ``rate`` (a number, or a function called at the end)."""
+    model, window = detector.model, int(detector.frames)
+    is_student = getattr(model, "input_layout", "BTF") == "BTF"
+    if frames and not is_student:
+        raise InputError("frames: the ResNet teacher has no frame-level outputs (it scores "
+                         "whole windows); use window scores")
+    hop = max(1, detector.frames // 2) if hop is None else check_int("hop", hop, lo=1)
+    norm = detector.normalizer
+    if is_student:
+        stream, pool = StudentStream(model), StudentWindows(model, window, hop)
+    else:
+        pool = TeacherWindows(model, window, hop, norm.mean.size)
+    head, n_head, total = [], 0, 0       # head: the raw frames while fewer than a window
+    starts, logits, frame_logits = [], [], []
+    for feats in feature_blocks:
+        if feats.shape[0] == 0:
+            continue
+        if n_head < window:
+            head.append(feats)
+            n_head += feats.shape[0]
+        total += feats.shape[0]
+        x = norm.apply(feats)
+        if is_student:
+            y, z = stream.push(x)
+            out = pool.push(y, z)
+            starts.extend(s for s, _ in out)
+            logits.extend(v for _, v in out)
+            if frames:
+                frame_logits.append(z)
+        else:
+            logits.extend(pool.push(x))
+    if total == 0:
+        raise too_short() if too_short else DataError("features: no frame")
+    short = total < window
+    if short:
+        x = norm.apply(fix_length(np.concatenate(head), window))[None].astype(model.dtype)
+        z, _ = model.forward(model_input(model, x), train=False)
+        starts, logits = [0], [z[0].astype(np.float64)]
+    elif is_student:
+        out = pool.finish()
+        starts.extend(s for s, _ in out)
+        logits.extend(v for _, v in out)
+    else:
+        logits.extend(pool.finish())
+        starts = pool.starts
+    opts = make_options(**detector.features)
+    return Scan(sample_rate=rate, samples=samples() if callable(samples) else samples,
+                num_frames=total, window=window, hop=hop,
+                frame_shift=opts.frame_shift_ms / 1000.0,
+                frame_length=opts.frame_length_ms / 1000.0,
+                starts=np.asarray(starts, dtype=np.int64),
+                logits=np.asarray(logits, dtype=np.float64).reshape(len(starts), -1),
+                frame_logits=(np.concatenate(frame_logits) if frames else None), short=short)
+
+
+def scan_file(detector, path, *, hop=None, frames=False, bounds=None):
+    """:func:`scan` of an audio file read block by block (:class:`AudioSource`)."""
+    src = AudioSource(path, bounds)
+    return scan(detector, src.rate, iter(src), hop=hop, frames=frames, name=src.name)
+
+
+def scan_waveform(detector, waveform, sample_rate, *, hop=None, frames=False, bounds=None):
+    """:func:`scan` of an in-memory waveform, in the blocks a file of it would be read in."""
+    rate, n, blocks = waveform_source(waveform, sample_rate, bounds)
+    return scan(detector, rate, blocks, hop=hop, frames=frames, samples=n)
