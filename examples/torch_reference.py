@@ -111,7 +111,9 @@ def lstm(spec, i):
 def temporal_pool(spec, i):
     x = leaf(i["x"])
     mode = spec["options"]["mode"]
-    p = {"mean": lambda: x.mean(1), "last": lambda: x[:, -1], "max": lambda: x.max(1).values}[mode]()
+    pools = {"mean": lambda: x.mean(1), "last": lambda: x[:, -1],
+             "max": lambda: x.max(1).values}
+    p = pools[mode]()
     (dx,) = torch.autograd.grad(upstream([(p, i["dp"])]), [x])
     return {"p": p, "dx": dx}
 
@@ -308,7 +310,8 @@ def mel_filterbank(rate, nfft, bins, low, high):
         for k in range(nfft // 2):     # the Nyquist bin gets no weight
             x = mel[k]
             if left < x < right:
-                out[k, m] = (x - left) / (centre - left) if x <= centre else (right - x) / (right - centre)
+                out[k, m] = ((x - left) / (centre - left) if x <= centre
+                             else (right - x) / (right - centre))
     return out
 
 

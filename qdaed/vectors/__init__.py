@@ -9,4 +9,6 @@ implementation (PyTorch, TF Lite, C on a DSP) can be checked against them.
     qdaed.vectors.check      ``qdaed vectors check``
 """
 
-from qdaed.vectors.format import FORMAT_NAME, FORMAT_VERSION, VectorsError  # noqa: F401
+from qdaed.vectors.format import FORMAT_NAME, FORMAT_VERSION, VectorsError
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "VectorsError"]

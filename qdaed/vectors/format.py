@@ -38,7 +38,7 @@ import shutil
 import numpy as np
 
 from qdaed.errors import QdaedError
-from qdaed.io.atomic import atomic_open, atomic_write_text
+from qdaed.io.atomic import atomic_write_text
 
 FORMAT_NAME = "qdaed-golden-vectors"
 FORMAT_VERSION = 1
@@ -102,16 +102,6 @@ def read_json(path, what):
 
 
 # ------------------------------------------------------------------------------- tensors
-
-def write_npy(path, array):
-    """``np.save`` of a numeric array, atomically; object arrays are refused."""
-    array = np.asarray(array)
-    if array.dtype.hasobject or array.dtype.kind not in "biuf":
-        raise VectorsError(f"{path}: only bool, integer and float tensors are written, "
-                           f"got dtype {array.dtype}")
-    with atomic_open(path, "wb") as f:
-        np.save(f, np.array(array, order="C"), allow_pickle=False)
-
 
 def npy_header(path, where):
     """(shape, dtype, fortran_order, data offset) from a .npy file's header, checking that
@@ -357,5 +347,5 @@ def read_case_spec(directory, name):
 
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "TOLERANCE_RULE", "VectorsError", "Case",
-           "check_name", "dumps", "read_json", "write_npy", "read_npy", "npy_header",
+           "check_name", "dumps", "read_json", "read_npy", "npy_header",
            "write_case", "write_manifest", "read_manifest", "read_case_spec"]

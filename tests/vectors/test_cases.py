@@ -17,8 +17,8 @@ from tests.vectors.conftest import load
 
 def _stored(directory, name):
     spec = json.load(open(os.path.join(directory, name, "case.json")))
-    t = {n: load(os.path.join(directory, name, n + ".npy")) for n in spec["inputs"] + spec["outputs"]}
-    return spec, t
+    names = spec["inputs"] + spec["outputs"]
+    return spec, {n: load(os.path.join(directory, name, n + ".npy")) for n in names}
 
 
 def _assert_recomputed(directory, dtype):
@@ -77,7 +77,7 @@ def _bug(op, fn):
 
 
 def _no_t_squared(spec, i):
-    t, lam = spec["options"]["temperature"], spec["options"]["lam"]
+    lam = spec["options"]["lam"]
     out = naive.loss_distillation(spec, i)
     out["loss"] = (1 - lam) * out["loss_hard"] + lam * out["loss_soft"]
     out["dz"] = (1 - lam) * naive.loss_hard(spec, i)["dz"] + lam * naive.loss_soft(spec, i)["dz"]
@@ -90,8 +90,8 @@ def _round_half_up(spec, i):
         w = i["w"].astype(np.float64)
         s = 2 ** spec["options"]["bits"] - 1
         alpha, beta = out["alpha"], out["beta"]
-        rows = np.repeat(np.arange(w.shape[0]), w.shape[1]) if spec["options"]["group"] == "row" else None
-        if rows is not None:
+        if spec["options"]["group"] == "row":
+            rows = np.repeat(np.arange(w.shape[0]), w.shape[1])
             a, b = alpha[rows].reshape(w.shape), beta[rows].reshape(w.shape)
             x = np.where(a > 0, (w - b) * s / np.where(a > 0, a, 1), 0)
             out["codes"] = np.floor(x + 0.5).astype(out["codes"].dtype)

@@ -58,7 +58,8 @@ def _perturb(golden, spec_tol, index, sign):
 
 @settings(max_examples=25, deadline=None)
 @given(data=st.data())
-def test_ten_times_the_tolerance_fails_exactly_that_tensor(exported, perfect, data, tmp_path_factory):
+def test_ten_times_the_tolerance_fails_exactly_that_tensor(exported, perfect, data,
+                                                           tmp_path_factory):
     names = json.load(open(os.path.join(exported, "manifest.json")))["cases"]
     case = data.draw(st.sampled_from(names), label="case")
     spec = json.load(open(os.path.join(exported, case, "case.json")))
