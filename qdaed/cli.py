@@ -33,6 +33,7 @@ COMMANDS = {
     "manifests": "build the AudioSet subset manifests (dog, baby cry, gunshot + negatives); "
                  "where the shipped manifests are",
     "synth": "write the seeded synthetic AED corpus (wav files + manifest with ground truth)",
+    "vectors": "golden vectors for other implementations: export, check",
 }
 COMMAND_MODULES = tuple(f"qdaed.commands.{verb}" for verb in COMMANDS)
 
