@@ -17,7 +17,7 @@ from qdaed.errors import QdaedError
 # module paths, each with a register(subparsers) function
 COMMAND_MODULES = tuple(f"qdaed.commands.{verb}" for verb in (
     "pipeline", "ablate", "diagnose", "detect", "evaluate", "info", "gradcheck", "features",
-    "manifests", "synth"))
+    "manifests", "synth", "export", "import_"))
 
 
 def build_parser():
