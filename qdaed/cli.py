@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import keyword
 import sys
 
 from qdaed import __version__
@@ -34,8 +35,17 @@ COMMANDS = {
                  "where the shipped manifests are",
     "synth": "write the seeded synthetic AED corpus (wav files + manifest with ground truth)",
     "vectors": "golden vectors for other implementations: export, check",
+    "export": "a model file as a PyTorch state_dict or an ONNX graph",
+    "import": "wrap a PyTorch-trained network (a state_dict) as a qdaed detector",
 }
-COMMAND_MODULES = tuple(f"qdaed.commands.{verb}" for verb in COMMANDS)
+
+
+def command_module(verb):
+    """The module of ``verb``: qdaed.commands.<verb> (``import_`` for the keyword)."""
+    return f"qdaed.commands.{verb}_" if keyword.iskeyword(verb) else f"qdaed.commands.{verb}"
+
+
+COMMAND_MODULES = tuple(command_module(verb) for verb in COMMANDS)
 
 
 def build_parser(verb="*"):
@@ -49,7 +59,7 @@ def build_parser(verb="*"):
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, text in COMMANDS.items():
         if verb in ("*", name):
-            importlib.import_module(f"qdaed.commands.{name}").register(sub)
+            importlib.import_module(command_module(name)).register(sub)
         else:
             sub.add_parser(name, help=text, add_help=False)
     return parser

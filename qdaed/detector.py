@@ -10,9 +10,12 @@ inference (parameters, for the ResNet its BN running statistics, and the per-bin
 normalisation mean and standard deviation, 2F values) at 4 bytes per value; each quantized
 tensor at ceil(n·k/8) bytes of packed codes plus 8 bytes (float32 α, β) per group.
 
-Model file (``qdaed.io.modelfile``): the tensors in the model's state_dict order followed by
-``normalizer.mean`` and ``normalizer.std``; the order and shapes follow from the header's
-architecture, config and ``features["num_mel_bins"]``, so the file stores only their digest.
+Model file (format version 3, ``qdaed.io.modelfile``; its document ``qdaed.io.header``): every
+tensor of the model's state_dict under its name, in state_dict order — float32, or for a
+quantized tensor ``NAME.codes`` (packed) and ``NAME.scales`` (α, β per group) — then
+``normalizer.mean`` and ``normalizer.std``; the document holds the architecture, classes,
+thresholds, frames, the LFBE options in full and the provenance (``info``), and a SHA-256 covers
+it and the tensors. :meth:`Detector.load` checks every field before it builds anything.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from qdaed import __version__
-from qdaed.errors import ModelFileError
+from qdaed.errors import InputError, ModelFileError
 from qdaed.features.prepare import Normalizer, fix_length
 from qdaed.models import ResNet, StudentLSTM
 from qdaed.models.predict import predict_logits
@@ -36,19 +39,6 @@ if TYPE_CHECKING:
     from qdaed.nn.quant import QuantizedTensor
 
 ARCHITECTURES = {"StudentLSTM": StudentLSTM, "ResNet": ResNet}
-
-# The LFBE options a model file leaves out: it stores only the options that differ from the
-# table it names in "features_base". A table never changes once files name it (a test pins
-# "lfbe-1" to LfbeOptions' defaults, DESIGN 2.1); new defaults would get a new table. This
-# keeps ~400 bytes of JSON out of every model file (its size is the accounted size plus a
-# small header).
-FEATURE_BASES = {"lfbe-1": {
-    "frame_length_ms": 25.0, "frame_shift_ms": 10.0, "snip_edges": True, "remove_dc": True,
-    "preemphasis": 0.97, "window": "povey", "blackman_coeff": 0.42, "fft_size": 512,
-    "num_mel_bins": 64, "low_freq": 20.0, "high_freq": 8000.0, "mel_scale": "htk",
-    "mel_norm": None, "use_power": True, "use_log": True, "log_floor": 1.1920928955078125e-07,
-    "dither": 0.0, "int16_scale": False}}
-FEATURE_BASE = "lfbe-1"
 
 
 def architecture_of(model):
@@ -202,62 +192,93 @@ class Detector:
                    dict(info or {}))
 
     # ---- files ---------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> None:
-        from qdaed.io.modelfile import save_model
+    def _document(self):
+        """The model file's document (qdaed.io.header) and tensors [(name, array)] in order."""
+        from qdaed.features.fbank import make_options
+        from qdaed.io.modelfile import MODEL_FORMAT, MODEL_FORMAT_VERSION
 
         arch, arch_cfg = architecture_of(self.model)
-        header = {
-            "architecture": arch,
-            "arch_config": arch_cfg,
-            "classes": list(self.classes),
-            "frames": int(self.frames),
-            "features_base": FEATURE_BASE,
-            "features": {k: v for k, v in self.features.items()
-                         if k not in FEATURE_BASES[FEATURE_BASE]
-                         or FEATURE_BASES[FEATURE_BASE][k] != v},
-            "thresholds": [float(t) for t in self.thresholds],
-            **self.info,
-        }
-        order = [n for n, _ in _layout(self.model, self.normalizer.mean.size)]
-        save_model(path, self._float_tensors(), self.quantized, header, order=order)
+        state = self.model.state_dict()
+        quantized, tensors = {}, []
+        for name, value in state.items():
+            q = self.quantized.get(name)
+            if q is None:
+                tensors.append((name, value.astype(np.float32)))
+                continue
+            if tuple(q.shape) != tuple(value.shape):
+                raise InputError(f"quantized[{name!r}]: shape {q.shape}, the model's "
+                                 f"{name} is {value.shape}")
+            quantized[name] = {"bits": int(q.bits), "group": q.group, "rounding": q.rounding,
+                               "symmetric": bool(q.symmetric), "shape": list(q.shape)}
+            tensors += [(f"{name}.codes", q.packed()),
+                        (f"{name}.scales", np.stack([q.alpha, q.beta], axis=1)
+                         .astype(np.float32))]
+        unknown = sorted(set(self.quantized) - set(state))
+        if unknown:
+            raise InputError(f"quantized: {unknown} are not tensors of the model")
+        tensors += [("normalizer.mean", self.normalizer.mean.astype(np.float32)),
+                    ("normalizer.std", self.normalizer.std.astype(np.float32))]
+        doc = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION,
+               "writer": f"qdaed {__version__}", "architecture": arch, "arch_config": arch_cfg,
+               "classes": list(self.classes), "frames": int(self.frames),
+               "features": make_options(**self.features).to_dict(),
+               "thresholds": [float(t) for t in self.thresholds], "quantized": quantized,
+               "info": dict(self.info)}
+        return doc, tensors
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the model file (format 3) atomically; InputError when the detector could not
+        be read back (every field is checked as :meth:`load` checks it)."""
+        from qdaed.io.header import HeaderError, validate
+        from qdaed.io.modelfile import JSONError, canonical_json, parse_json, write_model
+
+        doc, tensors = self._document()
+        try:
+            validate(parse_json(canonical_json(doc)))   # what is written is what load reads
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"cannot save {path}: not JSON ({exc})") from None
+        except (HeaderError, JSONError) as exc:
+            raise InputError(f"cannot save {path}: {exc}") from None
+        write_model(path, doc, tensors)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], expect_arch: str | None = None
              ) -> Detector:
-        from qdaed.io.modelfile import load_model
+        """Read a model file written by :meth:`save` (or ``qdaed import``); ModelFileError
+        (naming the file and the field) for anything that is not exactly such a file."""
 
-        built = {}
+        from qdaed.io.header import check_document
+        from qdaed.io.modelfile import read_model
+        from qdaed.nn.quant import QuantizedTensor
 
-        def layout(h):
-            if h.get("architecture") not in ARCHITECTURES:
-                raise ModelFileError(f"{path}: unknown architecture {h.get('architecture')!r}"
-                                     f"; this qdaed has {sorted(ARCHITECTURES)}")
-            built["model"] = ARCHITECTURES[h["architecture"]](**h["arch_config"])
-            base = h.get("features_base")
-            if base not in FEATURE_BASES or not isinstance(h.get("features"), dict):
-                raise ModelFileError(f"{path}: unknown or missing LFBE option table "
-                                     f"{base!r}; this qdaed knows {sorted(FEATURE_BASES)}")
-            built["features"] = {**FEATURE_BASES[base], **h["features"]}
-            return _layout(built["model"], built["features"]["num_mel_bins"])
-
+        path = os.fspath(path)
+        mf = read_model(path, lambda doc: check_document(path, doc))
+        c, t = mf.checked, mf.tensors
+        if expect_arch is not None and c.architecture != expect_arch:
+            raise ModelFileError(f"{path}: holds a {c.architecture!r} model, expected "
+                                 f"{expect_arch!r}")
+        mean, std = t["normalizer.mean"], t["normalizer.std"]
+        if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+            raise ModelFileError(f"{path}: normalizer.mean/std: expected finite values and a "
+                                 f"positive std")
+        quantized, state = {}, {}
         try:
-            mf = load_model(path, expect_arch=expect_arch, layout=layout)
-            h, model = mf.header, built["model"]
-            tensors = dict(mf.tensors)
-            norm = Normalizer(tensors.pop("normalizer.mean"), tensors.pop("normalizer.std"))
-            state = {**tensors, **{n: q.dequantize() for n, q in mf.quantized.items()}}
+            for name in c.state_shapes:
+                if name not in c.quantized:
+                    state[name] = t[name]
+                    continue
+                spec, scales = c.quantized[name], t[f"{name}.scales"]
+                quantized[name] = QuantizedTensor.from_packed(
+                    t[f"{name}.codes"], spec["shape"], spec["bits"], spec["group"],
+                    scales[:, 0].copy(), scales[:, 1].copy(), symmetric=spec["symmetric"],
+                    rounding=spec["rounding"])
+                state[name] = quantized[name].dequantize()
+        except InputError as exc:
+            raise ModelFileError(f"{path}: tensor {name!r}: {exc}") from None
+        model = ARCHITECTURES[c.architecture](**c.arch_config)
+        try:
             model.load_state_dict({k: v.astype(model.dtype) for k, v in state.items()})
-            info = {k: v for k, v in h.items() if k not in (
-                "architecture", "arch_config", "classes", "frames", "features_base",
-                "features", "thresholds")}
-            return cls(model, norm, int(h["frames"]), tuple(h["classes"]), built["features"],
-                       np.asarray(h["thresholds"], dtype=np.float64), dict(mf.quantized), info)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelFileError(f"{path}: model file is missing or has a malformed "
-                                 f"entry ({type(exc).__name__}: {exc})") from None
-
-
-def _layout(model, num_bins):
-    """[(name, shape)] of a model file: the state_dict, then the normalisation (F,) twice."""
-    shapes = [(n, v.shape) for n, v in model.state_dict().items()]
-    return shapes + [("normalizer.mean", (num_bins,)), ("normalizer.std", (num_bins,))]
+        except InputError as exc:
+            raise ModelFileError(f"{path}: {exc}") from None
+        return cls(model, Normalizer(mean, std), c.frames, c.classes, c.features,
+                   c.thresholds.copy(), quantized, dict(c.info))

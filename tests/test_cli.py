@@ -5,13 +5,13 @@ import importlib
 import subprocess
 import sys
 
-from qdaed.cli import COMMANDS, build_parser, main
+from qdaed.cli import COMMANDS, build_parser, command_module, main
 
 
 def test_every_module_registers_the_listed_help():
     for verb, text in COMMANDS.items():
         sub = argparse.ArgumentParser().add_subparsers()
-        importlib.import_module(f"qdaed.commands.{verb}").register(sub)
+        importlib.import_module(command_module(verb)).register(sub)
         (action,) = sub._choices_actions
         assert (action.dest, action.help) == (verb, text)
 

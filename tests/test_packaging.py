@@ -160,8 +160,10 @@ PUBLIC_API = {
                             "window_function", "hz_to_mel", "mel_to_hz", "mel_filterbank"],
     "qdaed.metrics": ["roc_curve", "roc_auc", "equal_error_rate", "threshold_at_eer",
                       "average_precision", "compute_metrics"],
-    "qdaed.io.modelfile": ["ModelFile", "accounted_bytes", "layout_digest", "save_model",
-                           "read_header", "load_model", "save_checkpoint", "load_checkpoint"],
+    "qdaed.io.modelfile": ["ModelFileContents", "canonical_json", "parse_json", "json_depth",
+                           "accounted_bytes", "digest", "encode_model", "write_model",
+                           "read_model_document", "read_model", "save_checkpoint",
+                           "load_checkpoint"],
     "qdaed.data.manifest": ["manifests_dir", "shipped_manifests", "shipped_manifest",
                             "resolve_manifest"],
 }

@@ -1,44 +1,62 @@
-"""``qdaed info MODEL``: a model file's configuration, bits, parameters and bytes."""
+"""``qdaed info MODEL``: a model file's configuration, bits, parameters and bytes.
+
+The file is loaded (every check of ``Detector.load``, the SHA-256 included) before anything is
+printed; every string that comes from the file is printed with its control characters escaped
+(``qdaed.io.header.printable``), so a model name cannot move the cursor or recolour the
+terminal. ``--json`` prints the file's document (ASCII JSON, escapes included).
+"""
 
 from __future__ import annotations
 
 import json
-import os
 
 
 def register(sub):
     p = sub.add_parser("info", help="a model file's config, bits, parameters and bytes")
     p.add_argument("model", help="model file (.safetensors) written by qdaed")
-    p.add_argument("--json", action="store_true", help="print the full header as JSON")
+    p.add_argument("--json", action="store_true", help="print the file's document as JSON")
     p.set_defaults(func=_run)
 
 
 def _run(args):
     from qdaed.detector import Detector
+    from qdaed.io.header import printable
+    from qdaed.io.modelfile import read_model_document
 
     det = Detector.load(args.model)
+    doc, _, table, header_len, size = read_model_document(args.model)
     if args.json:
-        from qdaed.io.modelfile import read_header
-
-        print(json.dumps(read_header(args.model), indent=2))
+        print(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True))
         return 0
+    info = det.info
     name, arch = type(det.model).__name__, det.model.config
-    print(f"model        {args.model}")
-    print(f"name         {det.info.get('name')} ({det.info.get('schedule')}), seed "
-          f"{det.info.get('seed')}")
-    print(f"architecture {name} " + " ".join(f"{k}={v}" for k, v in arch.items()))
+    print(f"model        {printable(args.model)}")
+    print(f"format       qdaed-model version {doc['format_version']}, written by "
+          f"{printable(doc['writer'])}")
+    print(f"name         {printable(info.get('name'))} ({printable(info.get('schedule'))}), "
+          f"seed {printable(info.get('seed'))}")
+    imported = info.get("imported")
+    if isinstance(imported, dict):
+        print("imported     " + ", ".join(f"{printable(k)}={printable(v)}"
+                                          for k, v in sorted(imported.items())))
+    print(f"architecture {name} " + " ".join(f"{k}={printable(v)}" for k, v in arch.items()))
     print(f"input        {det.frames} frames x {det.normalizer.mean.size} mel bins "
-          f"(LFBE {det.features.get('low_freq')}-{det.features.get('high_freq')} Hz)")
-    print(f"classes      {', '.join(det.classes)}; thresholds "
+          f"(LFBE {det.features['low_freq']:g}-{det.features['high_freq']:g} Hz, "
+          f"{det.features['frame_length_ms']:g}/{det.features['frame_shift_ms']:g} ms)")
+    print(f"classes      {', '.join(printable(c) for c in det.classes)}; thresholds "
           + ", ".join(f"{t:.4f}" for t in det.thresholds))
     print(f"parameters   {det.num_parameters():,}")
-    on_disk = os.path.getsize(args.model)
-    print(f"bytes        {det.accounted_bytes():,} (DESIGN 2.7 accounting, normalisation "
-          f"included); file {on_disk:,} = that + {on_disk - det.accounted_bytes():,} of header")
+    acc = det.accounted_bytes()
+    print(f"bytes        {acc:,} accounted (DESIGN 2.7: what a device stores, normalisation "
+          f"included)")
+    print(f"file         {size:,} bytes = {acc:,} of tensor data + {size - acc:,} of overhead "
+          f"(8-byte length + {header_len - 8:,}-byte JSON table; "
+          f"{100 * (size - acc) / size:.2f}% of the file)")
     if det.quantized:
         print("quantized    " + ", ".join(
-            f"{n}: {q.bits}-bit, group {q.group}, {q.groups} groups"
-            for n, q in det.quantized.items()))
+            f"{n}: {q.bits}-bit, group {q.group}, {q.groups} groups, {q.rounding}"
+            + (", symmetric" if q.symmetric else "") for n, q in det.quantized.items()))
     else:
         print("quantized    none (float32)")
+    print(f"sha256       {table['__metadata__']['qdaed_sha256']}")
     return 0

@@ -1,49 +1,58 @@
-"""Pickle-free model and checkpoint files: safetensors plus a JSON header.
+"""Pickle-free model and checkpoint files: safetensors with a JSON document, read defensively.
 
-A file is a standard safetensors file (8-byte little-endian header length, a JSON table of
-tensors, the raw little-endian tensor bytes), written atomically (:mod:`qdaed.io.atomic`).
-Its ``__metadata__`` holds one key, ``"qdaed"``, whose value is a JSON document (safetensors
-metadata values must be strings).
+Model files (format version 3)
+==============================
 
-Model files (format version 2). The file size is the point of the format: it must show that
-the accounted size of DESIGN 2.7 is real, so the file is that size plus a small header of
-constant size, whatever the number of tensors. The tensor data are three 1-D tensors:
+A model file is a standard safetensors file that any safetensors reader opens by tensor name
+(``safetensors.numpy.load_file(path)["fc.weight"]``):
 
-    float32  F32 (Σ n,)          every float tensor, flattened (C order), one after another
-    codes    U8  (Σ ceil(n·k/8),) every quantized tensor's packed codes
-                                  (``QuantizedTensor.packed()`` bit order), one after another
-    scales   F32 (Σ 2·G,)        per quantized tensor its G values α, then its G values β;
-                                  Q = β_g + α_g · code / (2^k − 1)
+    8 bytes      N, the length of the JSON table (unsigned little-endian)
+    N bytes      the JSON table: per tensor {"dtype", "shape", "data_offsets"}, and
+                 "__metadata__": {"qdaed": DOCUMENT, "qdaed_sha256": DIGEST} (two strings)
+    the rest     the data section: every tensor's little-endian bytes, back to back
 
-(a blob with nothing in it is left out), all in the order of the *layout*: the list of
-(name, shape) of every tensor. The qdaed document is::
+Tensors, in the order of the *layout* (the data section holds them in that order, no gaps):
 
-    {"format": "qdaed-model", "format_version": 2, "writer": "qdaed 0.1.0",
-     "layout": [[name, shape], ...]          # or, when the architecture implies it:
-     "layout_sha256": "<16 hex digits>",     #   a digest of that list, checked on load
-     "quantization": [{"bits": 4, "group": "row", "tensors": [name, ...]}, ...],
-                                             # + "symmetric": true, "dtype": "float64"
-                                             #   when not the defaults (false, float32)
-     "header": {...}}                        # the caller's header, returned unchanged
+    NAME                F32 (shape)       every float tensor, under its PyTorch state_dict name
+    NAME.codes          U8  (ceil(n·k/8),) a k-bit tensor's packed codes (bit order:
+                                           ``qdaed.kernels.quant.pack_codes``, least
+                                           significant bit first, zero padding bits)
+    NAME.scales         F32 (G, 2)        its G groups' (α, β): Q = β_g + α_g · code / (2^k − 1)
+    normalizer.mean     F32 (F,)          per-bin normalisation, x̂ = (x − mean) / std
+    normalizer.std      F32 (F,)
 
-A model's tensor names and shapes follow from its architecture and config (in the header), so
-``qdaed.detector`` stores only the digest: a per-tensor table would cost about 40 bytes per
-tensor (10 KB for a ResNet-50 with its batch-norm statistics). Tensor names follow PyTorch's
-state_dict; ``qdaed.detector.Detector.load(path).model.state_dict()`` gives them by name.
-Model files hold float32 (the deployed precision, DESIGN 4): float64 is refused rather than
-silently rounded. ``header["architecture"]`` (a string) is required and is what
-``load_model(..., expect_arch=...)`` checks. The header must be strict JSON (no NaN or
-infinity: readers in other languages refuse them).
+so the data section is exactly the accounted size of DESIGN 2.7 (:func:`accounted_bytes`,
+from :func:`qdaed.nn.quant.tensor_bytes`), and the file's overhead is 8 + N bytes.
 
-Size (DESIGN 2.7): :func:`accounted_bytes` counts float32 tensors at 4 bytes per value and
-quantized tensors at ceil(n·k/8) + 8·G bytes. The file holds exactly those bytes of tensor
-data, the 8-byte length prefix and the JSON table: see tests/io and ``qdaed info``.
+DOCUMENT is canonical JSON (sorted keys, no whitespace, ASCII, no NaN or infinity) of the
+model's description — architecture, its configuration, classes, thresholds, frames, the LFBE
+options in full, per quantized tensor its bits, grouping, rounding and shape, provenance —
+whose schema and checks are :mod:`qdaed.io.header`. DIGEST is 64 lowercase hex digits:
+
+    SHA-256( len(DOCUMENT) as 8 bytes little-endian ‖ DOCUMENT (UTF-8) ‖ data section )
+
+checked on load, so a changed bit anywhere in the document or the tensor data is refused; the
+JSON table's entries must be exactly the ones the document implies (names, dtypes, shapes,
+offsets in layout order), so nothing outside the digest carries meaning.
+
+Reading trusts nothing (:func:`read_model`): the 8-byte length is read first and a table over
+``MAX_HEADER_BYTES`` (or longer than the file) is refused before it is read; JSON is parsed
+strictly (UTF-8, no NaN/Infinity, numbers finite, nesting at most ``MAX_JSON_DEPTH``,
+duplicate keys refused); the document is checked field by field by the caller's ``validate``
+(which derives the layout from the architecture without allocating anything); the file's size
+must be exactly what that layout implies (bounded by ``MAX_MODEL_BYTES``) before the data
+section is read; then the digest. Every failure is a :class:`~qdaed.errors.ModelFileError`
+naming the file and the field. Writes are atomic (:mod:`qdaed.io.atomic`).
+
+Version 2 (one float32 blob + a layout digest, LFBE options as a diff from a table inside
+qdaed) is no longer read: such a file gets an error saying how to re-create it.
 
 Checkpoints (:func:`save_checkpoint`) store any arrays exactly, one safetensors tensor each
 (any dtype, e.g. float64 parameters and optimiser moments), and a JSON state (counters, the
 RNG state: ``Generator.bit_generator.state`` is a dict of ints — Python's json writes and
 reads integers of any size exactly; NaN and infinity are allowed there, written as Python's
-json does, since only qdaed reads checkpoints). Tuples come back as lists.
+json does, since only qdaed reads checkpoints). Tuples come back as lists. They are read with
+the same bounded header and strict parser (NaN allowed).
 """
 
 from __future__ import annotations
@@ -51,10 +60,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import struct
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import safetensors.numpy
@@ -63,17 +73,17 @@ from qdaed import __version__
 from qdaed.errors import InputError, ModelFileError
 from qdaed.io.atomic import atomic_write_bytes
 
-if TYPE_CHECKING:
-    from qdaed.nn.quant import QuantizedTensor
-
-    Layout = Sequence[tuple[str, Sequence[int]]]     # [(name, shape), ...]
-
-FORMAT_VERSION = 2
-MODEL_FORMAT_VERSIONS = (2,)    # version 1 (one safetensors entry per tensor) is not read
 MODEL_FORMAT = "qdaed-model"
+MODEL_FORMAT_VERSION = 3
 CHECKPOINT_FORMAT = "qdaed-checkpoint"
-BLOBS = ("float32", "codes", "scales")
-_MAX_HEADER = 100 * 2**20       # safetensors' own limit on the JSON table
+CHECKPOINT_FORMAT_VERSION = 2
+FORMAT_VERSION = MODEL_FORMAT_VERSION
+MAX_HEADER_BYTES = 1 << 20      # 1 MiB; a ResNet-50's table is about 50 KB
+MAX_CHECKPOINT_HEADER_BYTES = 100 * 2**20   # safetensors' own limit
+MAX_JSON_DEPTH = 32
+MAX_MODEL_BYTES = 2**31         # tensor data of a model file, 2 GiB (a ResNet-50: 94 MB)
+DTYPES = {"F32": np.dtype("<f4"), "U8": np.dtype("u1")}
+DIGEST_KEY = "qdaed_sha256"
 
 
 # --------------------------------------------------------------------------- JSON
@@ -90,6 +100,12 @@ def _json_default(obj):
     raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
 
 
+def canonical_json(obj: Any) -> str:
+    """Sorted keys, no whitespace, ASCII only, NaN and infinity refused (TypeError/ValueError)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False, default=_json_default)
+
+
 def _to_json(name, obj, allow_nan):
     try:
         return json.dumps(obj, separators=(",", ":"), default=_json_default,
@@ -98,291 +114,247 @@ def _to_json(name, obj, allow_nan):
         raise InputError(f"{name}: cannot be written as JSON ({exc})") from None
 
 
+class JSONError(ValueError):
+    """Strict-parse failure (message says what and where)."""
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def json_depth(raw: bytes) -> int:
+    """Deepest nesting of [ and { in JSON bytes ``raw`` (strings left out), without parsing."""
+    stripped = _STRING.sub(b'""', raw)
+    a = np.frombuffer(stripped, np.uint8)
+    step = ((a == ord("[")) | (a == ord("{"))).astype(np.int64) - \
+           ((a == ord("]")) | (a == ord("}"))).astype(np.int64)
+    return int(np.cumsum(step).max()) if a.size else 0
+
+
+def parse_json(raw: bytes | str, allow_nan: bool = False,
+               max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse JSON bytes strictly; JSONError otherwise.
+
+    UTF-8 only; nesting of at most ``max_depth``; duplicate keys refused; without
+    ``allow_nan`` the constants NaN, Infinity, -Infinity and numbers that overflow a double
+    (1e400) are refused; integers of more than 4300 digits are refused (Python's limit).
+    """
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise JSONError(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    depth = json_depth(raw)
+    if depth > max_depth:
+        raise JSONError(f"nested {depth} levels deep (at most {max_depth})")
+
+    def pairs(items):
+        out = {}
+        for k, v in items:
+            if k in out:
+                raise JSONError(f"duplicate key {k!r}")
+            out[k] = v
+        return out
+
+    def constant(name):
+        raise JSONError(f"{name} is not JSON (a finite number is required)")
+
+    def number(s):
+        v = float(s)
+        if not np.isfinite(v):
+            raise JSONError(f"number {s[:40]} overflows a double")
+        return v
+
+    kw = {} if allow_nan else {"parse_constant": constant, "parse_float": number}
+    try:
+        return json.loads(text, object_pairs_hook=pairs, **kw)
+    except JSONError:
+        raise
+    except RecursionError:                  # cannot happen below max_depth; kept as a guard
+        raise JSONError("nested too deeply") from None
+    except ValueError as exc:               # JSONDecodeError, int digits limit
+        raise JSONError(str(exc)) from None
+
+
 # --------------------------------------------------------------------------- size
 
 
-def accounted_bytes(tensors: Mapping[str, np.ndarray],
-                    quantized: Mapping[str, QuantizedTensor]) -> int:
-    """Bytes a device must store (DESIGN 2.7) for these float and quantized tensors.
+def accounted_bytes(tensors: dict[str, np.ndarray], quantized: dict[str, Any]) -> int:
+    """Bytes a device must store (DESIGN 2.7) for these float and quantized tensors:
+    :func:`qdaed.nn.quant.tensor_bytes` of each (float32: 4 per value; k-bit: ceil(n·k/8) +
+    8 per group). This is also the size of a model file's data section."""
+    from qdaed.nn.quant import tensor_bytes
 
-    float32 tensors: 4 bytes per value (other dtypes: their item size);
-    quantized: ceil(n·k/8) packed-code bytes + 8 bytes (float32 α, β) per group.
-    """
     total = 0
     for name, a in tensors.items():
         if not isinstance(a, np.ndarray):
             raise InputError(f"tensors[{name!r}]: expected a numpy array")
-        total += a.size * a.dtype.itemsize
-    for name, q in quantized.items():
-        n, k, g = int(np.prod(q.shape)), int(q.bits), int(np.size(q.alpha))
-        total += -(-n * k // 8) + 8 * g
+        total += tensor_bytes(a.size)
+    for q in quantized.values():
+        total += q.nbytes
     return int(total)
 
 
 # --------------------------------------------------------------------------- models
 
 
+def digest(doc_bytes: bytes, data: bytes) -> str:
+    """The model file's SHA-256 (module docstring) as 64 lowercase hex digits."""
+    h = hashlib.sha256(struct.pack("<Q", len(doc_bytes)))
+    h.update(doc_bytes)
+    h.update(data)
+    return h.hexdigest()
+
+
+def encode_model(doc: dict[str, Any], tensors: list[tuple[str, np.ndarray]]) -> bytes:
+    """The bytes of a v3 model file: ``doc`` (dict, written as canonical JSON) and ``tensors``,
+    a list of (name, float32 or uint8 array) in layout order."""
+    try:
+        doc_str = canonical_json(doc)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"model document: cannot be written as JSON ({exc})") from None
+    table, parts, offset = {}, [], 0
+    for name, a in tensors:
+        if not isinstance(name, str) or not name or name == "__metadata__" or name in table:
+            raise InputError(f"tensors: names must be unique non-empty strings other than "
+                             f"'__metadata__', got {name!r}")
+        code = {np.dtype(np.float32): "F32", np.dtype(np.uint8): "U8"}.get(np.dtype(a.dtype))
+        if code is None:
+            raise InputError(f"tensors[{name!r}]: model files hold float32 or uint8, "
+                             f"got {a.dtype}")
+        b = np.ascontiguousarray(a, DTYPES[code]).tobytes()
+        table[name] = {"dtype": code, "shape": [int(d) for d in a.shape],
+                       "data_offsets": [offset, offset + len(b)]}
+        parts.append(b)
+        offset += len(b)
+    data = b"".join(parts)
+    doc_bytes = doc_str.encode("ascii")
+    meta = {"__metadata__": {"qdaed": doc_str, DIGEST_KEY: digest(doc_bytes, data)}}
+    head = json.dumps({**meta, **table}, separators=(",", ":"), ensure_ascii=True).encode()
+    head += b" " * (-len(head) % 8)        # safetensors pads its table to 8 bytes
+    return struct.pack("<Q", len(head)) + head + data
+
+
+def write_model(path: str | os.PathLike[str], doc: dict[str, Any],
+                tensors: list[tuple[str, np.ndarray]]) -> None:
+    """Write a v3 model file atomically (see :func:`encode_model`)."""
+    _write_bytes(path, encode_model(doc, tensors))
+
+
 @dataclass
-class ModelFile:
-    """What :func:`load_model` returns."""
+class ModelFileContents:
+    """What :func:`read_model` returns."""
 
-    tensors: dict[str, np.ndarray]              # name -> float32 ndarray
-    quantized: dict[str, QuantizedTensor]       # name -> QuantizedTensor
-    header: dict[str, Any]                      # the caller's header, as saved
-    format_version: int = FORMAT_VERSION
-    writer: str = ""                    # "qdaed <version>" that wrote the file
-    path: str | None = None
-    quantization: dict[str, dict[str, Any]] = field(default_factory=dict)  # as stored
-
-    def params(self) -> dict[str, np.ndarray]:
-        """Every tensor by name, quantized ones dequantized: what inference uses."""
-        return {**self.tensors, **{n: q.dequantize() for n, q in self.quantized.items()}}
-
-    def accounted_bytes(self) -> int:
-        return accounted_bytes(self.tensors, self.quantized)
+    doc: dict               # the document, parsed
+    checked: object         # what the caller's validate(doc) returned
+    tensors: dict           # name -> array (a writeable copy), in layout order
+    sha256: str
+    header_bytes: int       # 8 + N: the file's overhead over its data section
+    file_bytes: int
 
 
-def layout_digest(layout: Iterable[tuple[str, Sequence[int]]]) -> str:
-    """16 hex digits of SHA-256 over the layout [(name, shape), ...] as compact JSON."""
-    canon = json.dumps([[str(n), [int(d) for d in shape]] for n, shape in layout],
-                       separators=(",", ":"))
-    return hashlib.sha256(canon.encode("utf-8")).hexdigest()[:16]
+def _fail(path, msg):
+    return ModelFileError(f"{path}: {msg}")
 
 
-def _check_name(where, name):
-    if not isinstance(name, str) or not name:
-        raise InputError(f"{where}: tensor names must be non-empty strings, got {name!r}")
+def read_model_document(path: str | os.PathLike[str],
+                        validate: Callable[[dict], Any] | None = None) -> tuple:
+    """(document, validate(document), table, header length N, file size) of a v3 model file
+    after every check that does not need the data section."""
+    path = os.fspath(path)
+    with _open(path) as f:
+        return _document(path, f, validate)
 
 
-def _quant_spec(name, q):
-    from qdaed.nn.quant import QuantizedTensor
+def _document(path, f, validate):
+    size = os.fstat(f.fileno()).st_size
+    n, table = _read_table(path, f, size, MAX_HEADER_BYTES, allow_nan=False)
+    meta = table.get("__metadata__")
+    if not isinstance(meta, dict) or "qdaed" not in meta:
+        raise _fail(path, "a safetensors file without a qdaed document; it was not written "
+                          "by qdaed")
+    if not all(isinstance(v, str) for v in meta.values()):
+        raise _fail(path, "__metadata__: values must be strings")
+    try:
+        doc = parse_json(meta["qdaed"].encode("utf-8"))
+    except JSONError as exc:
+        raise _fail(path, f"the qdaed document is not strict JSON ({exc})") from None
+    _check_format(path, doc, MODEL_FORMAT)
+    extra = sorted(set(meta) - {"qdaed", DIGEST_KEY})
+    if extra:
+        raise _fail(path, f"__metadata__: unexpected keys {extra}")
+    h = meta.get(DIGEST_KEY)
+    if not isinstance(h, str) or not re.fullmatch(r"[0-9a-f]{64}", h):
+        raise _fail(path, f"__metadata__.{DIGEST_KEY}: expected 64 lowercase hex digits, "
+                          f"got {_short(h)}")
+    checked = validate(doc) if validate is not None else None
+    return doc, checked, table, n, size
 
-    if not isinstance(q, QuantizedTensor):
-        raise InputError(f"quantized[{name!r}]: expected a qdaed.nn.quant.QuantizedTensor, "
-                         f"got {type(q).__name__}")
-    spec = {"bits": int(q.bits), "group": q.group if isinstance(q.group, str) else int(q.group)}
-    if q.symmetric:           # the defaults, asymmetric and float32, are left out
-        spec["symmetric"] = True
-    if np.dtype(q.dtype) != np.float32:
-        spec["dtype"] = np.dtype(q.dtype).name
-    return spec
 
+def read_model(path: str | os.PathLike[str],
+               validate: Callable[[dict], Any]) -> ModelFileContents:
+    """Read a v3 model file; returns :class:`ModelFileContents`.
 
-def save_model(path: str | os.PathLike[str], tensors: dict[str, np.ndarray],
-               quantized: dict[str, QuantizedTensor], header: dict[str, Any],
-               order: Sequence[str] | None = None) -> None:
-    """Write a model file atomically (format: module docstring).
-
-    tensors: name -> float32 array.  quantized: name -> QuantizedTensor.
-    header: JSON-serialisable dict with at least ``"architecture"`` (str).
-    order:  None: the layout is ``tensors`` then ``quantized`` in dict order, listed in the
-            file. A list of every name: the layout in that order, stored as a digest only;
-            the reader must then give :func:`load_model` the same layout (a model's
-            architecture implies it).
-    Raises InputError for bad arguments, ModelFileError when the file cannot be written.
+    validate(doc) checks the document (raising ModelFileError) and returns an object whose
+    ``layout`` is the list of (tensor name, dtype code "F32"/"U8", shape) the file must hold,
+    in order. The JSON table must list exactly those, back to back; the file size must be
+    8 + N + their bytes (at most ``MAX_MODEL_BYTES``) before the data are read; then the
+    SHA-256 must match.
     """
-    if not isinstance(tensors, dict) or not isinstance(quantized, dict):
-        raise InputError("tensors, quantized: expected dicts name -> array / QuantizedTensor")
-    if not isinstance(header, dict):
-        raise InputError(f"header: expected a dict, got {type(header).__name__}")
-    arch = header.get("architecture")
-    if not isinstance(arch, str) or not arch:
-        raise InputError(f"header['architecture']: expected a non-empty string, got {arch!r}")
-    both = sorted(set(tensors) & set(quantized))
-    if both:
-        raise InputError(f"tensors and quantized share names {both}; each tensor is stored "
-                         f"once")
-    for name, a in tensors.items():
-        _check_name("tensors", name)
-        if not isinstance(a, np.ndarray):
-            raise InputError(f"tensors[{name!r}]: expected a numpy array, "
-                             f"got {type(a).__name__}")
-        if a.dtype != np.float32:
-            hint = " (cast with .astype(np.float32))" if a.dtype.kind == "f" else ""
-            raise InputError(f"tensors[{name!r}]: model files hold float32, got {a.dtype}"
-                             + hint)
-    specs = {}
-    for name, q in quantized.items():
-        _check_name("quantized", name)
-        specs[name] = _quant_spec(name, q)
-    names = list(tensors) + list(quantized)
-    if order is not None:
-        if sorted(map(str, order)) != sorted(names) or len(order) != len(names):
-            raise InputError(f"order: expected every tensor name exactly once, got {order!r} "
-                             f"for {sorted(names)}")
-        names = list(order)
-    layout = [(n, tensors[n].shape if n in tensors else quantized[n].shape) for n in names]
-
-    floats, codes, scales = [], [], []
-    for name in names:
-        if name in tensors:
-            floats.append(tensors[name].reshape(-1))
-        else:
-            q = quantized[name]
-            codes.append(q.packed())
-            scales += [np.asarray(q.alpha, np.float32), np.asarray(q.beta, np.float32)]
-    store = {}
-    for key, parts, dtype in (("float32", floats, np.float32), ("codes", codes, np.uint8),
-                              ("scales", scales, np.float32)):
-        if parts:
-            store[key] = np.concatenate(parts).astype(dtype, copy=False)
-
-    groups = []     # one entry per distinct quantization spec, naming its tensors
-    for name in names:
-        if name in specs:
-            spec = specs[name]
-            for g in groups:
-                if all(g[k] == v for k, v in spec.items()):
-                    g["tensors"].append(name)
-                    break
-            else:
-                groups.append({**spec, "tensors": [name]})
-    doc = {"format": MODEL_FORMAT, "format_version": FORMAT_VERSION,
-           "writer": f"qdaed {__version__}"}
-    if order is None:
-        doc["layout"] = [[n, [int(d) for d in shape]] for n, shape in layout]
-    else:
-        doc["layout_sha256"] = layout_digest(layout)
-    doc["quantization"] = groups
-    doc["header"] = header
-    _write(path, store, _to_json("header", doc, allow_nan=False))
+    path = os.fspath(path)
+    with _open(path) as f:
+        return _read_model(path, f, validate)
 
 
-def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The caller's header of a model file, after the file-level checks (no tensor is read)."""
-    return _model_doc(path, _read(path, MODEL_FORMAT)[1])[0]
+def _read_model(path, f, validate):
+    doc, checked, table, n, size = _document(path, f, validate)
+    layout = checked.layout
+    names = [name for name, _, _ in layout]
+    have = sorted(set(table) - {"__metadata__"})
+    if have != sorted(names):
+        missing = sorted(set(names) - set(have))
+        extra = sorted(set(have) - set(names))
+        raise _fail(path, f"tensors: do not match the document's architecture (missing "
+                          f"{_list(missing)}, unexpected {_list(extra)})")
+    offset = 0
+    for name, code, shape in layout:
+        entry = table[name]
+        nbytes = int(np.prod(shape, dtype=object)) * DTYPES[code].itemsize
+        want = {"dtype": code, "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
+        if not isinstance(entry, dict) or canonical_json(entry) != canonical_json(want):
+            raise _fail(path, f"tensor {name!r}: table entry {_short(entry)}, expected {want}")
+        offset += nbytes
+    if offset > MAX_MODEL_BYTES:
+        raise _fail(path, f"tensors: {offset:,} bytes of tensor data, more than a model file "
+                          f"may hold ({MAX_MODEL_BYTES:,})")
+    if size != 8 + n + offset:
+        raise _fail(path, f"the file is {size:,} bytes; its table implies {8 + n + offset:,} "
+                          f"({'truncated' if size < 8 + n + offset else 'extra bytes at the end'})")
+    f.seek(8 + n)
+    data = f.read(offset)
+    if len(data) != offset or f.read(1):
+        raise _fail(path, "the file changed while it was read")
+    meta = table["__metadata__"]
+    if digest(meta["qdaed"].encode("utf-8"), data) != meta[DIGEST_KEY]:
+        raise _fail(path, f"__metadata__.{DIGEST_KEY}: the SHA-256 of the document and tensor "
+                          f"data does not match; the file is damaged or was edited")
+    tensors, pos = {}, 0
+    for name, code, shape in layout:
+        count = int(np.prod(shape, dtype=object))
+        a = np.frombuffer(data, DTYPES[code], count, pos).reshape(shape)
+        tensors[name] = a.astype(a.dtype.newbyteorder("="), copy=True)
+        pos += count * DTYPES[code].itemsize
+    return ModelFileContents(doc, checked, tensors, meta[DIGEST_KEY], 8 + n, size)
 
 
-def _model_doc(path, doc):
-    """(header, quantization groups) of a model document, or ModelFileError."""
-    version = doc["format_version"]
-    if version not in MODEL_FORMAT_VERSIONS:
-        raise ModelFileError(f"{path}: a model file of format version {version}, written by "
-                             f"{doc.get('writer', 'an older qdaed')} during development; this "
-                             f"qdaed reads model format version(s) "
-                             f"{', '.join(map(str, MODEL_FORMAT_VERSIONS))}: re-run the "
-                             f"pipeline to rewrite it")
-    header, groups = doc.get("header"), doc.get("quantization")
-    if not isinstance(header, dict) or not isinstance(groups, list):
-        raise ModelFileError(f"{path}: malformed qdaed header (no 'header' object or "
-                             f"'quantization' list); the file is damaged or was not written "
-                             f"by qdaed")
-    return header, groups
+def _list(names):
+    return "none" if not names else ", ".join(map(repr, names[:5])) + (
+        f", … ({len(names)} in all)" if len(names) > 5 else "")
 
 
-def load_model(path: str | os.PathLike[str], expect_arch: str | None = None,
-               layout: Layout | Callable[[dict[str, Any]], Layout] | None = None) -> ModelFile:
-    """Read a model file; returns :class:`ModelFile`.
-
-    layout: the [(name, shape), ...] the caller's architecture implies, or a function of the
-            header that returns it; required for files that store only its digest (those
-            written with ``order``), checked against the file when given.
-    Raises ModelFileError (naming the file) when it is missing, not a safetensors file, has no
-    or a malformed qdaed header, was written in another format version, is a checkpoint,
-    holds another architecture than ``expect_arch`` (when given), or its tensor data do not
-    match its layout.
-    """
-    data, doc = _read(path, MODEL_FORMAT)
-    header, groups = _model_doc(path, doc)
-    arch = header.get("architecture")
-    if expect_arch is not None and arch != expect_arch:
-        raise ModelFileError(f"{path}: holds a {arch!r} model, expected {expect_arch!r}")
-    if callable(layout):
-        layout = layout(header)
-    if layout is not None:
-        layout = [(str(n), tuple(int(d) for d in shape)) for n, shape in layout]
-    stored = doc.get("layout")
-    if stored is not None:
-        try:
-            stored = [(str(n), tuple(int(d) for d in shape)) for n, shape in stored]
-        except (TypeError, ValueError):
-            raise ModelFileError(f"{path}: malformed 'layout' in the qdaed header") from None
-        if layout is not None and layout != stored:
-            raise ModelFileError(f"{path}: its tensors {stored} are not the ones this "
-                                 f"architecture has: {layout}")
-        layout = stored
-    elif layout is None:
-        raise ModelFileError(f"{path}: its tensor layout is implied by its architecture; "
-                             f"load it with qdaed.detector.Detector.load")
-    elif doc.get("layout_sha256") != layout_digest(layout):
-        raise ModelFileError(f"{path}: its tensors do not match the {arch!r} architecture in "
-                             f"its header (layout digest {doc.get('layout_sha256')!r}, "
-                             f"expected {layout_digest(layout)!r}); the file is damaged or "
-                             f"was written by an incompatible qdaed")
-    specs = _specs(path, groups, {n for n, _ in layout})
-    arrays = _tensors(path, data)
-    unknown = sorted(set(arrays) - set(BLOBS))
-    if unknown:
-        raise ModelFileError(f"{path}: unexpected tensors {unknown}; a qdaed model file holds "
-                             f"only {list(BLOBS)}")
-    tensors, quantized = _split_blobs(path, arrays, layout, specs)
-    return ModelFile(tensors, quantized, header, doc["format_version"],
-                     str(doc.get("writer")), os.fspath(path),
-                     {n: {**specs[n], "shape": list(shape)} for n, shape in layout
-                      if n in specs})
-
-
-def _specs(path, groups, names):
-    """name -> quantization spec from the header's groups (each name at most once)."""
-    specs = {}
-    for g in groups:
-        tensors = g.get("tensors") if isinstance(g, dict) else None
-        if not isinstance(tensors, list):
-            raise ModelFileError(f"{path}: malformed 'quantization' entry {g!r}")
-        for n in tensors:
-            if n not in names or n in specs:
-                raise ModelFileError(f"{path}: quantization names {n!r}, which is "
-                                     f"{'listed twice' if n in specs else 'not in the layout'}"
-                                     f"; the file is damaged")
-            specs[n] = {"symmetric": False, "dtype": "float32",
-                        **{k: v for k, v in g.items() if k != "tensors"}}
-    return specs
-
-
-def _split_blobs(path, arrays, layout, specs):
-    """Cut the three blobs into the layout's tensors; ModelFileError unless sizes match."""
-    from qdaed.nn.quant import QuantizedTensor, num_groups
-
-    want = {"float32": np.float32, "codes": np.uint8, "scales": np.float32}
-    blobs = {}
-    for key, dtype in want.items():
-        a = arrays.get(key, np.zeros(0, dtype))
-        if a.dtype != dtype or a.ndim != 1:
-            raise ModelFileError(f"{path}: tensor {key!r} is {a.dtype} {a.shape}, expected "
-                                 f"1-D {np.dtype(dtype).name}; the file is damaged")
-        blobs[key] = a
-    pos = dict.fromkeys(want, 0)
-
-    def take(key, n, what):
-        a = blobs[key][pos[key]:pos[key] + n]
-        if a.size != n:
-            raise ModelFileError(f"{path}: tensor data end before {what}; the file is damaged")
-        pos[key] += n
-        return a
-
-    tensors, quantized = {}, {}
-    for name, shape in layout:
-        n = int(np.prod(shape))
-        if name not in specs:
-            tensors[name] = take("float32", n, repr(name)).reshape(shape).copy()
-            continue
-        spec = specs[name]
-        try:
-            bits, group = spec["bits"], spec["group"]
-            g = num_groups(shape, group)
-            packed = take("codes", -(-n * int(bits) // 8), f"the codes of {name!r}")
-            sc = take("scales", 2 * g, f"the scales of {name!r}")
-            quantized[name] = QuantizedTensor.from_packed(
-                packed.copy(), shape, bits, group, sc[:g].copy(), sc[g:].copy(),
-                symmetric=spec["symmetric"], dtype=np.dtype(spec["dtype"]))
-        except (KeyError, TypeError, ValueError) as exc:     # InputError is a ValueError
-            raise ModelFileError(f"{path}: quantized tensor {name!r} is malformed ({exc})"
-                                 ) from None
-    left = {k: blobs[k].size - pos[k] for k in want if blobs[k].size != pos[k]}
-    if left:
-        raise ModelFileError(f"{path}: {left} values left over after every tensor of the "
-                             f"layout; the file is damaged")
-    return tensors, quantized
+def _short(obj, limit=80):
+    s = repr(obj)
+    return s if len(s) <= limit else s[:limit] + "…"
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -405,30 +377,49 @@ def save_checkpoint(path: str | os.PathLike[str], arrays: dict[str, np.ndarray],
             raise InputError(f"arrays[{name!r}]: expected a numeric numpy array, got "
                              f"{getattr(a, 'dtype', type(a).__name__)}")
         store[name] = np.require(a, requirements="C")   # keeps 0-d shapes
-    doc = {"format": CHECKPOINT_FORMAT, "format_version": FORMAT_VERSION,
+    doc = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_FORMAT_VERSION,
            "writer": f"qdaed {__version__}", "state": state}
-    _write(path, store, _to_json("state", doc, allow_nan=True))
+    doc_json = _to_json("state", doc, allow_nan=True)
+    try:
+        data = safetensors.numpy.save(store, metadata={"qdaed": doc_json})
+    except Exception as exc:          # safetensors' own error types vary between versions
+        raise InputError(f"cannot serialise the tensors: {exc}") from None
+    _write_bytes(path, data)
 
 
 def load_checkpoint(path: str | os.PathLike[str]
                     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read a checkpoint; returns ``(arrays, state)`` exactly as saved (tuples as lists)."""
-    data, doc = _read(path, CHECKPOINT_FORMAT)
-    state = doc.get("state")
-    if not isinstance(state, dict):
-        raise ModelFileError(f"{path}: malformed qdaed header (no 'state' object); the "
-                             f"checkpoint is damaged")
-    return _tensors(path, data), state
+    path = os.fspath(path)
+    with _open(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        n, table = _read_table(path, f, size, MAX_CHECKPOINT_HEADER_BYTES, allow_nan=True)
+        meta = table.get("__metadata__")
+        if not isinstance(meta, dict) or not isinstance(meta.get("qdaed"), str):
+            raise _fail(path, "a safetensors file without a qdaed header; it was not written "
+                              "by qdaed")
+        try:
+            doc = parse_json(meta["qdaed"], allow_nan=True, max_depth=64)
+        except JSONError as exc:
+            raise _fail(path, f"malformed qdaed header ({exc})") from None
+        _check_format(path, doc, CHECKPOINT_FORMAT)
+        state = doc.get("state")
+        if not isinstance(state, dict):
+            raise _fail(path, "malformed qdaed header (no 'state' object); the checkpoint is "
+                              "damaged")
+        f.seek(0)
+        data = f.read()
+    try:
+        arrays = safetensors.numpy.load(data)
+    except Exception as exc:          # truncated or inconsistent tensor table
+        raise _fail(path, f"damaged safetensors data ({exc})") from None
+    return {k: np.require(v, requirements=["C", "W", "O"]) for k, v in arrays.items()}, state
 
 
 # --------------------------------------------------------------------------- file level
 
 
-def _write(path, store, doc_json):
-    try:
-        data = safetensors.numpy.save(store, metadata={"qdaed": doc_json})
-    except Exception as exc:          # safetensors' own error types vary between versions
-        raise InputError(f"cannot serialise the tensors: {exc}") from None
+def _write_bytes(path, data):
     try:
         atomic_write_bytes(path, data)
     except OSError as exc:
@@ -436,63 +427,81 @@ def _write(path, store, doc_json):
                              ) from None
 
 
-def _read(path, expected_format):
-    """Bytes of the file and its qdaed document, after every header check."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ModelFileError(f"{path}: no such file")
-    if not os.path.isfile(path):
-        raise ModelFileError(f"{path}: not a file")
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+class _open:
+    """open(path, "rb") with qdaed errors for a missing, non-regular or unreadable file."""
 
-    not_st = f"{path}: not a safetensors file (a qdaed model or checkpoint is one)"
-    if len(data) < 8:
-        raise ModelFileError(not_st)
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > min(_MAX_HEADER, len(data) - 8):
-        raise ModelFileError(not_st)
+    def __init__(self, path):
+        self.path = os.fspath(path)
+
+    def __enter__(self):
+        if not os.path.exists(self.path):
+            raise ModelFileError(f"{self.path}: no such file")
+        if not os.path.isfile(self.path):
+            raise ModelFileError(f"{self.path}: not a file")
+        try:
+            self.f = open(self.path, "rb")
+        except OSError as exc:
+            raise ModelFileError(f"{self.path}: cannot read the file ({exc.strerror or exc})"
+                                 ) from None
+        return self.f
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+def _read_table(path, f, size, limit, allow_nan):
+    """(N, the parsed JSON table) of an open safetensors file, reading 8 + N bytes at most,
+    N checked against ``limit`` and the file size before the table is read."""
+    not_st = "not a safetensors file (a qdaed model or checkpoint is one)"
+    head = f.read(8)
+    if len(head) < 8:
+        raise _fail(path, not_st + f": {size} bytes")
+    (n,) = struct.unpack("<Q", head)
+    if n > size - 8:
+        raise _fail(path, not_st + f": its 8-byte header length {n:,} exceeds the file "
+                              f"({size:,} bytes)")
+    if n > limit:
+        raise _fail(path, f"header length {n:,} bytes, more than a qdaed file may have "
+                          f"({limit:,}); the file is damaged or not a qdaed file")
+    raw = f.read(n)
     try:
-        table = json.loads(data[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise ModelFileError(not_st) from None
+        table = parse_json(raw, allow_nan=allow_nan, max_depth=4)
+    except JSONError as exc:
+        raise _fail(path, not_st + f": its JSON table is not strict JSON ({exc})") from None
     if not isinstance(table, dict):
-        raise ModelFileError(not_st)
+        raise _fail(path, not_st + ": its JSON table is not an object")
+    return n, table
 
-    meta = table.get("__metadata__")
-    if not isinstance(meta, dict) or "qdaed" not in meta:
-        raise ModelFileError(f"{path}: a safetensors file without a qdaed header; it was not "
-                             f"written by qdaed")
-    try:
-        doc = json.loads(meta["qdaed"])
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path}: malformed qdaed header ({exc})") from None
+
+def _check_format(path, doc, expected):
     version = doc.get("format_version") if isinstance(doc, dict) else None
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ModelFileError(f"{path}: malformed qdaed header (format_version "
-                             f"{version!r}, expected an integer >= 1)")
-    if version > FORMAT_VERSION:
-        raise ModelFileError(f"{path}: written in qdaed file format version {version} (by "
-                             f"{doc.get('writer', 'a newer qdaed')}); this qdaed {__version__} "
-                             f"reads format versions up to {FORMAT_VERSION}: upgrade qdaed")
+        raise _fail(path, f"format_version: expected an integer >= 1, got {_short(version)} "
+                          f"(malformed qdaed header)")
     fmt = doc.get("format")
-    if fmt != expected_format:
-        kinds = {MODEL_FORMAT: "a model file", CHECKPOINT_FORMAT: "a training checkpoint"}
-        raise ModelFileError(f"{path}: is {kinds.get(fmt, f'of format {fmt!r}')}, "
-                             f"expected {kinds[expected_format]}")
-    return data, doc
+    kinds = {MODEL_FORMAT: "a model file", CHECKPOINT_FORMAT: "a training checkpoint"}
+    if fmt != expected:
+        raise _fail(path, f"is {kinds.get(fmt, f'of format {_short(fmt)}')}, expected "
+                          f"{kinds[expected]}")
+    current = MODEL_FORMAT_VERSION if expected == MODEL_FORMAT else CHECKPOINT_FORMAT_VERSION
+    writer = doc.get("writer") if isinstance(doc.get("writer"), str) else "another qdaed"
+    writer = _short(writer, 40)
+    if version > current:
+        raise _fail(path, f"written in {kinds[expected][2:]} format version {version} (by "
+                          f"{writer}); this qdaed {__version__} reads version {current}: "
+                          f"upgrade qdaed")
+    if version < current:
+        if expected == MODEL_FORMAT:
+            raise _fail(path, f"a model file of format version {version} (written by "
+                              f"{writer}); this qdaed reads version {current} only (tensors "
+                              f"by name, SHA-256 checked). Re-create it with this qdaed: re-run "
+                              f"the pipeline that trained it (a new --out), or wrap a PyTorch "
+                              f"state_dict with `qdaed import`")
+        raise _fail(path, f"a checkpoint of format version {version}; this qdaed reads "
+                          f"version {current}: restart the training without --resume")
 
 
-def _tensors(path, data):
-    try:
-        arrays = safetensors.numpy.load(data)
-    except Exception as exc:          # truncated or inconsistent tensor table
-        raise ModelFileError(f"{path}: damaged safetensors data ({exc})") from None
-    return {k: np.require(v, requirements=["C", "W", "O"]) for k, v in arrays.items()}
-
-
-__all__ = ["FORMAT_VERSION", "ModelFile", "accounted_bytes", "layout_digest", "save_model",
-           "read_header", "load_model", "save_checkpoint", "load_checkpoint"]
+__all__ = ["MODEL_FORMAT_VERSION", "CHECKPOINT_FORMAT_VERSION", "ModelFileContents",
+           "accounted_bytes", "canonical_json", "parse_json", "json_depth", "digest",
+           "encode_model", "write_model", "read_model", "read_model_document",
+           "save_checkpoint", "load_checkpoint"]

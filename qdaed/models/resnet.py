@@ -59,6 +59,55 @@ EXPANSION = {"basic": 1, "bottleneck": 4}
 BN_BUFFERS = ("running_mean", "running_var")
 
 
+def block_layout(depth, width):
+    """The residual blocks of a ResNet of ``depth`` and ``width``: name, kind, planes, stride,
+    input and output channels, projection shortcut (plain Python, nothing allocated)."""
+    kind, counts = STAGES[depth]
+    e = EXPANSION[kind]
+    blocks, cin = [], width
+    for stage, n in enumerate(counts):
+        planes = width * 2 ** stage
+        for i in range(n):
+            stride = 2 if (stage > 0 and i == 0) else 1
+            blocks.append(dict(name=f"layer{stage + 1}.{i}", kind=kind, planes=planes,
+                               stride=stride, out=planes * e, **{"in": cin},
+                               downsample=(stride != 1 or cin != planes * e)))
+            cin = planes * e
+    return blocks
+
+
+def state_shapes(depth=18, num_classes=3, in_channels=1, width=64):
+    """{state_dict name: shape} of ``ResNet(depth, num_classes, in_channels, width)`` in its
+    state_dict order, computed without building the network (model-file checks use it before
+    anything is allocated). The arguments must already be valid (see ``ResNet``)."""
+    shapes = {}
+
+    def conv(name, cin, cout, k):
+        shapes[f"{name}.weight"] = (cout, cin, k, k)
+
+    def bn(name, c):
+        for part in ("weight", "bias", *BN_BUFFERS):
+            shapes[f"{name}.{part}"] = (c,)
+
+    conv("conv1", in_channels, width, 7)
+    bn("bn1", width)
+    blocks = block_layout(depth, width)
+    for blk in blocks:
+        convs = (1, 3, 1) if blk["kind"] == "bottleneck" else (3, 3)
+        cin = blk["in"]
+        for i, k in enumerate(convs, start=1):
+            cout = blk["out"] if i == len(convs) else blk["planes"]
+            conv(f"{blk['name']}.conv{i}", cin, cout, k)
+            bn(f"{blk['name']}.bn{i}", cout)
+            cin = cout
+        if blk["downsample"]:
+            conv(f"{blk['name']}.downsample.0", blk["in"], blk["out"], 1)
+            bn(f"{blk['name']}.downsample.1", blk["out"])
+    shapes["fc.weight"] = (num_classes, blocks[-1]["out"])
+    shapes["fc.bias"] = (num_classes,)
+    return shapes
+
+
 class ResNet:
     """ResNet teacher: ``params`` (trainable, name → array), ``buffers`` (running statistics).
 
@@ -102,17 +151,7 @@ class ResNet:
 
     # ----------------------------------------------------------------------------- building
     def _layout(self, counts):
-        e = EXPANSION[self.block_kind]
-        blocks, cin = [], self.width
-        for stage, n in enumerate(counts):
-            planes = self.width * 2 ** stage
-            for i in range(n):
-                stride = 2 if (stage > 0 and i == 0) else 1
-                blocks.append(dict(name=f"layer{stage + 1}.{i}", kind=self.block_kind,
-                                   planes=planes, stride=stride, out=planes * e, **{"in": cin},
-                                   downsample=(stride != 1 or cin != planes * e)))
-                cin = planes * e
-        return blocks
+        return block_layout(self.depth, self.width)
 
     def _add(self, name, value, buffer=False):
         (self.buffers if buffer else self.params)[name] = np.ascontiguousarray(value, self.dtype)

@@ -31,6 +31,16 @@ _LSTM = "lstm."
 _FC = "fc."
 
 
+def state_shapes(input_size, hidden_size, num_layers, num_classes, pooling="mean"):
+    """{state_dict name: shape} of a StudentLSTM of this config, in PyTorch's state_dict order,
+    without building it (model-file checks use it before anything is allocated)."""
+    shapes = {_LSTM + name: shape for name, shape in
+              lstm.parameter_shapes(input_size, hidden_size, num_layers).items()}
+    shapes[_FC + "weight"] = (num_classes, hidden_size)
+    shapes[_FC + "bias"] = (num_classes,)
+    return shapes
+
+
 class StudentLSTM:
     """LSTM(input_size → hidden_size, num_layers) → pool over time → Linear(hidden_size → num_classes).
 
@@ -83,11 +93,8 @@ class StudentLSTM:
 
     def parameter_shapes(self):
         """{state_dict name: shape}, in PyTorch's state_dict order."""
-        shapes = {_LSTM + name: shape for name, shape in
-                  lstm.parameter_shapes(self.input_size, self.hidden_size, self.num_layers).items()}
-        shapes[_FC + "weight"] = (self.num_classes, self.hidden_size)
-        shapes[_FC + "bias"] = (self.num_classes,)
-        return shapes
+        return state_shapes(self.input_size, self.hidden_size, self.num_layers,
+                            self.num_classes)
 
     def num_parameters(self):
         """Number of scalar parameters."""

@@ -58,8 +58,11 @@ the tensor itself and covers every value, so the mask would be all ones and the 
 differ when torch's range does not cover the tensor (observer statistics from other batches,
 fixed qparams, or a zero point whose rounding shifts the range past min or max).
 
-Bytes (DESIGN 2.7): ``nbytes`` = ceil(n·k/8) packed code bytes + 8 bytes (α, β as float32) per
-group, for every k in 1..16 (see ``qdaed.kernels.quant`` for the bit order of ``packed()``).
+Bytes (DESIGN 2.7): :func:`tensor_bytes` is the one place the size of a stored tensor is
+defined — a float32 tensor at 4 bytes per value, a k-bit one at ceil(n·k/8) packed code bytes
++ 8 bytes (α, β as float32) per group, for every k in 1..16 (see ``qdaed.kernels.quant`` for
+the bit order of ``packed()``). ``QuantizedTensor.nbytes``, the model file (whose tensor data
+are exactly these bytes) and every report (``Detector.accounted_bytes``) use it.
 """
 
 from __future__ import annotations
@@ -77,6 +80,18 @@ GROUPS = ("tensor", "row")  # or a bucket size d >= 1
 MAX_BITS = 16
 # α, β are stored as float32; beyond this magnitude α = max − min could overflow float32.
 MAX_ABS = 1e38
+
+
+def tensor_bytes(n, bits=None, groups=0):
+    """Bytes a device stores for one tensor of ``n`` values (DESIGN 2.7):
+
+        float32 (bits None):   4·n
+        k-bit (bits = k):      ceil(n·k/8) packed code bytes + 8·groups (float32 α, β per group)
+    """
+    n, groups = int(n), int(groups)
+    if bits is None:
+        return 4 * n
+    return -(-n * int(bits) // 8) + 8 * groups
 
 
 def code_dtype(bits):
@@ -145,6 +160,8 @@ class QuantizedTensor:
     alpha, beta: float32 arrays of length ``groups`` (group order: flat C order).
     bits: k.  group: "tensor", "row" or a bucket size d.  symmetric: the variant used
     (codes ≤ 2^k − 2 and code 2^(k−1) − 1 is zero).  dtype: default dtype of ``dequantize``.
+    rounding: how the codes were rounded ("nearest" or "stochastic"); a record for model files
+    (dequantization does not depend on it).
     """
 
     codes: np.ndarray
@@ -154,6 +171,7 @@ class QuantizedTensor:
     group: object
     symmetric: bool = False
     dtype: np.dtype = np.dtype(np.float32)
+    rounding: str = "nearest"
 
     def __post_init__(self):
         bits = check_int("bits", self.bits, lo=1, hi=MAX_BITS)
@@ -174,6 +192,7 @@ class QuantizedTensor:
             raise InputError(f"codes: expected codes in [0, {top}], got {int(self.codes.max())}")
         object.__setattr__(self, "bits", bits)
         object.__setattr__(self, "group", group)
+        object.__setattr__(self, "rounding", check_choice("rounding", self.rounding, ROUNDINGS))
         object.__setattr__(self, "dtype", np.dtype(check_choice(
             "dtype", np.dtype(self.dtype), (np.dtype(np.float32), np.dtype(np.float64)))))
 
@@ -198,8 +217,9 @@ class QuantizedTensor:
 
     @property
     def nbytes(self):
-        """Bytes a device stores: ceil(n·k/8) packed codes + 8 (float32 α, β) per group."""
-        return -(-self.codes.size * self.bits // 8) + 8 * self.groups
+        """Bytes a device stores (:func:`tensor_bytes`): ceil(n·k/8) packed codes + 8 (float32
+        α, β) per group."""
+        return tensor_bytes(self.codes.size, self.bits, self.groups)
 
     def dequantize(self, dtype=None):
         """Q = β_g + α_g · codes / s, computed in float64, returned as ``dtype``
@@ -221,7 +241,7 @@ class QuantizedTensor:
 
     @classmethod
     def from_packed(cls, packed, shape, bits, group, alpha, beta, symmetric=False,
-                    dtype=np.float32):
+                    dtype=np.float32, rounding="nearest"):
         """Rebuild a QuantizedTensor from ``packed()`` bytes and its stored α, β.
 
         Refuses (InputError) a byte count other than ceil(n·k/8), non-zero padding bits,
@@ -243,7 +263,7 @@ class QuantizedTensor:
             raise InputError("packed: padding bits after the last code are not zero")
         codes = np.empty(shape, code_dtype(bits))
         _k.unpack_codes(np.ascontiguousarray(packed), bits, codes.reshape(-1))
-        return cls(codes, alpha, beta, bits, group, bool(symmetric), np.dtype(dtype))
+        return cls(codes, alpha, beta, bits, group, bool(symmetric), np.dtype(dtype), rounding)
 
 
 def quantize(w, bits, group="tensor", rounding="nearest", symmetric=False, rng=None):
@@ -296,7 +316,7 @@ def quantize(w, bits, group="tensor", rounding="nearest", symmetric=False, rng=N
         u = rng.random(v.size)
         _k.codes_stochastic(v, d, shift, alpha, float(s), offset, top, u, codes.reshape(-1))
     return QuantizedTensor(codes, alpha.astype(np.float32), beta.astype(np.float32), bits,
-                           group, bool(symmetric), w.dtype)
+                           group, bool(symmetric), w.dtype, rounding)
 
 
 def ste_backward(dq, qt):
