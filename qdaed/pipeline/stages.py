@@ -28,6 +28,7 @@ from qdaed.features.prepare import Normalizer
 from qdaed.io.atomic import atomic_open, atomic_write_text
 from qdaed.metrics import threshold_at_eer
 from qdaed.train import schedules as S
+from qdaed.train.loop import Distillation
 from qdaed.train.recipes import DistillSpec, recipe_config
 
 
@@ -195,25 +196,24 @@ class SeedStages:
         return z, load_array(targets_path(tdir, spec.targets, "transfer")) if use_transfer \
             else None
 
-    def distill_args(self, spec):
-        """(cached teacher logits or None, T, λ, the other fit() keywords of the recipe:
-        transfer set, on-the-fly teacher, augment)."""
+    def distillation(self, spec):
+        """(the :class:`~qdaed.train.loop.Distillation` of a recipe — cached or on-the-fly
+        targets, T, λ, the transfer set — and its augmentation keywords for fit())."""
         z, z_u = self._targets(spec)
-        kw = {}
-        if spec.targets == "on_the_fly":
-            kw["teacher"] = self.teacher.model
-            if spec.augment.enabled:
-                kw["augment"], kw["bin_scale"] = spec.augment, 1.0 / self.norm.std
-        if spec.transfer and self.x_transfer is not None and spec.lam > 0:
-            kw["transfer"] = (self.x_transfer, z_u)
-        return z, spec.temperature, spec.lam, kw
+        teacher = self.teacher.model if spec.targets == "on_the_fly" else None
+        transfer = ((self.x_transfer, z_u)
+                    if spec.transfer and self.x_transfer is not None and spec.lam > 0 else None)
+        aug = ({"augment": spec.augment, "bin_scale": 1.0 / self.norm.std}
+               if spec.targets == "on_the_fly" and spec.augment.enabled else {})
+        return Distillation(spec.temperature, spec.lam, teacher_logits=z, teacher=teacher,
+                            transfer=transfer), aug
 
     def train_distilled(self, name="distilled", spec=None):
         """(model, History) of a distilled student (no model file; the tuning uses it)."""
-        z, t, lam, kw = self.distill_args(spec or self.spec)
+        distill, aug = self.distillation(spec or self.spec)
         return S.train_distilled(self.split, dataclasses.asdict(self.cfg.student),
-                                 self.cfg.schedule("train_student", self.seed), z, t, lam,
-                                 **kw, **self._fit_kw(name))
+                                 self.cfg.schedule("train_student", self.seed), distill,
+                                 **aug, **self._fit_kw(name))
 
     # -- every stage of the seed --------------------------------------------------------------
     def run(self):
@@ -230,14 +230,14 @@ class SeedStages:
             name = distilled_name(r)
             self.stage(name, f"distilled ({r} recipe)", None, lambda: _with_quantized(
                 self.train_distilled(name, spec)))
-        z, t, lam, dkw = self.distill_args(self.spec)
+        distill, aug = self.distillation(self.spec)
         for k in cfg.quant.bits:
             qspec = cfg.quant.spec(k)
             tcfg = cfg.schedule("train_quant", seed)
             name = f"qd-{k}bit"
             self.stage(name, "quantized distillation", k, lambda: _reorder(
-                S.quantized_distillation(distilled.model, split, tcfg, z, t, lam, qspec,
-                                         **dkw, **self._fit_kw(name))))
+                S.quantized_distillation(distilled.model, split, tcfg, distill, qspec,
+                                         **aug, **self._fit_kw(name))))
             self.stage(f"ptq-{k}bit", "post-training quantization", k, lambda: (
                 *S.post_training_quantization(distilled.model, qspec), None))
             name = f"qat-{k}bit"

@@ -30,6 +30,7 @@ from qdaed.nn.quant import ste_backward
 from qdaed.train import optim
 from qdaed.train.augment import augment_batch, step_rng
 from qdaed.train.dataset import batch_order
+from qdaed.train.recipes import check_temperature
 from qdaed.validate import check_choice, check_float, check_int
 
 
@@ -62,6 +63,33 @@ class TrainConfig:
         check_int("patience", self.patience, lo=1)
         check_int("seed", self.seed, lo=0)
         return self
+
+
+@dataclass(frozen=True)
+class Distillation:
+    """The soft term of a training run (DESIGN 2.4): L = (1 − λ) L_hard + λ T² L_soft with
+    q = σ(z_t / T), the teacher's logits z_t from
+
+      teacher_logits  (N_train, C) cached logits, one row per training clip, or
+      teacher         a frozen model evaluated on every batch, BN in evaluation mode, on the
+                      view the student sees (consistent teaching);
+
+    transfer: (x_u (N_u, T, F), z_u (N_u, C) or None with ``teacher``): an unlabelled transfer
+    set, used only in the soft term. A recipe (qdaed.train.recipes.DistillSpec) says how these
+    are made; this is what one training run receives. :func:`fit` takes it as ``distill``
+    beside the quantization as ``quant``."""
+
+    temperature: float
+    lam: float
+    teacher_logits: np.ndarray = None
+    teacher: object = None
+    transfer: tuple = None
+
+    def __post_init__(self):
+        check_temperature("temperature", self.temperature)
+        check_float("lam", self.lam, lo=0.0, hi=1.0)
+        if self.lam > 0 and self.teacher_logits is None and self.teacher is None:
+            raise InputError("lam > 0 needs teacher_logits or a teacher")
 
 
 @dataclass
@@ -104,32 +132,31 @@ def _pool_batches(n_labelled, n_transfer, batch_size, seed, epoch):
     return out
 
 
-def fit(model, train, val, cfg, *, teacher_logits=None, temperature=2.0, lam=0.0,
-        quant=None, transfer=None, teacher=None, augment=None, bin_scale=None,
-        checkpoint=None, resume=False, progress=None, classes=None):
+def fit(model, train, val, cfg, *, distill=None, quant=None, augment=None, bin_scale=None,
+        checkpoint=None, resume=False, progress=None):
     """Train ``model`` in place; return its :class:`History`.
 
     train, val: (x (N, T, F) normalised float32, y (N, C) float32).
-    teacher_logits: (N_train, C) cached teacher logits for distillation (λ > 0), else None.
-    transfer: (x_u (N_u, T, F), z_u (N_u, C) or None): an unlabelled transfer set, used only in
-        the soft term (its cached teacher logits z_u, or the on-the-fly teacher's).
-    teacher: a frozen model evaluated on every batch (BN in evaluation mode) instead of the
-        cached logits: consistent teaching, teacher and student see the same view.
-    augment: an :class:`~qdaed.train.augment.Augment` applied to every batch (needs
-        ``teacher`` when λ > 0, so that the soft targets belong to the augmented view);
-        bin_scale: 1/σ_f per mel bin for its gain.
-    quant: :class:`QuantSpec` for quantization-aware steps, else None.
+    distill: a :class:`Distillation` (the soft term), or None for hard labels only.
+    quant: a :class:`~qdaed.models.quantized.QuantSpec` for quantization-aware steps (k-bit
+        weights, straight-through gradient), or None.
+    augment: an :class:`~qdaed.train.augment.Augment` applied to every batch (with a soft
+        term it needs ``distill.teacher``, so that the soft targets belong to the augmented
+        view); bin_scale: 1/σ_f per mel bin for its gain.
     checkpoint: path written after every epoch; with ``resume`` an existing one is continued.
     progress: callable(dict) receiving one record per epoch.
     """
     cfg.validate()
     x_tr, y_tr = train
     x_va, y_va = val
+    if distill is not None and not isinstance(distill, Distillation):
+        raise InputError(f"distill: expected a Distillation, got {type(distill).__name__}")
+    d = distill or Distillation(temperature=1.0, lam=0.0)
+    temperature, lam, teacher_logits, teacher, transfer = (
+        d.temperature, d.lam, d.teacher_logits, d.teacher, d.transfer)
     if teacher_logits is not None and teacher_logits.shape != y_tr.shape:
         raise InputError(f"teacher_logits: expected shape {y_tr.shape}, "
                          f"got {teacher_logits.shape}")
-    if lam > 0 and teacher_logits is None and teacher is None:
-        raise InputError("lam > 0 needs teacher_logits or a teacher")
     n_lab, n_u = x_tr.shape[0], 0
     if transfer is not None:
         x_u, z_u = transfer

@@ -68,14 +68,12 @@ def teacher_logits(teacher, x):
     return predict_logits(teacher, x)
 
 
-def train_distilled(split, arch, cfg, z_teacher, temperature, lam, **fit_kw):
-    """Distilled student: soft targets σ(z_t / T) from cached teacher logits (z_teacher, one row
-    per training clip), or from a teacher evaluated on the fly (``teacher=`` in fit_kw); an
-    unlabelled transfer set and augmentations pass through ``fit_kw`` (see :func:`fit`)."""
+def train_distilled(split, arch, cfg, distill, **fit_kw):
+    """Distilled student: the soft term of ``distill`` (a :class:`~qdaed.train.loop.
+    Distillation`: cached teacher logits or an on-the-fly teacher, T, λ, a transfer set);
+    augmentations pass through ``fit_kw`` (see :func:`fit`)."""
     model = new_student(split, arch, cfg.seed)
-    hist = fit(model, split.train, split.val, cfg, teacher_logits=z_teacher,
-               temperature=temperature, lam=lam, **fit_kw)
-    return model, hist
+    return model, fit(model, split.train, split.val, cfg, distill=distill, **fit_kw)
 
 
 def fold_assignment(n, folds, seed):
@@ -121,12 +119,12 @@ def deploy_quantized(model, spec):
     return qt
 
 
-def quantized_distillation(distilled, split, cfg, z_teacher, temperature, lam, spec, **fit_kw):
-    """qd-{k}bit: start from ``distilled`` (copied), train with k-bit weights and the STE on
-    the distillation loss, deploy Q_k(w). Returns (model, history, quantized tensors)."""
+def quantized_distillation(distilled, split, cfg, distill, spec, **fit_kw):
+    """qd-{k}bit: start from ``distilled`` (copied), train with k-bit weights (``spec``) and the
+    STE on the distillation loss of ``distill``, deploy Q_k(w). Returns (model, history,
+    quantized tensors)."""
     model = copy.deepcopy(distilled)
-    hist = fit(model, split.train, split.val, cfg, teacher_logits=z_teacher,
-               temperature=temperature, lam=lam, quant=spec, **fit_kw)
+    hist = fit(model, split.train, split.val, cfg, distill=distill, quant=spec, **fit_kw)
     return model, hist, deploy_quantized(model, spec)
 
 

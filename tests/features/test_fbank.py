@@ -11,6 +11,7 @@ from qdaed.data.audio import load_clip
 from qdaed.errors import InputError
 from qdaed.features import LfbeOptions, lfbe, num_frames
 from qdaed.features.fbank import FLOAT32_EPS, hz_to_mel, mel_filterbank, mel_to_hz
+from tests.naive import kaldi_fbank as naive_kaldi_fbank
 
 REAL = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "real_audio")
 TOL = 1e-3  # DESIGN 2.1: 99.9th percentile of |difference| in the log domain
@@ -60,36 +61,6 @@ def test_default_options_match_kaldi_native_fbank_on_synthetic_signals(name):
     resolvable = (ref - ref.max(axis=1, keepdims=True)) > -DEEP
     assert np.percentile(np.abs(ours - ref)[resolvable], 99.9) <= TOL
     assert p999(ours, ref) <= 5e-3
-
-
-def naive_kaldi_fbank(x, sr=16000):
-    """Frame-by-frame float64 loop written from Kaldi's documentation (an independent check)."""
-    L, S, N, M = 400, 160, 512, 64
-    mel = lambda f: 1127.0 * math.log(1.0 + f / 700.0)  # noqa: E731
-    lo, hi = mel(20.0), mel(8000.0)
-    d = (hi - lo) / (M + 1)
-    out = []
-    for t in range(1 + (len(x) - L) // S):
-        fr = [float(v) for v in x[t * S:t * S + L]]
-        mean = sum(fr) / L
-        fr = [v - mean for v in fr]
-        fr = [fr[0] * (1 - 0.97)] + [fr[n] - 0.97 * fr[n - 1] for n in range(1, L)]
-        fr = [v * (0.5 - 0.5 * math.cos(2 * math.pi * n / (L - 1))) ** 0.85
-              for n, v in enumerate(fr)]
-        spec = np.fft.fft(np.array(fr + [0.0] * (N - L)))
-        power = np.abs(spec[:N // 2]) ** 2
-        row = []
-        for m in range(M):
-            left, centre, right = lo + m * d, lo + (m + 1) * d, lo + (m + 2) * d
-            e = 0.0
-            for k in range(N // 2):
-                z = mel(k * sr / N)
-                if left < z < right:
-                    e += power[k] * ((z - left) / (centre - left) if z <= centre
-                                     else (right - z) / (right - centre))
-            row.append(math.log(max(e, FLOAT32_EPS)))
-        out.append(row)
-    return np.array(out)
 
 
 def test_matches_a_naive_float64_loop_in_every_bin_even_deep_ones():

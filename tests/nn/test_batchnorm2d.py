@@ -7,6 +7,7 @@ from qdaed.errors import InputError
 from qdaed.gradcheck import compare_gradients, rel_error
 from qdaed.nn import batchnorm2d, relu
 from tests.strategies import batch, conv_channels, rng_from, seeds, spatial
+from tests.naive import batchnorm2d as reference
 
 
 def draw(nb, c, h, w, seed, dtype=np.float64):
@@ -17,21 +18,6 @@ def draw(nb, c, h, w, seed, dtype=np.float64):
                "running_var": rng.uniform(0.5, 2.0, c).astype(dtype)}
     x = (rng.standard_normal((nb, c, h, w)) * 2 + rng.standard_normal((1, c, 1, 1))).astype(dtype)
     return params, buffers, x, rng
-
-
-def reference(params, buffers, x, train, momentum=0.1, eps=1e-5):
-    """The textbook formulas, written out with numpy reductions."""
-    n = x.shape[0] * x.shape[2] * x.shape[3]
-    if train:
-        mu = x.mean(axis=(0, 2, 3))
-        var = x.var(axis=(0, 2, 3))
-        rm = (1 - momentum) * buffers["running_mean"] + momentum * mu
-        rv = (1 - momentum) * buffers["running_var"] + momentum * x.var(axis=(0, 2, 3), ddof=1)
-    else:
-        mu, var = buffers["running_mean"], buffers["running_var"]
-        rm, rv = mu, var
-    xhat = (x - mu[:, None, None]) / np.sqrt(var[:, None, None] + eps)
-    return params["weight"][:, None, None] * xhat + params["bias"][:, None, None], rm, rv
 
 
 @given(batch, conv_channels, spatial, spatial, st.booleans(), seeds)

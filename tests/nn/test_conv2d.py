@@ -6,24 +6,7 @@ from qdaed.errors import InputError
 from qdaed.gradcheck import compare_gradients
 from qdaed.nn import conv2d
 from tests.strategies import conv_cases, rng_from, seeds
-
-
-def reference_conv(x, w, b, stride, pad):
-    """Direct nested-loop cross-correlation with zero padding."""
-    nb, c, h, wd = x.shape
-    o, _, kh, kw = w.shape
-    xp = np.zeros((nb, c, h + 2 * pad, wd + 2 * pad))
-    xp[:, :, pad:pad + h, pad:pad + wd] = x
-    ho = (h + 2 * pad - kh) // stride + 1
-    wo = (wd + 2 * pad - kw) // stride + 1
-    y = np.zeros((nb, o, ho, wo))
-    for n in range(nb):
-        for oc in range(o):
-            for i in range(ho):
-                for j in range(wo):
-                    patch = xp[n, :, i * stride:i * stride + kh, j * stride:j * stride + kw]
-                    y[n, oc, i, j] = np.sum(patch * w[oc]) + (0.0 if b is None else b[oc])
-    return y
+from tests.naive import conv2d as reference_conv
 
 
 def draw(case, seed, bias=False):

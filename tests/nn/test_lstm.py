@@ -9,33 +9,11 @@ from qdaed.gradcheck.student_cases import check_lstm, random_lstm_params
 from qdaed.kernels import lstm as K
 from qdaed.nn import lstm
 from tests import strategies as S
+from tests.naive import lstm_cell_backward as ref_cell_backward
+from tests.naive import lstm_cell_forward as ref_cell_forward
 
 
-# --- NumPy reference of one cell step: the obvious per-gate formulas, float64 -------------
-
-def _sigmoid(a):
-    return 1.0 / (1.0 + np.exp(-a))
-
-
-def ref_cell_forward(a_x, a_h, bias, c_prev):
-    a = a_x.astype(np.float64) + a_h + bias
-    H = c_prev.shape[1]
-    i, f = _sigmoid(a[:, :H]), _sigmoid(a[:, H:2 * H])
-    g, o = np.tanh(a[:, 2 * H:3 * H]), _sigmoid(a[:, 3 * H:])
-    c = f * c_prev + i * g
-    return np.concatenate([i, f, g, o], axis=1), c, o * np.tanh(c)
-
-
-def ref_cell_backward(gates, c_prev, c, dy, dh_next, dc):
-    H = c.shape[1]
-    i, f, g, o = (gates[:, k * H:(k + 1) * H].astype(np.float64) for k in range(4))
-    dh = dy + dh_next
-    tau = np.tanh(c)
-    dct = dc + dh * o * (1 - tau ** 2)
-    da = np.concatenate([dct * g * i * (1 - i), dct * c_prev * f * (1 - f),
-                         dct * i * (1 - g ** 2), dh * tau * o * (1 - o)], axis=1)
-    return da, dct * f
-
+# --- the NumPy reference of one cell step is tests.naive.lstm_cell_forward / _backward ----
 
 def _cell_inputs(rng, b, h, dtype, scale):
     return (scale * rng.standard_normal((b, 4 * h)).astype(dtype),

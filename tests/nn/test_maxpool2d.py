@@ -6,18 +6,7 @@ from qdaed.errors import InputError
 from qdaed.gradcheck import compare_gradients, rel_error
 from qdaed.nn import maxpool2d
 from tests.strategies import batch, conv_channels, rng_from, seeds, spatial
-
-
-def reference_pool(x, k=3, s=2, p=1):
-    nb, c, h, w = x.shape
-    xp = np.full((nb, c, h + 2 * p, w + 2 * p), -np.inf)
-    xp[:, :, p:p + h, p:p + w] = x
-    ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
-    y = np.empty((nb, c, ho, wo))
-    for i in range(ho):
-        for j in range(wo):
-            y[:, :, i, j] = xp[:, :, i * s:i * s + k, j * s:j * s + k].max(axis=(2, 3))
-    return y
+from tests.naive import maxpool2d as reference_pool
 
 
 @given(batch, conv_channels, spatial, spatial, seeds)

@@ -12,6 +12,9 @@ from qdaed.errors import InputError
 from qdaed.nn import quant
 from qdaed.nn.quant import QuantizedTensor
 from tests import strategies as S
+from tests.naive import pack_codes as _reference_pack
+from tests.naive import quant_groups as _groups_of
+from tests.naive import quantize_groups as _reference
 
 EPS32 = float(np.finfo(np.float32).eps)
 EPS64 = float(np.finfo(np.float64).eps)
@@ -26,69 +29,11 @@ def _tensor(seed, shape, dtype=np.float64):
     return (offset + scale * rng.uniform(-1.0, 1.0, shape)).astype(dtype)
 
 
-def _groups_of(v, group):
-    """Independent split of the flat tensor into its groups (list of 1-D arrays)."""
-    flat = v.reshape(-1)
-    if group == "tensor":
-        return [flat]
-    if group == "row":
-        return list(v.reshape(v.shape[0], -1))
-    return [flat[i:i + group] for i in range(0, flat.size, group)]
-
-
 def _per_element(values_per_group, groups):
     return np.concatenate([np.full(g.size, a) for a, g in zip(values_per_group, groups)])
 
 
-# -- an independent plain NumPy reference of the quantizer --------------------------------
-
-def _f32_at_most(x):
-    f = np.float32(x)
-    return float(np.nextafter(f, np.float32(-np.inf)) if float(f) > x else f)
-
-
-def _f32_at_least(x):
-    f = np.float32(x)
-    return float(np.nextafter(f, np.float32(np.inf)) if float(f) < x else f)
-
-
-def _reference(w, bits, group, symmetric, u=None):
-    """(codes, alpha, beta) following the module docstring, one group at a time."""
-    s = 2 ** bits - 1
-    groups = _groups_of(w.astype(np.float64), group)
-    us = _groups_of(u, group) if u is not None else [None] * len(groups)
-    codes, alphas, betas = [], [], []
-    for v, uu in zip(groups, us):
-        if symmetric:
-            m = 2 ** (bits - 1) - 1
-            top = np.abs(v).max()
-            if top == 0:
-                step = 0.0
-            else:
-                # smallest number with 24 − k significant bits that is ≥ top / m
-                e = math.floor(math.log2(top / m))
-                unit = 2.0 ** (e - (24 - bits) + 1)
-                step = max(math.ceil(top / m / unit) * unit, 2.0 ** -126)
-            a, b = step * s, -step * m + 0.0
-            x = v / step + m if step else None
-            lo_c, hi_c = 0, 2 * m
-        else:
-            b = _f32_at_most(v.min())
-            a = _f32_at_least(v.max() - b)
-            x = (v - b) * s / a if a else None
-            lo_c, hi_c = 0, s
-        if x is None:
-            c = np.zeros(v.size)
-        elif uu is None:
-            c = np.clip(np.rint(x), lo_c, hi_c)
-        else:
-            c = np.clip(np.floor(x + uu), lo_c, hi_c)
-        codes.append(c)
-        alphas.append(a)
-        betas.append(b)
-    return (np.concatenate(codes).reshape(w.shape), np.array(alphas, np.float32),
-            np.array(betas, np.float32))
-
+# -- the independent plain NumPy reference of the quantizer is tests.naive.quantize_groups --
 
 @given(S.seeds, S.quant_shapes, S.quant_bits, S.quant_groups, st.booleans(), S.float_dtypes)
 def test_quantizer_matches_an_independent_numpy_reference(seed, shape, bits, group, sym, dtype):
@@ -320,14 +265,6 @@ def test_nbytes_is_packed_codes_plus_eight_bytes_per_group(shape, bits, group):
     qt = quant.quantize(_tensor(0, shape), bits, group=group)
     assert qt.nbytes == math.ceil(n * bits / 8) + 8 * groups
     assert qt.packed().nbytes + qt.alpha.nbytes + qt.beta.nbytes == qt.nbytes
-
-
-def _reference_pack(codes, bits):
-    """Little-endian bit stream: bit b of code i is stream bit i·k + b; stream bit j is bit
-    j mod 8 of byte j // 8."""
-    c = codes.reshape(-1).astype(np.int64)
-    stream = ((c[:, None] >> np.arange(bits)) & 1).astype(np.uint8).reshape(-1)
-    return np.packbits(stream, bitorder="little")
 
 
 @pytest.mark.parametrize("bits", range(1, 17))

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from qdaed.errors import InputError
 from qdaed.nn import losses
 from qdaed.train import schedules as S
-from qdaed.train.loop import _pool_batches, batch_order, fit
+from qdaed.train.augment import Augment
+from qdaed.train.loop import Distillation, _pool_batches, batch_order, fit
 from qdaed.train.recipes import RECIPES, DistillSpec, recipe_config
 from tests.strategies import lams, rng_from, seeds, temperatures
 from tests.train.test_schedules import STUDENT, cfg, learnable_split
@@ -129,30 +130,32 @@ def test_distillation_with_a_transfer_set_trains_and_uses_the_baseline_step_coun
 
     optim.Adam.step = count
     try:
-        h = fit(model, split.train, split.val, cfg(epochs=3), teacher_logits=z,
-                temperature=1.0, lam=0.9, transfer=(x_u, z_u))
+        h = fit(model, split.train, split.val, cfg(epochs=3),
+                distill=Distillation(1.0, 0.9, teacher_logits=z, transfer=(x_u, z_u)))
     finally:
         optim.Adam.step = real
     assert len(steps) == 3 * len(batch_order(split.x_train.shape[0], 16, 0, 0))
     assert len(h.train_loss) == 3 and all(np.isfinite(h.train_loss))
     on_the_fly = S.new_student(split, STUDENT, 0)
-    fit(on_the_fly, split.train, split.val, cfg(epochs=1), temperature=1.0, lam=0.9,
-        teacher=teacher, transfer=(x_u, None))
+    fit(on_the_fly, split.train, split.val, cfg(epochs=1),
+        distill=Distillation(1.0, 0.9, teacher=teacher, transfer=(x_u, None)))
 
 
-@pytest.mark.parametrize("kw, match", [
-    ({"transfer": (np.zeros((3, 32, 32), np.float32), None)}, "needs a soft term"),
-    ({"lam": 0.5, "teacher_logits": np.zeros((48, 3), np.float32),
-      "augment": __import__("qdaed.train.augment", fromlist=["Augment"]).Augment(max_shift=2)},
-     "augmented view"),
-    ({"lam": 0.5, "teacher_logits": np.zeros((48, 3), np.float32),
-      "transfer": (np.zeros((3, 16, 32), np.float32), np.zeros((3, 3), np.float32))},
-     "clips of shape"),
+_Z = np.zeros((48, 3), np.float32)
+
+
+@pytest.mark.parametrize("distill, kw, match", [
+    (Distillation(1.0, 0.0, transfer=(np.zeros((3, 32, 32), np.float32), None)), {},
+     "needs a soft term"),
+    (Distillation(1.0, 0.5, _Z), {"augment": Augment(max_shift=2)}, "augmented view"),
+    (Distillation(1.0, 0.5, _Z, transfer=(np.zeros((3, 16, 32), np.float32),
+                                          np.zeros((3, 3), np.float32))), {}, "clips of shape"),
 ])
-def test_fit_refuses_inconsistent_distillation_options(kw, match):
+def test_fit_refuses_inconsistent_distillation_options(distill, kw, match):
     split = learnable_split()
     with pytest.raises(InputError, match=match):
-        fit(S.new_student(split, STUDENT, 0), split.train, split.val, cfg(epochs=1), **kw)
+        fit(S.new_student(split, STUDENT, 0), split.train, split.val, cfg(epochs=1),
+            distill=distill, **kw)
 
 
 def test_named_recipes_round_trip_through_the_config():

@@ -6,7 +6,7 @@ import pytest
 
 from qdaed.train import schedules as S
 from qdaed.models.quantized import QuantSpec
-from qdaed.train.loop import TrainConfig, fit
+from qdaed.train.loop import Distillation, TrainConfig, fit
 from qdaed.models.predict import predict_logits
 
 STUDENT = {"hidden_size": 6, "num_layers": 1, "pooling": "mean"}
@@ -44,7 +44,7 @@ def trained(split):
     teacher, th = S.train_teacher(split, {"depth": 18, "width": 2}, cfg(epochs=4, lr=3e-3))
     student, sh = S.train_student(split, STUDENT, cfg())
     z = S.teacher_logits(teacher, split.x_train)
-    distilled, dh = S.train_distilled(split, STUDENT, cfg(), z, temperature=2.0, lam=0.5)
+    distilled, dh = S.train_distilled(split, STUDENT, cfg(), Distillation(2.0, 0.5, z))
     return teacher, th, student, sh, distilled, dh, z
 
 
@@ -69,7 +69,8 @@ def test_quantized_distillation_and_qat_reduce_loss_and_deploy_grid_weights(trai
     _, _, student, _, distilled, _, z = trained
     spec = QuantSpec(bits, group="row")
     for model, hist, qt in (
-        S.quantized_distillation(distilled, split, cfg(epochs=4, lr=5e-3), z, 2.0, 0.5, spec),
+        S.quantized_distillation(distilled, split, cfg(epochs=4, lr=5e-3),
+                                 Distillation(2.0, 0.5, z), spec),
         S.quantization_aware_training(student, split, cfg(epochs=4, lr=5e-3), spec),
     ):
         assert hist.train_loss[-1] < hist.train_loss[0], hist.train_loss
@@ -114,7 +115,9 @@ def test_distillation_needs_teacher_logits_of_the_right_shape(split):
 
     model = S.new_student(split, STUDENT, seed=0)
     with pytest.raises(InputError, match="teacher_logits"):
-        fit(model, split.train, split.val, cfg(epochs=1), teacher_logits=np.zeros((3, 3)),
-            lam=0.5)
+        fit(model, split.train, split.val, cfg(epochs=1),
+            distill=Distillation(2.0, 0.5, np.zeros((3, 3))))
     with pytest.raises(InputError, match="lam"):
-        fit(model, split.train, split.val, cfg(epochs=1), lam=0.5)
+        Distillation(2.0, 0.5)
+    with pytest.raises(InputError, match="distill: expected a Distillation"):
+        fit(model, split.train, split.val, cfg(epochs=1), distill={"lam": 0.5})
