@@ -33,6 +33,7 @@ from qdaed.errors import InputError, ModelFileError
 from qdaed.features.prepare import Normalizer, fix_length
 from qdaed.models import ResNet, StudentLSTM
 from qdaed.models.predict import predict_logits
+from qdaed.models.quantized import dequantized_state
 from qdaed.nn.losses import sigmoid
 
 if TYPE_CHECKING:
@@ -272,9 +273,9 @@ class Detector:
                     t[f"{name}.codes"], spec["shape"], spec["bits"], spec["group"],
                     scales[:, 0].copy(), scales[:, 1].copy(), symmetric=spec["symmetric"],
                     rounding=spec["rounding"])
-                state[name] = quantized[name].dequantize()
         except InputError as exc:
             raise ModelFileError(f"{path}: tensor {name!r}: {exc}") from None
+        state = dequantized_state(state, quantized)   # the one way to put Q_k(w) in a model
         model = ARCHITECTURES[c.architecture](**c.arch_config)
         try:
             model.load_state_dict({k: v.astype(model.dtype) for k, v in state.items()})

@@ -92,7 +92,7 @@ def _text(result):
 
 def _run(args):
     from qdaed.detector import Detector
-    from qdaed.errors import DataError, InputError
+    from qdaed.errors import DataError
     from qdaed.events import EventOptions
     from qdaed.io.atomic import atomic_write_text
     from qdaed.streaming import Bounds, hop_frames
@@ -100,13 +100,7 @@ def _run(args):
 
     check_float("--max-duration", args.max_duration, 0.0, lo_open=True)
     check_int("--max-size", args.max_size, lo=1)
-    if args.hop is not None:
-        check_float("--hop", args.hop, 0.0, lo_open=True)
-    check_int("--median", args.median, lo=1)
-    if args.median % 2 == 0:
-        raise InputError(f"--median: expected an odd number of windows, got {args.median}")
-    check_float("--min-gap", args.min_gap, 0.0)
-    check_float("--min-duration", args.min_duration, 0.0)
+    check_event_options(args)
     bounds = Bounds(max_seconds=args.max_duration, max_bytes=args.max_size)
     event_options = EventOptions(args.median, args.min_gap, args.min_duration) \
         if args.events else None
@@ -145,3 +139,17 @@ def _run(args):
               f"were scored", file=sys.stderr)
         return EXIT_SOME_FAILED
     return 0
+
+
+def check_event_options(args):
+    """--hop, --median, --min-gap, --min-duration (qdaed detect and qdaed evaluate)."""
+    from qdaed.errors import InputError
+    from qdaed.validate import check_float, check_int
+
+    if args.hop is not None:
+        check_float("--hop", args.hop, 0.0, lo_open=True)
+    check_int("--median", args.median, lo=1)
+    if args.median % 2 == 0:
+        raise InputError(f"--median: expected an odd number of windows, got {args.median}")
+    check_float("--min-gap", args.min_gap, 0.0)
+    check_float("--min-duration", args.min_duration, 0.0)

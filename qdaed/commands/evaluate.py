@@ -75,25 +75,20 @@ def _run(args):
 
     import numpy as np
 
+    from qdaed.commands.detect import check_event_options
     from qdaed.data.manifest import read_manifest, resolve_manifest
     from qdaed.detector import Detector
-    from qdaed.errors import DataError, InputError
+    from qdaed.errors import DataError
     from qdaed.events import EventOptions
     from qdaed.features.fbank import LfbeOptions
     from qdaed.features.store import extract_features, load_features
     from qdaed.metrics import compute_metrics, decision_metrics
     from qdaed.streaming import hop_frames
-    from qdaed.validate import check_float, check_int
+    from qdaed.validate import check_int
 
     jobs = check_int("--jobs", args.jobs, lo=0)
     args.manifest = resolve_manifest(args.manifest)
-    if args.hop is not None:
-        check_float("--hop", args.hop, 0.0, lo_open=True)
-    check_int("--median", args.median, lo=1)
-    if args.median % 2 == 0:
-        raise InputError(f"--median: expected an odd number of windows, got {args.median}")
-    check_float("--min-gap", args.min_gap, 0.0)
-    check_float("--min-duration", args.min_duration, 0.0)
+    check_event_options(args)
     det = Detector.load(args.model)
     clips = read_manifest(args.manifest, det.classes)
     if args.split:
@@ -102,7 +97,7 @@ def _run(args):
             raise DataError(f"{args.manifest}: no clip in split {args.split!r}")
     with tempfile.TemporaryDirectory() as tmp:
         report = extract_features(clips, args.audio_root, args.features_dir or tmp,
-                                  LfbeOptions(**det.features), jobs=jobs or None,
+                                  LfbeOptions(**det.features), jobs=jobs,
                                   manifest_name=args.manifest)
         feats = [load_features(p) for _, p, _ in report.items]
     for clip, _, reason in report.bad:

@@ -26,8 +26,8 @@ def register(sub):
     p.add_argument("--audio-root", help="folder the manifest's paths are relative to "
                                         "(default: the manifest's folder)")
     p.add_argument("--out", required=True, help="output folder (cache, index, report)")
-    p.add_argument("--jobs", type=int, default=None,
-                   help="worker processes (default: all cores)")
+    p.add_argument("--jobs", type=int, default=0,
+                   help="worker processes (default 0: one per core; 1: in this process)")
     p.add_argument("--strict", action="store_true",
                    help="stop with an error naming every unusable clip instead of skipping")
     p.add_argument("--sample-rate", type=int, default=16000,

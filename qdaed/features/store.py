@@ -130,16 +130,17 @@ def _work(args):
 
 
 def extract_features(clips, audio_root, out_dir, options=None, *, sample_rate=TARGET_RATE,
-                     jobs=None, strict=False, progress=True, manifest_name="manifest"):
+                     jobs=0, strict=False, progress=True, manifest_name="manifest"):
     """Features for every clip of a manifest; writes OUT (see the module docstring).
 
     clips: list of ``qdaed.data.manifest.Clip`` (from ``read_manifest``).
-    jobs: worker processes (None: all cores; 1: in this process).
+    jobs: worker processes (0: one per core, as every ``--jobs`` of qdaed; 1: in this
+    process).
     Returns a :class:`StoreReport`.
     """
     options = options or LfbeOptions()
     sample_rate = check_int("sample_rate", sample_rate, lo=1)
-    jobs = (os.cpu_count() or 1) if jobs is None else check_int("jobs", jobs, lo=1)
+    jobs = check_int("jobs", jobs, lo=0) or (os.cpu_count() or 1)
     # catch impossible option combinations once, here, rather than once per clip
     _, _, nfft = options.frame_sizes(sample_rate)
     mel_filterbank(sample_rate, nfft, options.num_mel_bins, options.low_freq, options.high_freq,

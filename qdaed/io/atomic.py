@@ -30,7 +30,9 @@ def _new_file_mode(path):
         return 0o666 & ~umask
 
 
-def _fsync_directory(directory):
+def fsync_directory(directory):
+    """fsync a directory, so that a rename in it survives a crash (a no-op where a directory
+    cannot be opened)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:               # e.g. Windows cannot open a directory; nothing to sync there
@@ -65,7 +67,7 @@ def atomic_open(path, mode="wb"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_directory(directory)
+    fsync_directory(directory)
 
 
 def atomic_write_bytes(path, data):

@@ -326,20 +326,16 @@ def merge_dicts(base, over):
     return out
 
 
-def _refuse_constant(name):
-    raise ValueError(f"{name} is not JSON")
-
-
 def read_config_dict(path):
     """The dict of a JSON configuration file: a run's config.json (its ``status`` dropped) or
     a ``--config`` file holding any part of one (merged onto a preset by the caller)."""
-    import json
     from pathlib import Path
 
+    from qdaed.io.modelfile import parse_json
+
     try:
-        d = json.loads(Path(path).read_text(encoding="utf-8"),
-                       parse_constant=_refuse_constant)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        d = parse_json(Path(path).read_bytes())   # strict: no NaN, no duplicate keys
+    except (OSError, ValueError) as exc:
         raise InputError(f"{path}: cannot read the configuration ({exc})") from None
     if not isinstance(d, dict):
         raise InputError(f"{path}: expected a JSON object, got {type(d).__name__}")

@@ -232,7 +232,7 @@ def _manifest(d, classes, opts, out, log, jobs):
         raise DataError(f"{d.manifest}: the manifest lists no clips")
     log(f"manifest {d.manifest}: {len(clips)} clips; features cached in {out / 'features'}")
     report = extract_features(clips, d.audio_root, out / "features", opts,
-                              jobs=None if jobs == 0 else jobs, manifest_name=d.manifest)
+                              jobs=jobs, manifest_name=d.manifest)
     for clip, path, reason in report.bad:
         log(f"skipped {clip.name}: {reason}")
     log(f"features: {report.computed} computed, {report.reused} reused, "

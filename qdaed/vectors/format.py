@@ -38,7 +38,8 @@ import shutil
 import numpy as np
 
 from qdaed.errors import QdaedError
-from qdaed.io.atomic import atomic_write_text
+from qdaed.io.atomic import atomic_write_text, fsync_directory
+from qdaed.io.modelfile import parse_json
 
 FORMAT_NAME = "qdaed-golden-vectors"
 FORMAT_VERSION = 1
@@ -66,19 +67,6 @@ def dumps(obj):
     return json.dumps(obj, sort_keys=True, indent=2, allow_nan=False) + "\n"
 
 
-def _pairs_no_duplicates(pairs):
-    out = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-def _no_constant(name):
-    raise ValueError(f"non-finite number {name} is not JSON")
-
-
 def read_json(path, what):
     """Parse the JSON object in ``path`` strictly; VectorsError naming ``what`` otherwise."""
     try:
@@ -87,9 +75,7 @@ def read_json(path, what):
             raise VectorsError(f"{what} ({path}): {size} bytes, more than the "
                                f"{MAX_JSON_BYTES} a {os.path.basename(path)} may have")
         with open(path, "rb") as f:
-            text = f.read().decode("utf-8")
-        obj = json.loads(text, object_pairs_hook=_pairs_no_duplicates,
-                         parse_constant=_no_constant)
+            obj = parse_json(f.read())      # strict: UTF-8, no NaN, no duplicate keys
     except FileNotFoundError:
         raise VectorsError(f"{what}: missing ({path})") from None
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -204,19 +190,6 @@ class Case:
         }
 
 
-def _fsync_directory(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:               # e.g. Windows cannot open a directory
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_case(directory, case):
     """Write DIR/<case>/ (every tensor and case.json); returns the bytes written.
 
@@ -251,14 +224,14 @@ def write_case(directory, case):
                 f.flush()
                 os.fsync(f.fileno())
             total += len(data)
-        _fsync_directory(staging)
+        fsync_directory(staging)
         if os.path.isdir(final):
             shutil.rmtree(final)
         os.replace(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _fsync_directory(directory)
+    fsync_directory(directory)
     return total
 
 

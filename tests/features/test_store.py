@@ -110,3 +110,24 @@ def test_features_command_reports_without_traceback(tmp_path, capsys):
     assert "empty.wav" in err and "Traceback" not in err
     assert main(args + ["--option", "num_mel_bins=banana"]) == 2
     assert main(args + ["--option", "window=hamming", "--option", "snip_edges=false"]) == 0
+
+
+def test_a_feature_folder_that_is_a_file_is_a_data_error(tmp_path):
+    from qdaed.data.manifest import parse_manifest
+    from qdaed.errors import DataError
+
+    f = tmp_path / "feats"
+    f.write_text("not a folder")
+    with pytest.raises(DataError, match="exists and is not a directory"):
+        extract_features(parse_manifest("path,labels\na.wav,dog\n"), tmp_path, f, jobs=1,
+                         progress=False)
+    assert f.read_text() == "not a folder"
+
+
+def test_jobs_zero_means_one_per_core_and_negative_is_refused(tmp_path):
+    from qdaed.data.manifest import parse_manifest
+    from qdaed.errors import InputError
+
+    with pytest.raises(InputError, match="jobs"):
+        extract_features(parse_manifest("path,labels\na.wav,dog\n"), tmp_path, tmp_path / "o",
+                         jobs=-1, progress=False)
