@@ -7,7 +7,7 @@ measures, in one run on one machine:
 
 * ``detect``: the whole command, ``qdaed detect MODEL FILE --json`` in a fresh subprocess
   (decoding, LFBE, the network, window scores): wall time, real-time factor (audio seconds per
-  wall second) and peak resident memory (ru_maxrss of the child);
+  wall second) and peak resident memory (the child's VmHWM);
 * ``network``: qdaed's streaming network alone on the file's LFBE (computed once, as
   ``qdaed.streaming.scan_features`` is fed in the pipeline): the LSTM over the whole
   recording in blocks carrying (h, c), frame logits, running-sum window means;
@@ -101,10 +101,13 @@ def make_detector(preset, seed=0):
 def time_detect(model, wav, repeats):
     """(median wall s, peak RSS MB) of `qdaed detect MODEL WAV --json` in fresh processes."""
     walls, peaks = [], []
-    code = ("import resource, sys, time\nfrom qdaed.cli import main\nt = time.perf_counter()\n"
+    # Peak memory is the child's VmHWM (its own address space's high-water mark), not
+    # getrusage's ru_maxrss: Linux carries ru_maxrss across fork + exec, so a child of this
+    # process (which holds the recording's LFBE and PyTorch) would report the parent's peak.
+    code = ("import sys, time\nfrom qdaed.cli import main\nt = time.perf_counter()\n"
             "s = main(sys.argv[1:])\nw = time.perf_counter() - t\n"
-            "print('BENCH', w, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, s, "
-            "file=sys.stderr)")
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
+            "print('BENCH', w, int(hwm.split()[1]) / 1024, s, file=sys.stderr)")
     for _ in range(repeats):
         r = subprocess.run([sys.executable, "-c", code, "detect", model, wav, "--json"],
                            capture_output=True, text=True, cwd=ROOT)
