@@ -90,14 +90,17 @@ def write_roc_det(out, runs, test, classes):
                 if kind == "roc":
                     ax.plot(grid, med, ls, color=colour, lw=1.2, label=label)
                     if len(rows) > 1:
-                        ax.fill_between(grid, lo, hi, color=colour, alpha=0.12, lw=0)
+                        # where= given: matplotlib 3.6.0 fails without it (a 0-d mask)
+                        ax.fill_between(grid, lo, hi, where=np.ones(grid.size, bool),
+                                        color=colour, alpha=0.12, lw=0)
                 else:
                     eps = 1e-4
                     px = norm.ppf(grid)
                     fnr = [np.clip(1 - v, eps, 1 - eps) for v in (med, hi, lo)]
                     ax.plot(px, norm.ppf(fnr[0]), ls, color=colour, lw=1.2, label=label)
                     if len(rows) > 1:
-                        ax.fill_between(px, norm.ppf(fnr[1]), norm.ppf(fnr[2]), color=colour,
+                        ax.fill_between(px, norm.ppf(fnr[1]), norm.ppf(fnr[2]),
+                                        where=np.ones(px.size, bool), color=colour,
                                         alpha=0.12, lw=0)
             if kind == "roc":
                 ax.plot([0, 1], [1, 0], ":", color="grey", lw=0.8)
