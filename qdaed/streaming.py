@@ -272,9 +272,7 @@ class StreamingResampler:
         self.m_next = max(self.m_next, m_end)
         # drop the samples no later output reaches: j < ceil((m·down − half) / up)
         keep = max(0, -((self.half - self.m_next * self.down) // self.up))
-        if keep > self.buf0:
-            self.buf = self.buf[keep - self.buf0:]
-            self.buf0 = keep
+        self.buf, self.buf0 = _drop_before(self.buf, self.buf0, keep)
         return out
 
     def push(self, x):
@@ -348,9 +346,7 @@ class StreamingLfbe:
     def _done(self, feats, t_end):
         self.t_next = t_end
         keep = max(0, min(self._start(self.t_next), self.received))
-        if keep > self.buf0:
-            self.buf = self.buf[keep - self.buf0:]
-            self.buf0 = keep
+        self.buf, self.buf0 = _drop_before(self.buf, self.buf0, keep)
         return feats
 
     def push(self, x):
@@ -678,3 +674,11 @@ def scan_waveform(detector, waveform, sample_rate, *, hop=None, frames=False, bo
     """:func:`scan` of an in-memory waveform, in the blocks a file of it would be read in."""
     rate, n, blocks = waveform_source(waveform, sample_rate, bounds)
     return scan(detector, rate, blocks, hop=hop, frames=frames, samples=n)
+
+
+def _drop_before(buf, buf0, keep):
+    """A sample buffer that starts at absolute index ``buf0``, without the samples before
+    ``keep`` (no longer needed by any later output): (buffer, its new start)."""
+    if keep > buf0:
+        return buf[keep - buf0:], keep
+    return buf, buf0

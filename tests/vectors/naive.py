@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from tests.naive import f32_at_least, f32_at_most
+
 
 def _f(a):
     return np.asarray(a, dtype=np.float64)
@@ -72,16 +74,6 @@ def loss_distillation(spec, i):
             "dz": (1 - lam) * hard["dz"] + lam * t * t * soft["dz"]}
 
 
-def _down32(x):
-    f = np.float32(x)
-    return float(np.nextafter(f, np.float32(-np.inf)) if float(f) > x else f)
-
-
-def _up32(x):
-    f = np.float32(x)
-    return float(np.nextafter(f, np.float32(np.inf)) if float(f) < x else f)
-
-
 def quantize(spec, i):
     """DESIGN 2.5 group by group, with qdaed.nn.quant's float32 rules for α, β and the
     symmetric step (24 − k significant bits)."""
@@ -109,8 +101,8 @@ def quantize(spec, i):
                 step = 0.0
             alpha, beta, shift, off, top = step * s, 0.0 - step * m, 0.0, m, 2 * m
         else:
-            beta = _down32(min(v[j] for j in part))
-            alpha = _up32(max(v[j] for j in part) - beta)
+            beta = f32_at_most(min(v[j] for j in part))
+            alpha = f32_at_least(max(v[j] for j in part) - beta)
             shift, off, top = beta, 0, s
         for j in part:
             if alpha == 0.0:
