@@ -1,7 +1,7 @@
 """Fused element-wise work of one LSTM time step (DESIGN 2.2), forward and backward.
 
 The matrix products stay in BLAS (``qdaed.nn.lstm``): the input projection of every time step
-before the recurrence, the recurrent product ``W_hh h_{t-1}ᵀ`` / ``da_t W_hh`` per step, and the
+before the recurrence, the recurrent product ``W_hh h_{t-1}ᵀ`` / ``W_hhᵀ da_tᵀ`` per step, and the
 weight gradients after it. What is left per step — gate non-linearities, cell update, and their
 derivatives — is one loop each here, over a (B, 4H) slab that stays in the L1/L2 cache.
 
@@ -166,7 +166,7 @@ def lstm_cell_forward(gates, a_hh, bias, a, c_prev, c, h, h_t):
 
 
 @kernel
-def lstm_cell_backward(gates, c_prev, c, dy, dh_next, dc, da, dbias):
+def lstm_cell_backward(gates, c_prev, c, dy, dh_next_t, dc, dh, da, da_t, dbias):
     """One time step of the LSTM cell backward (the derivative of ``lstm_cell_forward``).
 
     With dh = ∂L/∂h_t (from the layer's output and from step t+1) and τ = tanh(c_t):
@@ -177,29 +177,42 @@ def lstm_cell_backward(gates, c_prev, c, dy, dh_next, dc, da, dbias):
         da^g = dc_t ⊙ i ⊙ (1 − g²)       da^o = dh ⊙ τ ⊙ o(1 − o)
         ∂L/∂c_{t-1} = dc_t ⊙ f           dbias += Σ_b da
 
-    gates:   (B, 4H) [i | f | g | o] at step t.   c_prev, c: (B, H) c_{t-1}, c_t.
-    dy:      (B, H)  ∂L/∂h_t from the layer output.
-    dh_next: (B, H)  ∂L/∂h_t through time, da_{t+1} W_hh (or the upstream ∂L/∂h_n at t = T−1).
-    dc:      (B, H)  in: ∂L/∂c_t from step t+1 (or upstream ∂L/∂c_n);  out: ∂L/∂c_{t-1}.
-    da:      (B, 4H) out: ∂L/∂a_t, the gate pre-activation gradient.
-    dbias:   (4H,)   float64 accumulator of Σ_{t,b} da (the gradient of b_ih and of b_hh).
+    gates:     (B, 4H) [i | f | g | o] at step t.   c_prev, c: (B, H) c_{t-1}, c_t.
+    dy:        (B, H)  ∂L/∂h_t from the layer output.
+    dh_next_t: (H, B)  ∂L/∂h_t through time, *transposed*: W_hhᵀ da_{t+1}ᵀ (or the upstream
+                       ∂L/∂h_nᵀ at t = T−1).
+    dc:        (B, H)  in: ∂L/∂c_t from step t+1 (or upstream ∂L/∂c_n);  out: ∂L/∂c_{t-1}.
+    dh:        (B, H)  scratch: dh above.
+    da:        (B, 4H) out: ∂L/∂a_t, the gate pre-activation gradient (kept for the weight
+                       gradients).      da_t: (4H, B) out: its transpose.
+    dbias:     (4H,)   float64 accumulator of Σ_{t,b} da (the gradient of b_ih and of b_hh).
+
+    Why transposed in and out: the recurrent product that follows, W_hhᵀ da_tᵀ with output
+    H × B, runs about 1.7x faster in BLAS than da_t W_hh with output B × H (B = 32: 224
+    against 380 µs at H = 512 on the reference machine, the same reason as the forward
+    product's orientation); the two transposes here cost ~13 µs of it. They are loops of
+    their own, so that the cell loop between them stays contiguous and vectorised.
     """
     B, H = c.shape
     one = _one(c[0, 0])
+    for b in range(B):
+        dhb, dyb = dh[b], dy[b]
+        for j in range(H):
+            dhb[j] = dyb[j] + dh_next_t[j, b]
     dbi, dbf, dbg, dbo = dbias[:H], dbias[H:2 * H], dbias[2 * H:3 * H], dbias[3 * H:]
     for b in range(B):
         gi, gf, gg, go = gates[b, :H], gates[b, H:2 * H], gates[b, 2 * H:3 * H], gates[b, 3 * H:]
         di, df, dg, do = da[b, :H], da[b, H:2 * H], da[b, 2 * H:3 * H], da[b, 3 * H:]
-        cp, cb, dyb, dhb, dcb = c_prev[b], c[b], dy[b], dh_next[b], dc[b]
+        cp, cb, dhb, dcb = c_prev[b], c[b], dh[b], dc[b]
         for j in range(H):
             i, f, g, o = gi[j], gf[j], gg[j], go[j]
             tau = _tanh(cb[j])
-            dh = dyb[j] + dhb[j]
-            dct = dcb[j] + dh * o * (one - tau * tau)
+            d = dhb[j]
+            dct = dcb[j] + d * o * (one - tau * tau)
             vi = dct * g * i * (one - i)
             vf = dct * cp[j] * f * (one - f)
             vg = dct * i * (one - g * g)
-            vo = dh * tau * o * (one - o)
+            vo = d * tau * o * (one - o)
             di[j] = vi
             df[j] = vf
             dg[j] = vg
@@ -209,3 +222,7 @@ def lstm_cell_backward(gates, c_prev, c, dy, dh_next, dc, da, dbias):
             dbg[j] += vg
             dbo[j] += vo
             dcb[j] = dct * f
+    for b in range(B):
+        dab = da[b]
+        for k in range(4 * H):
+            da_t[k, b] = dab[k]

@@ -14,7 +14,7 @@ and layer l's sequence h_1..h_T is layer l+1's input x_1..x_T.
 
 Where the work goes: the input projection X W_ihᵀ of all T steps is one GEMM over T·B rows
 before the recurrence; each step then does one small GEMM W_hh h_{t-1}ᵀ (BLAS) and one fused
-Numba loop (``qdaed.kernels.lstm``). Backward mirrors this: one small GEMM da_t W_hh per step
+Numba loop (``qdaed.kernels.lstm``). Backward mirrors this: one small GEMM W_hhᵀ da_tᵀ per step
 in the reverse loop, then dW_ih, dW_hh and the layer's input gradient as single GEMMs over
 all steps. Internal buffers are time-major, (T, B, ·), so each step's slice is contiguous and
 the all-steps GEMMs see plain 2-D matrices; the h and c buffers hold T+1 rows with the initial
@@ -213,18 +213,22 @@ def backward(params, cache, dy, dh_n=None, dc_n=None, input_grad=True):
     dh0 = np.empty((num_layers, batch, hidden), dtype)
     dc0 = np.empty((num_layers, batch, hidden), dtype)
     dx = None
+    dh = np.empty((batch, hidden), dtype)  # one step's scratch, reused
+    da_t = np.empty((4 * hidden, batch), dtype)  # da_tᵀ, the recurrent product's operand
     for layer in reversed(range(num_layers)):
         inp, gates, hs, cs = layers[layer]
         w_ih = params[f"weight_ih_l{layer}"]
         w_hh = params[f"weight_hh_l{layer}"]
         da = _buffer(workspace, "da", gates.shape, dtype)  # layers run one after another
         dbias = np.zeros(4 * hidden, np.float64)
-        dh_next = dh_n[layer].copy()
+        w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 4H): the per-step product's operand
+        dh_next_t = dh_n[layer].T.copy()  # (H, B), see the kernel; a copy: written below
         dc = dc_n[layer].copy()
         for t in range(steps - 1, -1, -1):
-            lstm_cell_backward(gates[t], cs[t], cs[t + 1], d_out[t], dh_next, dc, da[t], dbias)
-            np.matmul(da[t], w_hh, out=dh_next)
-        dh0[layer], dc0[layer] = dh_next, dc
+            lstm_cell_backward(gates[t], cs[t], cs[t + 1], d_out[t], dh_next_t, dc, dh, da[t],
+                               da_t, dbias)
+            np.matmul(w_hh_t, da_t, out=dh_next_t)
+        dh0[layer], dc0[layer] = dh_next_t.T, dc
 
         da2 = da.reshape(steps * batch, 4 * hidden)
         grads[f"weight_ih_l{layer}"] = da2.T @ inp.reshape(steps * batch, -1)

@@ -55,8 +55,11 @@ def test_cell_backward_kernel_matches_numpy_reference(dtype, tol, b, h):
     r_da, r_dc_prev = ref_cell_backward(gates, c_prev, c, dy, dh_next, dc)
 
     da, dc_io, dbias = np.empty_like(gates), dc.copy(), dbias0.copy()
-    K.lstm_cell_backward(gates, c_prev, c, dy, dh_next, dc_io, da, dbias)
+    da_t, dh = np.empty((4 * h, b), dtype), np.empty_like(dy)
+    K.lstm_cell_backward(gates, c_prev, c, dy, np.ascontiguousarray(dh_next.T), dc_io, dh, da,
+                         da_t, dbias)
     np.testing.assert_allclose(da, r_da, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(da_t, da.T)  # the transposed copy, for the next product
     np.testing.assert_allclose(dc_io, r_dc_prev, rtol=tol, atol=tol)
     np.testing.assert_allclose(dbias, dbias0 + r_da.sum(axis=0), rtol=tol, atol=tol)
 
@@ -153,6 +156,25 @@ def test_input_grad_false_skips_dx_and_keeps_parameter_gradients():
     assert dx is not None and dx.shape == x.shape and dx_none is None
     for name in grads:
         np.testing.assert_array_equal(grads[name], grads_no_dx[name])
+
+
+@pytest.mark.parametrize("b, h", [(1, 1), (2, 5)])  # (1, 1): every transpose is a no-op view
+def test_forward_and_backward_leave_their_arguments_unchanged(b, h):
+    rng = np.random.default_rng(b + h)
+    params = random_lstm_params(rng, 3, h, 2)
+    x, dy = rng.standard_normal((b, 4, 3)), rng.standard_normal((b, 4, h))
+    h0, c0, dh_n, dc_n = (rng.standard_normal((2, b, h)) for _ in range(4))
+    args = dict(params=params, x=x, dy=dy, h0=h0, c0=c0, dh_n=dh_n, dc_n=dc_n)
+    before = {k: ({n: v.copy() for n, v in a.items()} if isinstance(a, dict) else a.copy())
+              for k, a in args.items()}
+    _, cache = lstm.forward(params, x, h0, c0)
+    lstm.backward(params, cache, dy, dh_n, dc_n)
+    for k, a in args.items():
+        if isinstance(a, dict):
+            for n in a:
+                np.testing.assert_array_equal(a[n], before[k][n], err_msg=f"{k}[{n}]")
+        else:
+            np.testing.assert_array_equal(a, before[k], err_msg=k)
 
 
 def test_dy_none_equals_zero_dy_and_both_bias_gradients_are_equal():
