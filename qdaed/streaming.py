@@ -382,17 +382,13 @@ class StudentStream:
     def __init__(self, model):
         self.model = model
         self.lstm_p, self.w_fc, self.b_fc = _split_student(model)
-        shape = (model.num_layers, 1, model.hidden_size)
-        self.h = np.zeros(shape, model.dtype)
-        self.c = np.zeros(shape, model.dtype)
+        self.lstm = lstm.Inference(self.lstm_p, 1)  # (h, c) start at zeros, carried on
 
     def push(self, x):
         if x.shape[0] == 0:
             return (np.empty((0, self.model.hidden_size), self.model.dtype),
                     np.empty((0, self.model.num_classes), self.model.dtype))
-        (y, (self.h, self.c)), _ = lstm.forward(self.lstm_p, x[None].astype(self.model.dtype),
-                                                 self.h, self.c)
-        y = np.ascontiguousarray(y[0])
+        y = self.lstm.run(x[None].astype(self.model.dtype))[0]
         return y, y @ self.w_fc.T + self.b_fc
 
 

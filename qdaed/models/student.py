@@ -137,20 +137,21 @@ class StudentLSTM:
         """Logits z (B, C) for x (B, T, input_size) of the model's dtype; returns (z, cache).
 
         The student has no dropout or batch norm, so ``train`` does not change the
-        arithmetic; it says whether a backward pass will follow. With train=False the cache
-        is None and the per-step buffers are freed as soon as the logits exist. With
+        arithmetic (the logits are the same to the bit); it says whether a backward pass will
+        follow. With train=False the cache is None and the LSTM runs through
+        :func:`qdaed.nn.lstm.infer`, which keeps no per-step activations. With
         train=True the buffers come from the model's :class:`qdaed.nn.lstm.Workspace` and
         are reused by the next training forward: a cache is valid until then (backward
         raises InputError for an older one).
         """
         x = check_array("x", x, shape=(None, None, self.input_size), dtype=self.dtype)
         lstm_p, fc_p = self._split(self.params)
-        workspace = None
         if train:
             if self._workspace is None:
                 self._workspace = lstm.Workspace()
-            workspace = self._workspace
-        (y, _), lstm_cache = lstm.forward(lstm_p, x, workspace=workspace)
+            (y, _), lstm_cache = lstm.forward(lstm_p, x, workspace=self._workspace)
+        else:
+            y, _ = lstm.infer(lstm_p, x)  # no cache: a few steps' buffers, not T's
         p, pool_cache = temporal_pool.forward(None, y, self.pooling)
         z, fc_cache = linear.forward(fc_p, p)
         if not train:

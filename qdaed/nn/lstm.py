@@ -12,8 +12,9 @@ with the 4H axis stacked [i | f | g | o]. Per layer and time step:
 
 and layer l's sequence h_1..h_T is layer l+1's input x_1..x_T.
 
-Where the work goes: the input projection X W_ihᵀ of all T steps is one GEMM over T·B rows
-before the recurrence; each step then does one small GEMM W_hh h_{t-1}ᵀ (BLAS) and one fused
+Where the work goes: the input projection X W_ihᵀ is one GEMM per chunk of steps (as many
+as make ~2 MiB of gates), run just before that chunk's recurrence so that the cell loop
+finds it in the cache; each step then does one small GEMM W_hh h_{t-1}ᵀ (BLAS) and one fused
 Numba loop (``qdaed.kernels.lstm``). Backward mirrors this: one small GEMM W_hhᵀ da_tᵀ per step
 in the reverse loop, then dW_ih, dW_hh and the layer's input gradient as single GEMMs over
 all steps. Internal buffers are time-major, (T, B, ·), so each step's slice is contiguous and
@@ -27,7 +28,7 @@ import numpy as np
 
 from qdaed.errors import InputError
 from qdaed.kernels.lstm import lstm_cell_backward, lstm_cell_forward
-from qdaed.validate import check_array, check_same_dtype
+from qdaed.validate import check_array, check_int, check_same_dtype
 
 _NAMES = ("weight_ih_l{}", "weight_hh_l{}", "bias_ih_l{}", "bias_hh_l{}")
 
@@ -121,6 +122,33 @@ def _initial_state(name, s, num_layers, batch, hidden, dtype):
     return check_array(name, s, shape=(num_layers, batch, hidden), dtype=dtype)
 
 
+CHUNK_BYTES = 2 << 20
+
+
+def _chunk_steps(batch, hidden, dtype):
+    """Time steps per chunk: as many as keep a chunk's gates (B, 4H per step) near 2 MiB,
+    so that the cell loop reads them from the L2 cache right after the GEMM wrote them."""
+    return max(1, CHUNK_BYTES // (batch * 4 * hidden * np.dtype(dtype).itemsize))
+
+
+def _layer_steps(w_ih, w_hh, bias, inp, gates, hs, cs, a, a_hh, h_t):
+    """One layer over one chunk of n steps, in place: the only loop over time.
+
+    inp (n, B, I) the layer's input x_t;  gates (n, B, 4H) out: the gate activations (the
+    input projection x_t W_ihᵀ is written there first, by one GEMM for the chunk);
+    hs, cs (n+1, B, H): row 0 holds the state before the chunk (h0, c0 or the previous
+    chunk's last), row t+1 receives h_t, c_t.  a (B, 4H), a_hh (4H, B), h_t (H, B): scratch.
+    Forward (training) and :class:`Inference` both call this with the same chunk lengths,
+    so their GEMMs, and hence their results, are identical to the bit.
+    """
+    n, batch, _ = inp.shape
+    np.matmul(inp.reshape(n * batch, -1), w_ih.T, out=gates.reshape(n * batch, -1))
+    h_t[...] = hs[0].T
+    for t in range(n):
+        np.matmul(w_hh, h_t, out=a_hh)
+        lstm_cell_forward(gates[t], a_hh, bias, a, cs[t], cs[t + 1], hs[t + 1], h_t)
+
+
 def forward(params, x, h0=None, c0=None, workspace=None):
     """LSTM over a batch-first sequence: ((y, (h_n, c_n)), cache).
 
@@ -150,23 +178,20 @@ def forward(params, x, h0=None, c0=None, workspace=None):
     a = np.empty((batch, 4 * hidden), dtype)  # one step's pre-activation, reused
     a_hh = np.empty((4 * hidden, batch), dtype)  # W_hh h_{t-1}ᵀ: transposed (see the kernel)
     h_t = np.empty((hidden, batch), dtype)  # h_{t-1}ᵀ
+    chunk = _chunk_steps(batch, hidden, dtype)
     layers = []
     for layer in range(num_layers):
         w_ih = params[f"weight_ih_l{layer}"]
         w_hh = params[f"weight_hh_l{layer}"]
         bias = params[f"bias_ih_l{layer}"] + params[f"bias_hh_l{layer}"]
-        # One GEMM for every step's input projection; the cell loop adds the bias and then
-        # overwrites each step's slice with that step's gate activations.
         gates = _buffer(workspace, ("gates", layer), (steps, batch, 4 * hidden), dtype)
-        np.matmul(inp.reshape(steps * batch, -1), w_ih.T,
-                  out=gates.reshape(steps * batch, 4 * hidden))
         hs = _buffer(workspace, ("h", layer), (steps + 1, batch, hidden), dtype)
         cs = _buffer(workspace, ("c", layer), (steps + 1, batch, hidden), dtype)
         hs[0], cs[0] = h0[layer], c0[layer]
-        h_t[...] = h0[layer].T
-        for t in range(steps):
-            np.matmul(w_hh, h_t, out=a_hh)
-            lstm_cell_forward(gates[t], a_hh, bias, a, cs[t], cs[t + 1], hs[t + 1], h_t)
+        for t0 in range(0, steps, chunk):
+            t1 = min(steps, t0 + chunk)
+            _layer_steps(w_ih, w_hh, bias, inp[t0:t1], gates[t0:t1], hs[t0:t1 + 1],
+                         cs[t0:t1 + 1], a, a_hh, h_t)
         layers.append((inp, gates, hs, cs))
         inp = hs[1:]
     y = inp.transpose(1, 0, 2)
@@ -177,6 +202,102 @@ def forward(params, x, h0=None, c0=None, workspace=None):
     cache = (layers, (num_layers, batch, steps, input_size, hidden, dtype),
              (workspace, generation))
     return (y, (h_n, c_n)), cache
+
+
+class Inference:
+    """The LSTM run forward without a cache: state carried from call to call, bounded memory.
+
+    ``Inference(params, batch, h0=None, c0=None)`` checks the parameters once (dtype, shapes,
+    finite values) and allocates a few time steps' buffers; ``run(x)`` then advances every
+    sequence of the batch over the block x (B, T, I) and returns the top layer's h_1..h_T
+    (B, T, H), with the state after the block in ``h``, ``c`` (L, B, H) for the next call.
+    The arithmetic is :func:`forward`'s, step for step and GEMM for GEMM (y equal to
+    forward's bit for bit, tested), but time runs in
+    chunks of at most ``chunk`` steps through every layer before the next chunk starts, so
+    nothing of size T is kept except y itself: at the paper's student (B = 32, T = 1000,
+    H = 512 × 2) forward keeps ~0.8 GB of activations for a backward pass that inference
+    never runs. A stream (``qdaed.streaming``) calls run() once per block, so the weights are
+    not re-checked per 10 ms frame.
+
+    chunk: steps per chunk; by default forward's (a chunk's gates near 2 MiB, the L2 cache),
+    which makes y equal to forward's bit for bit.
+    """
+
+    def __init__(self, params, batch, h0=None, c0=None, chunk=None):
+        num_layers, input_size, hidden, dtype = _layers(params)
+        self.batch = batch = check_int("batch", batch, lo=1)
+        self.num_layers, self.input_size, self.hidden, self.dtype = (num_layers, input_size,
+                                                                      hidden, dtype)
+        self.chunk = check_int("chunk", _chunk_steps(batch, hidden, dtype) if chunk is None
+                               else chunk, lo=1)
+        self._weights = [(params[f"weight_ih_l{layer}"],
+                          params[f"weight_hh_l{layer}"],
+                          params[f"bias_ih_l{layer}"] + params[f"bias_hh_l{layer}"])
+                         for layer in range(num_layers)]
+        # hs, cs: per layer, row 0 the carried state, rows 1..n a chunk's h_t, c_t; the
+        # chunk buffers grow to min(chunk, the longest block run), so a stream of short
+        # blocks keeps only a few steps' worth.
+        self._rows = 0
+        self._hs = np.empty((num_layers, 1, batch, hidden), dtype)
+        self._cs = np.empty((num_layers, 1, batch, hidden), dtype)
+        self._hs[:, 0] = _initial_state("h0", h0, num_layers, batch, hidden, dtype)
+        self._cs[:, 0] = _initial_state("c0", c0, num_layers, batch, hidden, dtype)
+        self._a = np.empty((batch, 4 * hidden), dtype)
+        self._a_hh = np.empty((4 * hidden, batch), dtype)
+        self._h_t = np.empty((hidden, batch), dtype)
+
+    def _grow(self, n):
+        """Chunk buffers for n steps (the carried state kept in row 0)."""
+        if n <= self._rows:
+            return
+        shape = (self.num_layers, n + 1, self.batch, self.hidden)
+        hs, cs = np.empty(shape, self.dtype), np.empty(shape, self.dtype)
+        hs[:, 0], cs[:, 0] = self._hs[:, 0], self._cs[:, 0]
+        self._hs, self._cs, self._rows = hs, cs, n
+        self._x = np.empty((n, self.batch, self.input_size), self.dtype)
+        self._gates = np.empty((n, self.batch, 4 * self.hidden), self.dtype)
+
+    @property
+    def h(self):
+        """(L, B, H) every layer's h after the last step run (h0 before any), a copy."""
+        return self._hs[:, 0].copy()
+
+    @property
+    def c(self):
+        """(L, B, H) every layer's c after the last step run (c0 before any), a copy."""
+        return self._cs[:, 0].copy()
+
+    def run(self, x):
+        """y (B, T, H) for the block x (B, T, I) (T ≥ 1), continuing from the carried state."""
+        x = check_array("x", x, shape=(self.batch, None, self.input_size), dtype=self.dtype)
+        batch, steps, _ = x.shape
+        y = np.empty((batch, steps, self.hidden), self.dtype)
+        self._grow(min(self.chunk, steps))
+        for t0 in range(0, steps, self.chunk):
+            n = min(self.chunk, steps - t0)
+            inp = self._x[:n]
+            np.copyto(inp, x[:, t0:t0 + n].transpose(1, 0, 2))  # (n, B, I): time-major
+            for layer, (w_ih, w_hh, bias) in enumerate(self._weights):
+                hs = self._hs[layer]
+                _layer_steps(w_ih, w_hh, bias, inp, self._gates[:n], hs[:n + 1],
+                             self._cs[layer, :n + 1], self._a, self._a_hh, self._h_t)
+                inp = hs[1:n + 1]
+            np.copyto(y[:, t0:t0 + n], inp.transpose(1, 0, 2))
+            self._hs[:, 0] = self._hs[:, n]  # the chunk's last state carries to the next
+            self._cs[:, 0] = self._cs[:, n]
+        return y
+
+
+def infer(params, x, h0=None, c0=None):
+    """:func:`forward` without the cache: (y, (h_n, c_n)) with y (B, T, H) C-contiguous.
+
+    Same parameters and results (to float rounding) as forward; the memory is y plus a few
+    steps' buffers instead of every step's activations (:class:`Inference`).
+    """
+    x = check_array("x", x, ndim=3)
+    run = Inference(params, x.shape[0], h0, c0)
+    y = run.run(x)
+    return y, (run.h, run.c)
 
 
 def backward(params, cache, dy, dh_n=None, dc_n=None, input_grad=True):

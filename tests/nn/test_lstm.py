@@ -319,3 +319,75 @@ def test_lstm_backward_rejects_upstream_gradients_of_the_wrong_shape():
         lstm.backward(params, cache, np.zeros((2, 4, 4)))
     with pytest.raises(InputError, match="dc_n"):
         lstm.backward(params, cache, None, dc_n=np.zeros((2, 5)))
+
+
+# --- inference without a cache -----------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("b, t, h, chunk_bytes", [(1, 1, 1, None), (3, 7, 5, None),
+                                                  (2, 300, 16, 20_000), (32, 45, 64, 400_000)])
+def test_infer_equals_forward_bit_for_bit(dtype, b, t, h, chunk_bytes, monkeypatch):
+    # With the chunk size cut (CHUNK_BYTES), the last two run several chunks and a partial
+    # last one, as the paper's student does at the default size.
+    if chunk_bytes is not None:
+        monkeypatch.setattr(lstm, "CHUNK_BYTES", chunk_bytes)
+        assert 1 < lstm._chunk_steps(b, h, dtype) < t and t % lstm._chunk_steps(b, h, dtype)
+    rng = np.random.default_rng(t)
+    params = {n: v.astype(dtype) for n, v in random_lstm_params(rng, 4, h, 2).items()}
+    x = rng.standard_normal((b, t, 4)).astype(dtype)
+    h0, c0 = (rng.standard_normal((2, b, h)).astype(dtype) for _ in range(2))
+    (y, (h_n, c_n)), _ = lstm.forward(params, x, h0, c0)
+    y_i, (h_i, c_i) = lstm.infer(params, x, h0, c0)
+    assert y_i.flags.c_contiguous
+    np.testing.assert_array_equal(y_i, y)
+    np.testing.assert_array_equal(h_i, h_n)
+    np.testing.assert_array_equal(c_i, c_n)
+
+
+def test_inference_carries_its_state_across_blocks_like_forward_with_h0_c0():
+    params, x, _ = _case(t=9)
+    run = lstm.Inference(params, 2)
+    ya, yb = run.run(x[:, :4]), run.run(x[:, 4:])
+    (y_a, (h_a, c_a)), _ = lstm.forward(params, x[:, :4])
+    (y_b, (h_b, c_b)), _ = lstm.forward(params, x[:, 4:], h_a, c_a)
+    np.testing.assert_array_equal(np.concatenate([ya, yb], axis=1),
+                                  np.concatenate([y_a, y_b], axis=1))
+    np.testing.assert_array_equal(run.h, h_b)
+    np.testing.assert_array_equal(run.c, c_b)
+    # a chunk of one step changes only the GEMM blocking: same values to rounding
+    one = lstm.Inference(params, 2, chunk=1)
+    np.testing.assert_allclose(one.run(x), np.concatenate([y_a, y_b], axis=1), rtol=1e-12,
+                               atol=1e-14)
+
+
+def test_infer_keeps_no_per_step_activations():
+    """Peak memory grows with T by y's size only (forward: by every step's activations)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    params = random_lstm_params(rng, 8, 32, 2)
+    growth = {}
+    for name, run in (("forward", lstm.forward), ("infer", lstm.infer)):
+        peaks = []
+        for steps in (3000, 6000):
+            x = rng.standard_normal((4, steps, 8))
+            run(params, x[:, :10])  # compile outside the measurement
+            tracemalloc.start()
+            run(params, x)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
+        growth[name] = peaks[1] - peaks[0]
+    y_growth = 4 * 3000 * 32 * 8  # 3000 more steps of y (B=4, H=32, float64)
+    # forward keeps x, gates (4H), h and c of both layers: ~13x y
+    assert growth["forward"] > 10 * y_growth, growth
+    assert growth["infer"] < 1.2 * y_growth, growth
+
+
+def test_inference_refuses_a_block_of_another_batch_and_a_bad_chunk():
+    params, x, _ = _case()
+    with pytest.raises(InputError, match=r"x: expected shape \(3, \*, 3\)"):
+        lstm.Inference(params, 3).run(x)
+    with pytest.raises(InputError, match="chunk"):
+        lstm.Inference(params, 2, chunk=0)
+    with pytest.raises(InputError, match="batch"):
+        lstm.Inference(params, 0)
