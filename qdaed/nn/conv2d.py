@@ -99,9 +99,10 @@ def backward(params, cache, dy, input_grad=True):
         grads["bias"] = dy3.sum(axis=(0, 2))
     if not input_grad:
         return None, grads
-    dcols = np.matmul(w2.T, dy3)
     if _is_pointwise(kh, kw, stride, padding):
-        return dcols.reshape(x.shape), grads
+        return np.matmul(w2.T, dy3).reshape(x.shape), grads
+    # cols is no longer needed: the column gradient overwrites it (one buffer, not two).
+    dcols = np.matmul(w2.T, dy3, out=cols)
     dx = np.empty_like(x)
     kconv.col2im(dcols, kh, kw, stride[0], stride[1], padding[0], padding[1], dx)
     return dx, grads
