@@ -259,10 +259,14 @@ class ResNet:
     def _bn_buffers(self, prefix):
         return {k: self.buffers[f"{prefix}.{k}"] for k in BN_BUFFERS}
 
-    def _conv_bn(self, prefix_conv, prefix_bn, x, stride, padding, train, relu_after):
-        y, c_conv = conv2d.forward(self._sub(prefix_conv), x, stride, padding)
+    def _conv_bn(self, prefix_conv, prefix_bn, x, stride, padding, train, relu_after,
+                 residual=None):
+        # check_finite=False: forward checked x once; every value in here is computed from it.
+        y, c_conv = conv2d.forward(self._sub(prefix_conv), x, stride, padding,
+                                   check_finite=False)
         y, c_bn = batchnorm2d.forward(self._sub(prefix_bn), y, self._bn_buffers(prefix_bn),
-                                      train, relu=relu_after)
+                                      train, relu=relu_after, residual=residual,
+                                      check_finite=False)
         return y, (prefix_conv, prefix_bn, c_conv, c_bn)
 
     def _conv_bn_backward(self, cache, dy, grads, input_grad=True):
@@ -279,19 +283,20 @@ class ResNet:
             convs = [(1, 0, 1), (3, 1, blk["stride"]), (1, 0, 1)]
         else:
             convs = [(3, 1, blk["stride"]), (3, 1, 1)]
-        caches = []
-        h = x
-        for i, (_, pad, stride) in enumerate(convs, start=1):
-            h, c = self._conv_bn(f"{n}.conv{i}", f"{n}.bn{i}", h, stride, pad, train,
-                                 relu_after=i < len(convs))
-            caches.append(c)
         if blk["downsample"]:
             shortcut, c_sc = self._conv_bn(f"{n}.downsample.0", f"{n}.downsample.1", x,
                                            blk["stride"], 0, train, relu_after=False)
         else:
             shortcut, c_sc = x, None
-        y, c_out = relu.forward({}, h, residual=shortcut)
-        return y, (caches, c_sc, c_out)
+        caches = []
+        h = x
+        for i, (_, pad, stride) in enumerate(convs, start=1):
+            last = i == len(convs)
+            # The last batch-norm adds the shortcut and applies the block's ReLU in one pass.
+            h, c = self._conv_bn(f"{n}.conv{i}", f"{n}.bn{i}", h, stride, pad, train,
+                                 relu_after=not last, residual=shortcut if last else None)
+            caches.append(c)
+        return h, (caches, c_sc, (h,))
 
     def _block_backward(self, cache, dy, grads):
         caches, c_sc, c_out = cache
@@ -310,20 +315,39 @@ class ResNet:
 
         train=True: batch statistics in every batch-norm, running statistics updated in place;
         train=False: running statistics.  Returns z and the cache for :meth:`backward`.
+        In evaluation mode nothing is kept while the forward runs (each layer's output is
+        freed once the next one has used it, so inference needs far less memory); the cache
+        is then just x, and :meth:`backward` re-runs this forward keeping every layer's cache
+        (evaluation mode is deterministic, so the recomputed values are the same).
         """
         x = self._check_input(x, train)
+        if not train:
+            z, _ = self._forward(x, train, keep=False)
+            return z, ("recompute", x)
+        return self._forward(x, train, keep=True)
+
+    def _forward(self, x, train, keep):
         stem, c_stem = self._conv_bn("conv1", "bn1", x, 2, 3, train, relu_after=True)
-        h, c_pool = maxpool2d.forward({}, stem, 3, 2, 1)
+        h, c_pool = maxpool2d.forward({}, stem, 3, 2, 1, check_finite=False)
+        del stem
+        if not keep:
+            c_stem = c_pool = None
         c_blocks = []
         for blk in self.blocks:
             h, c = self._block_forward(blk, h, train)
-            c_blocks.append(c)
+            if keep:
+                c_blocks.append(c)
+            del c
         pooled, c_gap = global_avg_pool.forward({}, h)
         z, c_fc = linear.forward(self._sub("fc"), pooled)
+        if not keep:
+            return z, None
         return z, (c_stem, c_pool, c_blocks, c_gap, c_fc, x.shape)
 
     def backward(self, cache, dlogits):
         """Gradients of every parameter given dL/dz (B, num_classes); keys as ``params``."""
+        if cache[0] == "recompute":   # an evaluation-mode forward kept only x
+            cache = self._forward(cache[1], False, keep=True)[1]
         c_stem, c_pool, c_blocks, c_gap, c_fc, shape = cache
         dlogits = check_array("dlogits", dlogits, shape=(shape[0], self.num_classes),
                               dtype=self.dtype, finite=False)

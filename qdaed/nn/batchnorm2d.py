@@ -8,6 +8,12 @@ updated in place by a training-mode forward, exactly as PyTorch does.
 y = max(BN(x), 0) in one pass, with the backward masking dy by [y > 0] inside the same loops.
 It computes what ``relu.forward(batchnorm2d.forward(x))`` computes (a test checks this), one
 memory pass cheaper in each direction.
+
+``residual=r`` fuses the end of a residual block, y = max(BN(x) + r, 0), into the same pass
+(what ``relu.forward(batchnorm2d.forward(x), residual=r)`` computes). Its backward is split
+as the sum is: the caller turns dy into g = dy·[y > 0] with ``relu.backward`` on (y,) — g is
+the shortcut's gradient too — and passes g to :func:`backward`, which then differentiates
+the batch-norm alone.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ MOMENTUM = 0.1
 EPS = 1e-5
 
 
-def forward(params, x, buffers, train, momentum=MOMENTUM, eps=EPS, relu=False):
+def forward(params, x, buffers, train, momentum=MOMENTUM, eps=EPS, relu=False, residual=None,
+            check_finite=True):
     """Training (train=True), with batch statistics:
 
         μ_c = (1/N) Σ x,   σ²_c = (1/N) Σ (x − μ_c)²              (biased, used to normalise)
@@ -31,16 +38,25 @@ def forward(params, x, buffers, train, momentum=MOMENTUM, eps=EPS, relu=False):
         running_var  ← (1 − m)·running_var  + m·σ²_c·N/(N − 1)    (unbiased, as PyTorch)
 
     Evaluation (train=False): x̂ = (x − running_mean) / √(running_var + eps), y = γ x̂ + β.
-    relu=True returns max(y, 0) instead.  m = momentum (0.1), eps = 1e-5 as PyTorch.
-    Returns y (B, C, H, W) and the cache.
+    relu=True returns max(y, 0) instead; residual=r (B, C, H, W) returns max(y + r, 0) and a
+    cache whose backward takes the gradient at the sum (module docstring).
+    m = momentum (0.1), eps = 1e-5 as PyTorch.  Returns y (B, C, H, W) and the cache.
+    check_finite=False skips the scan for NaN and infinity (a network checks its input once
+    and passes it inside, where every value is computed from checked ones).
     """
-    x = check_array("x", x, ndim=4)
+    x = check_array("x", x, ndim=4, finite=check_finite)
     nb, nc, h, w = x.shape
     gamma = check_array("weight", params["weight"], shape=(nc,))
     beta = check_array("bias", params["bias"], shape=(nc,))
     rm = check_array("running_mean", buffers["running_mean"], shape=(nc,))
     rv = check_array("running_var", buffers["running_var"], shape=(nc,))
     check_same_dtype(x=x, weight=gamma, bias=beta, running_mean=rm, running_var=rv)
+    if residual is not None:
+        if relu:
+            raise InputError("relu: the residual form applies its own ReLU after the sum; "
+                             "pass relu=False with residual")
+        residual = check_array("residual", residual, shape=x.shape, dtype=x.dtype,
+                               finite=check_finite)
     momentum = check_float("momentum", momentum, 0.0, 1.0)
     eps = check_float("eps", eps, 0.0, lo_open=True)
     if not isinstance(train, (bool, np.bool_)):
@@ -69,8 +85,12 @@ def forward(params, x, buffers, train, momentum=MOMENTUM, eps=EPS, relu=False):
     scale = gamma * invstd
     shift = beta - mean * scale
     y = np.empty_like(x)
-    kbn.scale_shift(x3, scale.astype(x.dtype), shift.astype(x.dtype), bool(relu),
-                    y.reshape(x3.shape))
+    if residual is None:
+        kbn.scale_shift(x3, scale.astype(x.dtype), shift.astype(x.dtype), bool(relu),
+                        y.reshape(x3.shape))
+    else:
+        kbn.scale_shift_add_relu(x3, scale.astype(x.dtype), shift.astype(x.dtype),
+                                 residual.reshape(x3.shape), y.reshape(x3.shape))
     return y, (x, mean, invstd, y if relu else None, bool(train), bool(relu))
 
 

@@ -39,19 +39,21 @@ def output_size(n, k, stride, pad):
     return (n + 2 * pad - k) // stride + 1
 
 
-def forward(params, x, stride=1, padding=0):
+def forward(params, x, stride=1, padding=0, *, check_finite=True):
     """y[b, o] = Σ_{c,i,j} W[o, c, i, j] · x_pad[b, c, ho·sh + i, wo·sw + j] (+ bias[o]).
 
     params: ``weight`` W (O, C, kh, kw), ``bias`` (O) or absent (the default in a ResNet).
     x: (B, C, H, W) float32/float64.  stride, padding: int or (h, w) pair.
     As a product: Y_b = W₂ · cols(x)_b with W₂ = W.reshape(O, C·kh·kw).
     Returns y (B, O, Ho, Wo) and the cache (x, stride, padding).
+    check_finite=False skips the scan for NaN and infinity (a network checks its input once
+    and passes it inside, where every value is computed from checked ones).
     """
-    w = check_array("weight", params["weight"], ndim=4)
-    x = check_array("x", x, ndim=4)
+    w = check_array("weight", params["weight"], ndim=4, finite=check_finite)
+    x = check_array("x", x, ndim=4, finite=check_finite)
     b = params.get("bias")
     if b is not None:
-        b = check_array("bias", b, shape=(w.shape[0],))
+        b = check_array("bias", b, shape=(w.shape[0],), finite=check_finite)
     check_same_dtype(x=x, weight=w, bias=b)
     stride = _pair("stride", stride, 1)
     padding = _pair("padding", padding, 0)
@@ -97,9 +99,10 @@ def backward(params, cache, dy, input_grad=True):
         grads["bias"] = dy3.sum(axis=(0, 2))
     if not input_grad:
         return None, grads
-    dcols = np.matmul(w2.T, dy3)
     if _is_pointwise(kh, kw, stride, padding):
-        return dcols.reshape(x.shape), grads
+        return np.matmul(w2.T, dy3).reshape(x.shape), grads
+    # cols is no longer needed: the column gradient overwrites it (one buffer, not two).
+    dcols = np.matmul(w2.T, dy3, out=cols)
     dx = np.empty_like(x)
     kconv.col2im(dcols, kh, kw, stride[0], stride[1], padding[0], padding[1], dx)
     return dx, grads

@@ -14,15 +14,17 @@ from qdaed.nn.conv2d import output_size
 from qdaed.validate import check_array, check_int
 
 
-def forward(params, x, kernel_size=3, stride=2, padding=1):
+def forward(params, x, kernel_size=3, stride=2, padding=1, *, check_finite=True):
     """y[b, c, ho, wo] = max_{i<kh, j<kw} x[b, c, ho·sh − ph + i, wo·sw − pw + j] over the
     positions inside x; the position of the (first) maximum is kept for the backward pass.
 
     params: none (pass {}).  Square kernel, stride and padding (ints).  padding ≤ kernel_size/2
     (PyTorch's rule: every window then holds at least one real value).
     Returns y (B, C, Ho, Wo) and the cache (x shape, argmax).
+    check_finite=False skips the scan for NaN and infinity (a network checks its input once
+    and passes it inside, where every value is computed from checked ones).
     """
-    x = check_array("x", x, ndim=4)
+    x = check_array("x", x, ndim=4, finite=check_finite)
     k = check_int("kernel_size", kernel_size, lo=1)
     s = check_int("stride", stride, lo=1)
     p = check_int("padding", padding, lo=0)

@@ -396,3 +396,18 @@ def test_refusals_happen_exactly_where_torch_refuses(depth):
     # The grid does reach the limit: some training-mode inputs are refused, none in eval mode.
     refused = {k for k, v in outcomes.items() if v}
     assert refused == {(1, h, w, True) for h in (1, 2, 31, 32) for w in (1, 32)}
+
+
+def test_evaluation_forward_keeps_only_its_input_and_backward_recomputes_the_rest():
+    # Inference frees every activation as it goes; a backward after it re-runs the forward
+    # with caches and gives the gradients a cached evaluation-mode forward gives.
+    m = ResNet(50, width=2, dtype=np.float64)
+    x = np.random.default_rng(3).standard_normal((2, 1, 40, 36))
+    z, cache = m.forward(x, train=False)
+    assert cache[0] == "recompute" and cache[1] is x
+    z_kept, cache_kept = m._forward(x, False, keep=True)
+    np.testing.assert_array_equal(z, z_kept)
+    dz = np.random.default_rng(4).standard_normal(z.shape)
+    got, want = m.backward(cache, dz), m.backward(cache_kept, dz)
+    for n in m.params:
+        np.testing.assert_array_equal(got[n], want[n])

@@ -78,6 +78,63 @@ def test_fused_relu_equals_relu_after_batchnorm(train):
         np.testing.assert_allclose(g1[k], g2[k], rtol=1e-13, atol=1e-13)
 
 
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (1, 2, 3, 1), (3, 1, 7, 9)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_residual_equals_add_relu_after_batchnorm(train, shape, dtype):
+    # The end of a residual block, max(BN(x) + r, 0), in one pass: bitwise what the two
+    # layers give, and its backward (relu.backward on y, then BN alone) the same gradients.
+    params, buffers, x, rng = draw(*shape, 9, dtype)
+    r = rng.standard_normal(shape).astype(dtype)
+    y1, c1 = batchnorm2d.forward(params, x, {k: v.copy() for k, v in buffers.items()}, train,
+                                 residual=r)
+    z, c2 = batchnorm2d.forward(params, x, {k: v.copy() for k, v in buffers.items()}, train)
+    y2, c3 = relu.forward({}, z, residual=r)
+    assert (y1 == 0).any() and (y1 > 0).any()
+    np.testing.assert_array_equal(y1, y2)
+    dy = rng.standard_normal(shape).astype(dtype)
+    g, _ = relu.backward({}, (y1,), dy)
+    dx1, g1 = batchnorm2d.backward(params, c1, g)
+    dx2, g2 = batchnorm2d.backward(params, c2, relu.backward({}, c3, dy)[0])
+    np.testing.assert_array_equal(dx1, dx2)
+    for k in g1:
+        np.testing.assert_array_equal(g1[k], g2[k])
+
+
+def test_fused_residual_refuses_relu_and_a_wrong_shape():
+    params, buffers, x, _ = draw(2, 3, 2, 2, 5)
+    with pytest.raises(InputError, match="relu"):
+        batchnorm2d.forward(params, x, buffers, True, relu=True, residual=x)
+    with pytest.raises(InputError, match="residual"):
+        batchnorm2d.forward(params, x, buffers, True, residual=x[:, :2])
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3, -3e4])
+@pytest.mark.parametrize("shape", [(1, 2, 1, 2), (2, 3, 5, 7), (8, 4, 33, 17)])
+def test_one_pass_statistics_far_from_zero_match_the_two_pass_formulas(offset, shape):
+    # The variance is accumulated about a value of the channel (one pass); with a mean 10⁴
+    # standard deviations away from zero it still matches NumPy's two-pass float64 variance.
+    params, buffers, _, rng = draw(*shape, 6)
+    x = (offset + rng.standard_normal(shape)).astype(np.float32)
+    want, rm, rv = reference(params, {k: v.copy() for k, v in buffers.items()},
+                             x.astype(np.float64), True)
+    got = {k: v.astype(np.float32) for k, v in buffers.items()}
+    batchnorm2d.forward({k: v.astype(np.float32) for k, v in params.items()}, x, got, True)
+    # float32 buffers: the statistics are exact to float32 resolution (a float32 one-pass
+    # E[x²] − E[x]² would have no correct digit of the variance at offset 10⁴).
+    np.testing.assert_allclose(got["running_mean"], rm, rtol=2e-7, atol=1e-7)
+    np.testing.assert_allclose(got["running_var"], rv, rtol=5e-7)
+
+
+def test_check_finite_false_skips_the_scan_only():
+    params, buffers, x, _ = draw(1, 2, 2, 2, 7)
+    x[0, 0, 0, 0] = np.nan
+    with pytest.raises(InputError, match="NaN or infinity"):
+        batchnorm2d.forward(params, x, {k: v.copy() for k, v in buffers.items()}, False)
+    y, _ = batchnorm2d.forward(params, x, buffers, False, check_finite=False)
+    assert np.isnan(y[0, 0, 0, 0]) and np.isfinite(y.ravel()[1:]).all()
+
+
 def test_constant_channel_normalises_to_bias_with_the_eps_only_gradient():
     # σ² = 0: x̂ = 0, y = β, and dx = γ/√eps · (g − mean g) (the x̂ term vanishes).
     params, buffers, _, rng = draw(2, 2, 3, 3, 4)
