@@ -256,14 +256,15 @@ def render(results, info, command, load, steps, repeats, warmup, rounds):
     return "\n".join(lines)
 
 
-def write_section(path, text):
-    """Replace (or append) this benchmark's section of RESULTS.md, keeping the others."""
+def write_section(path, text, section=SECTION):
+    """Replace (or append) one benchmark's section of RESULTS.md (the part from its ``## ``
+    heading to the next), keeping the others; atomically."""
     old = open(path).read() if os.path.exists(path) else "# Benchmark results\n\n"
-    start = old.find(SECTION)
+    start = old.find(section)
     if start < 0:
         new = old.rstrip("\n") + "\n\n" + text
     else:
-        end = old.find("\n## ", start + len(SECTION))
+        end = old.find("\n## ", start + len(section))
         new = old[:start] + text + ("" if end < 0 else old[end + 1:])
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".RESULTS.", suffix=".tmp")
     with os.fdopen(fd, "w") as f:

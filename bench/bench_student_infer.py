@@ -1,0 +1,278 @@
+"""StudentLSTM inference and the streaming step: qdaed vs PyTorch (CPU), time and peak memory.
+
+Tasks (float32, I = 64 LFBE bins, C = 3 classes, mean pooling, T = 1000 frames = a 10 s clip):
+  infer32   B = 32 clips, forward to the logits (qdaed: ``StudentLSTM.forward(x)``, which runs
+            ``nn.lstm.infer``, no cache; PyTorch: the same network under ``torch.no_grad()``).
+  infer1    the same at B = 1.
+  stream    one 10 ms frame at a time at B = 1, the state carried (qdaed:
+            ``nn.lstm.Inference.run`` on a (1, 1, I) block, what ``qdaed detect`` does per
+            block; PyTorch: ``nn.LSTM`` with (h, c) passed back in); the time per frame is
+            the median over ``--frames`` frames.
+Every (implementation, task) runs in a fresh subprocess (``--worker``), alternating over
+``--rounds`` rounds, so that a change of load hits both; the parent first checks that both
+compute the same logits. Peak memory: the worker's VmHWM (high-water mark of its resident
+set) over the timed runs, reset (``/proc/self/clear_refs``) after the warm-up runs so that
+compiling or loading code is not counted; beside it the growth over the resident set at that
+reset, what one run itself needs.
+
+Run alone on the machine (see bench/README.md for the OpenBLAS variables):
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench_student_infer.py [--write]
+
+``--write`` replaces the "StudentLSTM inference" section of bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+SECTION = "## StudentLSTM inference"
+I, C, T = 64, 3, 1000
+TASKS = {"infer32": 32, "infer1": 1, "stream": 1}
+
+
+def _parse():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per round (median)")
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--frames", type=int, default=1000, help="frames timed by the stream task")
+    p.add_argument("--configs", default="512x2", help="HIDDENxLAYERS,...")
+    p.add_argument("--tasks", default="infer32,infer1,stream")
+    p.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    p.add_argument("--worker", nargs=3, metavar=("IMPL", "TASK", "CONFIG"),
+                   help=argparse.SUPPRESS)
+    return p.parse_args()
+
+
+def _env(threads):
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "NUMBA_NUM_THREADS"):
+        env[var] = str(threads)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _status_mib(field):
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith(field + ":"))
+    return int(line.split()[1]) / 1024  # kB
+
+
+def _setup(hidden, layers, batch):
+    import numpy as np
+
+    from qdaed.models import StudentLSTM
+
+    rng = np.random.default_rng(0)
+    model = StudentLSTM(I, hidden, layers, C, rng=rng)
+    x = rng.standard_normal((batch, T, I)).astype(np.float32)
+    return model, x
+
+
+def _torch_net(model):
+    import torch
+
+    class Student(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(model.input_size, model.hidden_size, model.num_layers,
+                                      batch_first=True)
+            self.fc = torch.nn.Linear(model.hidden_size, model.num_classes)
+
+        def forward(self, x):
+            return self.fc(self.lstm(x)[0].mean(1))
+
+    net = Student()
+    net.load_state_dict({n: torch.from_numpy(v.copy()) for n, v in model.params.items()})
+    return net.eval()
+
+
+def _runner(impl, task, model, x):
+    """A no-argument function doing one timed unit of ``task``, and its output."""
+    import numpy as np
+
+    if impl == "qdaed":
+        if task != "stream":
+            return lambda: model.forward(x)[0]
+        from qdaed.nn import lstm
+
+        p = {n[5:]: v for n, v in model.params.items() if n.startswith("lstm.")}
+        run = lstm.Inference(p, 1)
+        frames = [np.ascontiguousarray(x[:, t:t + 1]) for t in range(x.shape[1])]
+        state = {"t": 0}
+
+        def step():
+            t = state["t"] = (state["t"] + 1) % len(frames)
+            return run.run(frames[t])
+        return step
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    net = _torch_net(model)
+    xt = torch.from_numpy(x)
+    if task != "stream":
+        def forward():
+            with torch.no_grad():
+                return net(xt).numpy()
+        return forward
+    frames = [xt[:, t:t + 1].contiguous() for t in range(xt.shape[1])]
+    state = {"t": 0, "hc": None}
+
+    def step():
+        t = state["t"] = (state["t"] + 1) % len(frames)
+        with torch.no_grad():
+            y, state["hc"] = net.lstm(frames[t], state["hc"])
+        return y
+    return step
+
+
+def worker(impl, task, config, args):
+    hidden, layers = (int(v) for v in config.split("x"))
+    model, x = _setup(hidden, layers, TASKS[task])
+    f = _runner(impl, task, model, x)
+    setup = _status_mib("VmRSS")
+    n = args.frames if task == "stream" else 1
+    for _ in range(args.warmup * n):
+        f()
+    warm = _status_mib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as fh:  # "5": reset VmHWM to the current RSS
+        fh.write("5")
+    times = []
+    for _ in range(args.repeats):
+        if task == "stream":
+            one = []
+            for _ in range(n):
+                t0 = time.perf_counter()
+                f()
+                one.append(time.perf_counter() - t0)
+            times.append(statistics.median(one))
+        else:
+            t0 = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - t0)
+    print(json.dumps({"times": times, "setup_mib": setup, "warm_mib": warm,
+                      "run_peak_mib": _status_mib("VmHWM")}))
+
+
+def _isolated(impl, task, config, args):
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", impl, task, config,
+           "--repeats", str(args.repeats), "--warmup", str(args.warmup),
+           "--frames", str(args.frames)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True,
+                         env=_env(args.threads)).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _agreement(config):
+    """max |z_qdaed − z_torch| / max |z_torch| of the B = 32 logits (run in this process)."""
+    import numpy as np
+
+    hidden, layers = (int(v) for v in config.split("x"))
+    model, x = _setup(hidden, layers, 32)
+    ours = _runner("qdaed", "infer32", model, x)()
+    theirs = _runner("torch", "infer32", model, x)()
+    return float(np.max(np.abs(ours - theirs)) / np.max(np.abs(theirs)))
+
+
+def _fmt_time(task, s):
+    return f"{s * 1e6:.0f} µs" if task == "stream" else f"{s * 1e3:.0f} ms"
+
+
+def render(results, agree, info, command, load):
+    lines = [SECTION, "",
+             f"float32, T = {T} frames of I = {I} bins, C = {C}, mean pooling. `infer32` / "
+             "`infer1`: forward to the logits of B = 32 / 1 clips (qdaed: "
+             "`StudentLSTM.forward(x)`, no cache; PyTorch: the same network under "
+             "`torch.no_grad()`); `stream`: one 10 ms frame at B = 1 with the state carried "
+             "(qdaed: `nn.lstm.Inference.run`, PyTorch: `nn.LSTM` with (h, c) passed back), "
+             "time per frame. Each (implementation, task) in a fresh subprocess, rounds "
+             "alternating; medians over all rounds. Peak = the worker's resident-set "
+             "high-water mark (VmHWM) over the timed runs, which start from the resident set "
+             "after the warm-up runs (interpreter, libraries, compiled code, weights, input, "
+             "and whatever each framework keeps between calls); in brackets, growth = peak − "
+             "that start, what one run needs on top. Produced by "
+             "`bench/bench_student_infer.py`.", "",
+             "| config | task | qdaed | PyTorch | qdaed / PyTorch | qdaed peak (growth) MiB "
+             "| PyTorch peak (growth) MiB |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for (config, task), r in results.items():
+        q, t = r["qdaed"], r["torch"]
+        qm, tm = statistics.median(q["times"]), statistics.median(t["times"])
+        lines.append(
+            f"| H={config.replace('x', ' × ')} | {task} | {_fmt_time(task, qm)} "
+            f"| {_fmt_time(task, tm)} | **{qm / tm:.2f}** "
+            f"| {q['peak']:.0f} ({q['peak'] - q['warm']:.0f}) "
+            f"| {t['peak']:.0f} ({t['peak'] - t['warm']:.0f}) |")
+    lines += ["", "Per round (qdaed / PyTorch of the round's medians) and every repetition:", ""]
+    for (config, task), r in results.items():
+        lines.append(f"- {config} {task} per round: " + ", ".join(f"{v:.2f}" for v in r["ratios"]))
+        for impl in ("qdaed", "torch"):
+            lines.append(f"- {config} {task} {impl}: "
+                         + ", ".join(_fmt_time(task, s) for s in r[impl]["times"]))
+    lines += ["", "Logits agree: " + ", ".join(f"H={c}: max |Δz| / max |z| = {a:.1e}"
+                                             for c, a in agree.items()), "",
+              "Machine and versions:", ""]
+    lines += [f"- {k}: {v}" for k, v in info.items()]
+    lines += [f"- load average (1 min) before / after: {load[0]:.2f} / {load[1]:.2f}",
+              "", "Command:", "", "```", command, "```", ""]
+    return "\n".join(lines)
+
+
+def main(args):
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    from bench_student import machine_info, write_section
+
+    load0 = os.getloadavg()[0]
+    configs, tasks = args.configs.split(","), args.tasks.split(",")
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        sys.exit(f"--tasks: unknown {unknown}; expected some of {sorted(TASKS)}")
+    agree = {c: _agreement(c) for c in configs}
+    results = {}
+    for config in configs:
+        for task in tasks:
+            print(f"{config} {task} ...", file=sys.stderr, flush=True)
+            r = {impl: {"times": [], "setup": [], "warm": [], "peak": []}
+                 for impl in ("qdaed", "torch")}
+            r["ratios"] = []
+            for _ in range(args.rounds):
+                one = {impl: _isolated(impl, task, config, args) for impl in ("qdaed", "torch")}
+                for impl, o in one.items():
+                    r[impl]["times"] += o["times"]
+                    r[impl]["setup"].append(o["setup_mib"])
+                    r[impl]["warm"].append(o["warm_mib"])
+                    r[impl]["peak"].append(o["run_peak_mib"])
+                r["ratios"].append(statistics.median(one["qdaed"]["times"])
+                                   / statistics.median(one["torch"]["times"]))
+            for impl in ("qdaed", "torch"):
+                r[impl]["setup"] = statistics.median(r[impl]["setup"])
+                r[impl]["warm"] = statistics.median(r[impl]["warm"])
+                r[impl]["peak"] = max(r[impl]["peak"])
+            results[(config, task)] = r
+    load1 = os.getloadavg()[0]
+    unset = [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v not in os.environ]
+    command = ("env " + " ".join(f"-u {v}" for v in unset) + " " if unset else "") + \
+        "python " + " ".join(sys.argv)
+    text = render(results, agree, machine_info(args.threads), command, (load0, load1))
+    print(text)
+    if args.write:
+        write_section(os.path.join(ROOT, "bench", "RESULTS.md"), text, SECTION)
+
+
+if __name__ == "__main__":
+    ARGS = _parse()
+    os.environ.update({k: v for k, v in _env(ARGS.threads).items() if k.endswith("_THREADS")})
+    if ARGS.worker:
+        worker(*ARGS.worker, ARGS)
+    else:
+        main(ARGS)
