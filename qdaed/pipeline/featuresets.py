@@ -153,8 +153,8 @@ def _synthetic(d, classes, opts, log, jobs=0):
             for s0, m in chunks]
     from tqdm import tqdm
 
-    bar = tqdm(total=total, desc="synth+LFBE", unit="clip", file=sys.stderr, disable=None,
-               leave=False)
+    bar = tqdm(total=total, desc="synth+LFBE", unit="clip", file=sys.stderr,
+               disable=True if getattr(log, "quiet", False) else None, leave=False)
     try:
         for (s0, m), (f, y, t) in zip(chunks, _map_chunks(args, workers)):
             feats[s0:s0 + m], observed[s0:s0 + m], clean[s0:s0 + m] = f, y, t
@@ -232,7 +232,8 @@ def _manifest(d, classes, opts, out, log, jobs):
         raise DataError(f"{d.manifest}: the manifest lists no clips")
     log(f"manifest {d.manifest}: {len(clips)} clips; features cached in {out / 'features'}")
     report = extract_features(clips, d.audio_root, out / "features", opts,
-                              jobs=jobs, manifest_name=d.manifest)
+                              jobs=jobs, manifest_name=d.manifest,
+                              progress=not getattr(log, "quiet", False))
     for clip, path, reason in report.bad:
         log(f"skipped {clip.name}: {reason}")
     log(f"features: {report.computed} computed, {report.reused} reused, "

@@ -264,3 +264,10 @@ def test_random_small_manifests_never_give_a_traceback_nor_touch_anything_else(
     assert after == before_work
     if status == 2:
         assert not (work / "run").exists()     # a refused start leaves nothing behind
+
+
+def test_quiet_prints_nothing_not_even_the_feature_progress_bar(capsys, tmp_path, corpus):
+    _, rows = corpus
+    status, err, out = run_manifest(capsys, tmp_path, corpus, manifest_text(rows), "--quiet")
+    assert status == 0 and err == "", err
+    assert (out / "results.md").exists()

@@ -1,0 +1,127 @@
+"""Cold start: Numba's compile time on a first run, and no recompilation on the second.
+
+qdaed compiles its kernels with Numba's on-disk cache on (``qdaed.kernels.kernel``): the
+first run on a machine compiles them and writes the cache, later runs load it. This runs
+``qdaed pipeline --preset tiny --jobs 1`` (in one process, so that every kernel compiles in the
+process measured) twice in fresh subprocesses with one empty ``NUMBA_CACHE_DIR``:
+
+  cold   the cache empty: every kernel is compiled;
+  warm   the same cache: every kernel should load, none compile.
+
+Each run counts Numba's ``numba:compile`` events (fired only when a function is compiled, not
+when it is loaded from the cache; nested compilations are inside their caller's and counted
+once) and their total time, and the wall time of the whole command. A warm run that compiles
+anything is listed by function name (and the script exits 1).
+
+    python bench/cold_start.py [--write]
+
+``--write`` replaces the "Cold start" section of bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+SECTION = "## Cold start"
+
+# Runs in the child: a listener on Numba's compile events, then the command line itself.
+CHILD = r"""
+import atexit, json, sys, time
+from numba.core import event
+
+stats = {"count": 0, "seconds": 0.0, "names": [], "depth": 0}
+
+class Compiles(event.Listener):
+    def on_start(self, ev):
+        if stats["depth"] == 0:
+            stats["t0"] = time.perf_counter()
+            stats["count"] += 1
+            stats["names"].append(ev.data["dispatcher"].py_func.__qualname__)
+        stats["depth"] += 1
+
+    def on_end(self, ev):
+        stats["depth"] -= 1
+        if stats["depth"] == 0:
+            stats["seconds"] += time.perf_counter() - stats["t0"]
+
+event.register("numba:compile", Compiles())
+
+def report():
+    out = {k: stats[k] for k in ("count", "seconds", "names")}
+    with open(sys.argv[1], "w") as f:
+        json.dump(out, f)
+
+atexit.register(report)
+from qdaed.cli import main
+status = main(sys.argv[2:])
+sys.exit(status)
+"""
+
+
+def run(cache_dir, out_dir, threads):
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "NUMBA_NUM_THREADS"):
+        env[var] = str(threads)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    stats_path = os.path.join(out_dir + ".compiles.json")
+    cmd = [sys.executable, "-c", CHILD, stats_path, "pipeline", "--preset", "tiny",
+           "--jobs", "1", "--quiet", "--out", out_dir]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    with open(stats_path) as f:
+        stats = json.load(f)
+    return {"wall": wall, **stats}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    args = p.parse_args()
+    load0 = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="qdaed-cold-") as tmp:
+        cache = os.path.join(tmp, "numba-cache")
+        os.mkdir(cache)
+        cold = run(cache, os.path.join(tmp, "cold"), args.threads)
+        warm = run(cache, os.path.join(tmp, "warm"), args.threads)
+        n_files = sum(name.endswith(".nbc") for _, _, files in os.walk(cache) for name in files)
+    load1 = os.getloadavg()[0]
+    lines = [SECTION, "",
+             "`qdaed pipeline --preset tiny --jobs 1 --quiet` twice, each in a fresh process, "
+             "with one initially empty `NUMBA_CACHE_DIR` (produced by "
+             "`bench/cold_start.py`; Numba's `numba:compile` events counted in the process, "
+             "nested ones inside their caller's):", "",
+             "| run | wall (s) | functions compiled | compile time (s) |",
+             "|---|---:|---:|---:|",
+             f"| cold (empty cache) | {cold['wall']:.1f} | {cold['count']} "
+             f"| {cold['seconds']:.1f} |",
+             f"| warm (cache from the cold run) | {warm['wall']:.1f} | {warm['count']} "
+             f"| {warm['seconds']:.1f} |", "",
+             f"The cold run wrote {n_files} compiled overloads (`.nbc` files) to the cache. "
+             + ("The warm run compiled nothing: every kernel came from the cache."
+                if warm["count"] == 0 else
+                "The warm run recompiled: " + ", ".join(sorted(set(warm["names"])))) ,
+             "",
+             f"{args.threads} threads; 1-minute load average before / after: {load0:.2f} / "
+             f"{load1:.2f}. Command: `python bench/cold_start.py --write`.", ""]
+    text = "\n".join(lines)
+    print(text)
+    if args.write:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from bench_student import write_section
+
+        write_section(os.path.join(ROOT, "bench", "RESULTS.md"), text, SECTION)
+    return 0 if warm["count"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
