@@ -2,8 +2,8 @@
 
 One step = forward to the logits, the sigmoid-BCE gradient ∂L/∂z = (σ(z) − y)/(B·C), and the
 backward pass to every parameter gradient (no input gradient: x is data). Shapes are the
-paper's (B=32 clips, T=1000 frames of I=64 LFBE bins, C=3 classes) with H=128 × 1 layer and
-H=256 × 2 layers; float32 throughout; every implementation runs with the same thread count
+paper's (B=32 clips, T=1000 frames of I=64 LFBE bins, C=3 classes) with H=128 × 1 layer,
+H=256 × 2 layers and H=512 × 2 (the paper preset's student); float32 throughout; every implementation runs with the same thread count
 (default 2: BLAS, Numba, OpenMP and torch.set_num_threads). Each implementation is timed in a
 fresh subprocess of its own (``--worker``), after the parent has checked that all of them
 compute the same gradients: in one shared process, torch's OpenMP threads keep spinning after
@@ -41,7 +41,7 @@ def _parse():
     p.add_argument("--rounds", type=int, default=3,
                    help="fresh-subprocess rounds per implementation, alternating between them")
     p.add_argument("--steps", type=int, default=1000, help="frames T")
-    p.add_argument("--configs", default="128x1,256x2", help="HIDDENxLAYERS,...")
+    p.add_argument("--configs", default="128x1,256x2,512x2", help="HIDDENxLAYERS,...")
     p.add_argument("--no-naive", action="store_true", help="skip the naive NumPy loop")
     p.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     p.add_argument("--interleave", action="store_true",

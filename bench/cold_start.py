@@ -13,6 +13,10 @@ when it is loaded from the cache; nested compilations are inside their caller's 
 once) and their total time, and the wall time of the whole command. A warm run that compiles
 anything is listed by function name (and the script exits 1).
 
+Start-up of the command line: ``qdaed --help`` against ``python -c pass``, whole processes
+alternating (``--help-runs`` each, after two warm-up runs), median wall time: the command
+registry must be read without importing NumPy, SciPy, Numba or any command module.
+
     python bench/cold_start.py [--write]
 
 ``--write`` replaces the "Cold start" section of bench/RESULTS.md.
@@ -82,9 +86,31 @@ def run(cache_dir, out_dir, threads):
     return {"wall": wall, **stats}
 
 
+def startup(runs):
+    """Median wall seconds of ``qdaed --help`` and of ``python -c pass`` (alternating)."""
+    import shutil
+    import statistics
+
+    beside = os.path.join(os.path.dirname(sys.executable), "qdaed")  # this environment's
+    qdaed = beside if os.path.exists(beside) else shutil.which("qdaed")
+    cmds = {"qdaed --help": [qdaed, "--help"] if qdaed else
+            [sys.executable, "-m", "qdaed", "--help"],
+            "python -c pass": [sys.executable, "-c", "pass"]}
+    times = {k: [] for k in cmds}
+    for i in range(runs + 2):
+        for k, cmd in cmds.items():
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            if i >= 2:
+                times[k].append(time.perf_counter() - t0)
+    shown = "qdaed --help" if qdaed else "python -m qdaed --help"
+    return {k: (statistics.median(v), min(v), max(v)) for k, v in times.items()}, shown
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--help-runs", type=int, default=15)
     p.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = p.parse_args()
     load0 = os.getloadavg()[0]
@@ -94,6 +120,7 @@ def main():
         cold = run(cache, os.path.join(tmp, "cold"), args.threads)
         warm = run(cache, os.path.join(tmp, "warm"), args.threads)
         n_files = sum(name.endswith(".nbc") for _, _, files in os.walk(cache) for name in files)
+    help_times, help_cmd = startup(args.help_runs)
     load1 = os.getloadavg()[0]
     lines = [SECTION, "",
              "`qdaed pipeline --preset tiny --jobs 1 --quiet` twice, each in a fresh process, "
@@ -110,9 +137,14 @@ def main():
              + ("The warm run compiled nothing: every kernel came from the cache."
                 if warm["count"] == 0 else
                 "The warm run recompiled: " + ", ".join(sorted(set(warm["names"])))) ,
-             "",
-             f"{args.threads} threads; 1-minute load average before / after: {load0:.2f} / "
-             f"{load1:.2f}. Command: `python bench/cold_start.py --write`.", ""]
+             "", f"Start-up of the command line (`{help_cmd}`), whole processes alternating "
+             f"with `python -c pass`, {args.help_runs} runs each after 2 warm-up runs:", "",
+             "| command | median (s) | min (s) | max (s) |", "|---|---:|---:|---:|"]
+    lines += [f"| `{k}` | {m:.3f} | {lo:.3f} | {hi:.3f} |" for k, (m, lo, hi) in help_times.items()]
+    lines += ["", "`tests/test_cli.py` checks that `--help` imports no command module, NumPy, "
+              "SciPy or Numba.", "",
+              f"{args.threads} threads; 1-minute load average before / after: {load0:.2f} / "
+              f"{load1:.2f}. Command: `python bench/cold_start.py --write`.", ""]
     text = "\n".join(lines)
     print(text)
     if args.write:
