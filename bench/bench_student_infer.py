@@ -80,21 +80,11 @@ def _setup(hidden, layers, batch):
 
 
 def _torch_net(model):
-    import torch
+    """The same network in PyTorch with the same weights (bench_student's), eval mode."""
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    from bench_student import make_torch
 
-    class Student(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lstm = torch.nn.LSTM(model.input_size, model.hidden_size, model.num_layers,
-                                      batch_first=True)
-            self.fc = torch.nn.Linear(model.hidden_size, model.num_classes)
-
-        def forward(self, x):
-            return self.fc(self.lstm(x)[0].mean(1))
-
-    net = Student()
-    net.load_state_dict({n: torch.from_numpy(v.copy()) for n, v in model.params.items()})
-    return net.eval()
+    return make_torch(model).eval()
 
 
 def _runner(impl, task, model, x):
