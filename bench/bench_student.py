@@ -43,6 +43,9 @@ def _parse():
     p.add_argument("--steps", type=int, default=1000, help="frames T")
     p.add_argument("--configs", default="128x1,256x2,512x2", help="HIDDENxLAYERS,...")
     p.add_argument("--no-naive", action="store_true", help="skip the naive NumPy loop")
+    p.add_argument("--torch-native", action="store_true",
+                   help="also time PyTorch with oneDNN switched off (its own ATen LSTM instead "
+                        "of oneDNN's fused RNN primitive)")
     p.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     p.add_argument("--interleave", action="store_true",
                    help="time every implementation in this one process, interleaved (the "
@@ -154,9 +157,13 @@ def run_config(hidden, layers, steps, repeats, warmup, naive, args=None):
     runs = {"qdaed": lambda: qdaed_step(model, x, y), "torch": lambda: torch_step(net, xt, yt)}
     if naive:
         runs["naive"] = lambda: naive_step(model.params, layers, x, y)
+    if args is not None and (args.torch_native or args.worker == "torch_native"):
+        runs["torch_native"] = runs["torch"]  # the same call, oneDNN off in its worker below
     if args is not None and args.worker:
         import json
 
+        # each implementation has a process of its own, so the switch can be global
+        torch.backends.mkldnn.enabled = args.worker != "torch_native"
         print(json.dumps(_time(runs[args.worker], repeats, warmup)))
         return None
     # Same gradients (float32, T=1000: agreement to ~1e-4 is what float32 allows).
@@ -220,26 +227,34 @@ def machine_info(threads):
 
 
 def render(results, info, command, load, steps, repeats, warmup, rounds):
+    native = any("torch_native" in med for med, *_ in results.values())
     lines = [SECTION, "",
              f"Forward to the logits + sigmoid-BCE gradient + backward to every parameter, "
              f"float32, B={B}, T={steps}, I={I}, C={C}, mean pooling. Median of all "
              f"repetitions: {rounds} rounds × {repeats} timed steps after {warmup} warm-up "
              f"steps, each round running every implementation in a fresh subprocess, one "
              f"after the other (unless the command says --interleave); ratio = time / "
-             f"PyTorch time (below 1 is faster than PyTorch). Produced by "
-             f"`bench/bench_student.py`.", "",
+             f"PyTorch time (below 1 is faster than PyTorch). PyTorch's CPU LSTM runs "
+             f"oneDNN's fused RNN primitive"
+             + ("; \"w/o oneDNN\" is the same step with `torch.backends.mkldnn` disabled, "
+                "PyTorch's own per-step LSTM" if native else "")
+             + ". Produced by `bench/bench_student.py`.", "",
              "| config | qdaed (ms) | PyTorch (ms) | naive NumPy (ms) | qdaed / PyTorch "
-             "| naive / PyTorch | max grad rel. diff |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "| naive / PyTorch |" + (" PyTorch w/o oneDNN (ms) |" if native else "")
+             + " max grad rel. diff |",
+             "|---|---:|---:|---:|---:|---:|" + ("---:|" if native else "") + "---:|"]
     for (hidden, layers), (med, _, agree, _) in results.items():
         nv = med.get("naive")
         naive_ms = "—" if nv is None else f"{nv * 1e3:.0f}"
         naive_ratio = "—" if nv is None else f"{nv / med['torch']:.2f}"
+        tn = med.get("torch_native")
+        native_col = "" if not native else (
+            " — |" if tn is None else f" {tn * 1e3:.0f} (qdaed / it: {med['qdaed'] / tn:.2f}) |")
         lines.append(
             f"| H={hidden}, {layers} layer{'s' if layers > 1 else ''} | {med['qdaed'] * 1e3:.0f} "
             f"| {med['torch'] * 1e3:.0f} | {naive_ms} "
             f"| **{med['qdaed'] / med['torch']:.2f}** "
-            f"| {naive_ratio} | {agree:.1e} |")
+            f"| {naive_ratio} |{native_col} {agree:.1e} |")
     lines += ["", "All repetitions (ms), to show the spread:", ""]
     for (hidden, layers), (_, times, _, ratios) in results.items():
         for k, v in times.items():

@@ -36,6 +36,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 SECTION = "## StudentLSTM inference"
 I, C, T = 64, 3, 1000
 TASKS = {"infer32": 32, "infer1": 1, "stream": 1}
+IMPLS = ("qdaed", "torch", "torch_native")
 
 
 def _parse():
@@ -110,6 +111,10 @@ def _runner(impl, task, model, x):
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     net = _torch_net(model)
     xt = torch.from_numpy(x)
+    # "torch_native": PyTorch with oneDNN switched off, i.e. its own ATen LSTM (per-step GEMMs
+    # and element-wise ops, as qdaed does) instead of oneDNN's fused RNN primitive.
+    # (each implementation runs in a process of its own, so the switch is global)
+    torch.backends.mkldnn.enabled = impl != "torch_native"
     if task != "stream":
         def forward():
             with torch.no_grad():
@@ -185,28 +190,32 @@ def render(results, agree, info, command, load):
              "`StudentLSTM.forward(x)`, no cache; PyTorch: the same network under "
              "`torch.no_grad()`); `stream`: one 10 ms frame at B = 1 with the state carried "
              "(qdaed: `nn.lstm.Inference.run`, PyTorch: `nn.LSTM` with (h, c) passed back), "
-             "time per frame. Each (implementation, task) in a fresh subprocess, rounds "
+             "time per frame. PyTorch runs its CPU LSTM through oneDNN's fused RNN primitive; "
+             "\"without oneDNN\" is the same call under "
+             "`torch.backends.mkldnn.flags(enabled=False)`, PyTorch's own per-step LSTM. Each (implementation, task) in a fresh subprocess, rounds "
              "alternating; medians over all rounds. Peak = the worker's resident-set "
              "high-water mark (VmHWM) over the timed runs, which start from the resident set "
              "after the warm-up runs (interpreter, libraries, compiled code, weights, input, "
              "and whatever each framework keeps between calls); in brackets, growth = peak − "
              "that start, what one run needs on top. Produced by "
              "`bench/bench_student_infer.py`.", "",
-             "| config | task | qdaed | PyTorch | qdaed / PyTorch | qdaed peak (growth) MiB "
-             "| PyTorch peak (growth) MiB |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+             "| config | task | qdaed | PyTorch | qdaed / PyTorch | PyTorch without oneDNN "
+             "| qdaed peak (growth) MiB | PyTorch peak (growth) MiB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     for (config, task), r in results.items():
-        q, t = r["qdaed"], r["torch"]
+        q, t, n = r["qdaed"], r["torch"], r["torch_native"]
         qm, tm = statistics.median(q["times"]), statistics.median(t["times"])
+        nm = statistics.median(n["times"])
         lines.append(
             f"| H={config.replace('x', ' × ')} | {task} | {_fmt_time(task, qm)} "
             f"| {_fmt_time(task, tm)} | **{qm / tm:.2f}** "
+            f"| {_fmt_time(task, nm)} (qdaed / it: {qm / nm:.2f}) "
             f"| {q['peak']:.0f} ({q['peak'] - q['warm']:.0f}) "
             f"| {t['peak']:.0f} ({t['peak'] - t['warm']:.0f}) |")
     lines += ["", "Per round (qdaed / PyTorch of the round's medians) and every repetition:", ""]
     for (config, task), r in results.items():
         lines.append(f"- {config} {task} per round: " + ", ".join(f"{v:.2f}" for v in r["ratios"]))
-        for impl in ("qdaed", "torch"):
+        for impl in IMPLS:
             lines.append(f"- {config} {task} {impl}: "
                          + ", ".join(_fmt_time(task, s) for s in r[impl]["times"]))
     lines += ["", "Logits agree: " + ", ".join(f"H={c}: max |Δz| / max |z| = {a:.1e}"
@@ -233,10 +242,10 @@ def main(args):
         for task in tasks:
             print(f"{config} {task} ...", file=sys.stderr, flush=True)
             r = {impl: {"times": [], "setup": [], "warm": [], "peak": []}
-                 for impl in ("qdaed", "torch")}
+                 for impl in IMPLS}
             r["ratios"] = []
             for _ in range(args.rounds):
-                one = {impl: _isolated(impl, task, config, args) for impl in ("qdaed", "torch")}
+                one = {impl: _isolated(impl, task, config, args) for impl in IMPLS}
                 for impl, o in one.items():
                     r[impl]["times"] += o["times"]
                     r[impl]["setup"].append(o["setup_mib"])
@@ -244,7 +253,7 @@ def main(args):
                     r[impl]["peak"].append(o["run_peak_mib"])
                 r["ratios"].append(statistics.median(one["qdaed"]["times"])
                                    / statistics.median(one["torch"]["times"]))
-            for impl in ("qdaed", "torch"):
+            for impl in IMPLS:
                 r[impl]["setup"] = statistics.median(r[impl]["setup"])
                 r[impl]["warm"] = statistics.median(r[impl]["warm"])
                 r[impl]["peak"] = max(r[impl]["peak"])
