@@ -85,6 +85,37 @@ def conv2d(x, w, b, stride, pad):
     return y
 
 
+def im2col(x, kh, kw, stride, pad):
+    """cols[b, (c, i, j), (ho, wo)] = x_pad[b, c, ho·sh + i, wo·sw + j], from a zero-padded copy.
+    stride, pad: (h, w) pairs."""
+    (sh, sw), (ph, pw) = stride, pad
+    nb, c, h, w = x.shape
+    xp = np.zeros((nb, c, h + 2 * ph, w + 2 * pw), x.dtype)
+    xp[:, :, ph:ph + h, pw:pw + w] = x
+    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    cols = np.zeros((nb, c, kh, kw, ho, wo), x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, i, j] = xp[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw]
+    return cols.reshape(nb, c * kh * kw, ho * wo)
+
+
+def col2im(cols, x_shape, kh, kw, stride, pad):
+    """The adjoint of im2col: every column entry added back (np.add.at) to the padded pixel
+    it came from, then the padding cropped."""
+    (sh, sw), (ph, pw) = stride, pad
+    nb, c, h, w = x_shape
+    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    cols = cols.reshape(nb, c, kh, kw, ho, wo)
+    xp = np.zeros((nb, c, h + 2 * ph, w + 2 * pw), cols.dtype)
+    rows, cs = np.arange(ho) * sh, np.arange(wo) * sw
+    for i in range(kh):
+        for j in range(kw):
+            np.add.at(xp, (slice(None), slice(None), (rows + i)[:, None], (cs + j)[None, :]),
+                      cols[:, :, i, j])
+    return xp[:, :, ph:ph + h, pw:pw + w]
+
+
 # ---- batch-norm (qdaed/kernels/batchnorm.py) ---------------------------------------
 
 def batchnorm2d(params, buffers, x, train, momentum=0.1, eps=1e-5):

@@ -8,10 +8,14 @@ r = (c·kh + i)·kw + j, the order of ``weight.reshape(O, C·kh·kw)``, and colu
 col2im is its adjoint (transpose): every column entry is added back to the pixel it came from.
 Both loop in parallel over the (b, c) planes: a plane of x (or dx) is read (or written) by one
 iteration only, so the col2im accumulation has a single owner per pixel and no races.
+Every inner loop runs over a 1-D view from index 0 (_zero, _copy, _add_into): Numba then sees
+non-negative, unit-step indices and the loop vectorises; the same loops indexed cols[b, r,
+base + wo] did not (at ResNet-50's layer1, B = 8: im2col 16 → 5 ms, col2im 18 → 5 ms).
 """
 
 from __future__ import annotations
 
+import numpy as np
 from numba import prange
 
 from qdaed.kernels import kernel
@@ -42,36 +46,32 @@ def im2col(x, kh, kw, sh, sw, ph, pw, cols):
         for i in range(kh):
             h_lo, h_hi = _valid_range(ho_n, h, sh, ph, i)
             for j in range(kw):
-                r = (c * kh + i) * kw + j
+                col = cols[b, (c * kh + i) * kw + j]   # one row of the column matrix
                 w_lo, w_hi = _valid_range(wo_n, w, sw, pw, j)
-                for p in range(h_lo * wo_n):
-                    cols[b, r, p] = 0
-                for p in range(h_hi * wo_n, ho_n * wo_n):
-                    cols[b, r, p] = 0
+                _zero(col[:h_lo * wo_n])
+                _zero(col[h_hi * wo_n:])
                 if sw == 1 and sh == 1 and wo_n == w:
                     # "Same" width, stride 1: rows h_lo..h_hi of the column are one contiguous
                     # run of x shifted by (i − ph)·W + (j − pw); copy it whole (the inner loop
                     # is then long even when W is small), then zero the wrapped-around edges.
                     shift = (i - ph) * w + (j - pw)
                     # Clamped to x's plane: the entries cut off are edge columns, zeroed below.
-                    for p in range(max(h_lo * wo_n, -shift), min(h_hi * wo_n, h * w - shift)):
-                        cols[b, r, p] = xf[b, c, p + shift]
+                    lo = max(h_lo * wo_n, -shift)
+                    hi = min(h_hi * wo_n, h * w - shift)
+                    if hi > lo:
+                        _copy(xf[b, c, lo + shift:hi + shift], col[lo:hi])
                     for ho in range(h_lo, h_hi):
-                        base = ho * wo_n
-                        for wo in range(w_lo):
-                            cols[b, r, base + wo] = 0
-                        for wo in range(w_hi, wo_n):
-                            cols[b, r, base + wo] = 0
+                        _zero(col[ho * wo_n:ho * wo_n + w_lo])
+                        _zero(col[ho * wo_n + w_hi:(ho + 1) * wo_n])
                     continue
                 for ho in range(h_lo, h_hi):
-                    base = ho * wo_n
-                    hi = ho * sh - ph + i
-                    for wo in range(w_lo):
-                        cols[b, r, base + wo] = 0
-                    for wo in range(w_lo, w_hi):
-                        cols[b, r, base + wo] = x[b, c, hi, wo * sw - pw + j]
-                    for wo in range(w_hi, wo_n):
-                        cols[b, r, base + wo] = 0
+                    row = col[ho * wo_n:(ho + 1) * wo_n]
+                    _zero(row[:w_lo])
+                    _zero(row[w_hi:])
+                    if w_hi > w_lo:
+                        # x's row from its first valid input position, every sw-th entry.
+                        _copy(x[b, c, ho * sh - ph + i, w_lo * sw - pw + j::sw][:w_hi - w_lo],
+                              row[w_lo:w_hi])
 
 
 @kernel(parallel=True)
@@ -80,19 +80,66 @@ def col2im(cols, kh, kw, sh, sw, ph, pw, dx):
     nb, nc, h, w = dx.shape
     ho_n = (h + 2 * ph - kh) // sh + 1
     wo_n = (w + 2 * pw - kw) // sw + 1
+    same = sw == 1 and sh == 1 and wo_n == w
+    # "Same" width, stride 1 (im2col's contiguous-run case): the entries of column row j that
+    # came from x are the positions p with w_lo(j) ≤ p mod W < w_hi(j); inside[j, p] marks them,
+    # so that each row is added back as one run with the padding entries skipped.
+    inside = np.zeros((kw, ho_n * wo_n if same else 0), dtype=np.bool_)
+    if same:
+        for j in range(kw):
+            w_lo, w_hi = _valid_range(wo_n, w, sw, pw, j)
+            for ho in range(ho_n):
+                for wo in range(w_lo, w_hi):
+                    inside[j, ho * wo_n + wo] = True
+    dxf = dx.reshape(nb, nc, h * w)
     for bc in prange(nb * nc):
         b = bc // nc
         c = bc - b * nc
-        for hh in range(h):
-            for ww in range(w):
-                dx[b, c, hh, ww] = 0
+        _zero(dxf[b, c])
         for i in range(kh):
             h_lo, h_hi = _valid_range(ho_n, h, sh, ph, i)
             for j in range(kw):
-                r = (c * kh + i) * kw + j
+                col = cols[b, (c * kh + i) * kw + j]
                 w_lo, w_hi = _valid_range(wo_n, w, sw, pw, j)
+                if w_hi <= w_lo:
+                    continue
+                if same:
+                    shift = (i - ph) * w + (j - pw)
+                    lo = max(h_lo * wo_n, -shift)
+                    hi = min(h_hi * wo_n, h * w - shift)
+                    if hi > lo:
+                        _add_into_where(col[lo:hi], inside[j, lo:hi],
+                                        dxf[b, c, lo + shift:hi + shift])
+                    continue
                 for ho in range(h_lo, h_hi):
-                    hi = ho * sh - ph + i
-                    base = ho * wo_n
-                    for wo in range(w_lo, w_hi):
-                        dx[b, c, hi, wo * sw - pw + j] += cols[b, r, base + wo]
+                    _add_into(col[ho * wo_n + w_lo:ho * wo_n + w_hi],
+                              dx[b, c, ho * sh - ph + i, w_lo * sw - pw + j::sw][:w_hi - w_lo])
+
+
+@kernel
+def _zero(a):
+    """a[:] = 0 for a 1-D view (a zero-based loop, which the compiler vectorises)."""
+    for q in range(a.shape[0]):
+        a[q] = 0
+
+
+@kernel
+def _copy(src, dst):
+    """dst[:] = src for 1-D views of one length."""
+    for q in range(dst.shape[0]):
+        dst[q] = src[q]
+
+
+@kernel
+def _add_into(src, dst):
+    """dst[:] += src for 1-D views of one length."""
+    for q in range(dst.shape[0]):
+        dst[q] += src[q]
+
+
+@kernel
+def _add_into_where(src, mask, dst):
+    """dst[q] += src[q] where mask[q], for 1-D views of one length (vectorised as masked adds)."""
+    for q in range(dst.shape[0]):
+        if mask[q]:
+            dst[q] += src[q]

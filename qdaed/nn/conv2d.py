@@ -11,9 +11,12 @@ the GEMM route runs at 90–200 GFLOP/s, while a direct Numba loop over (o, c, i
 (parallel over samples and output channels, contiguous inner loop over wo) reached only 5–10
 GFLOP/s on the same shapes, stem 7×7 with C=1 included, so every convolution goes through im2col.
 A 1×1 convolution with stride 1 and no padding needs no im2col at all: x itself,
-viewed as (B, C, H·W), is the column matrix. The columns are rebuilt in the backward pass instead
-of being cached: that costs one more im2col per convolution (memory-bound, a few per cent of the
-step) and saves holding every 3×3 layer's 9×-expanded input until the backward pass.
+viewed as (B, C, H·W), is the column matrix. Otherwise the columns are built a few samples at a
+time (``COLUMN_CHUNK_BYTES``, 8 MiB) into one reused buffer, each chunk's products run on it
+while it is still in the last-level cache, and the backward pass rebuilds them instead of
+caching them. Measured at layer1 of ResNet-50 (B = 8, 64 channels, 250 × 16), against all eight
+samples' 74 MB of columns at once: forward 17 → 12 ms, backward 37 → 31 ms, and the columns
+no longer page-fault a fresh 74 MB per call.
 """
 
 from __future__ import annotations
@@ -23,6 +26,12 @@ import numpy as np
 from qdaed.errors import InputError
 from qdaed.kernels import conv as kconv
 from qdaed.validate import check_array, check_int, check_same_dtype
+
+
+# Samples are turned into columns a chunk at a time, into one buffer of at most this many bytes
+# (or one sample's columns, if larger): it stays in the last-level cache between im2col and
+# the products that read it, and, being reused, costs no fresh pages per call.
+COLUMN_CHUNK_BYTES = 8 << 20
 
 
 def _pair(name, v, lo):
@@ -66,8 +75,13 @@ def forward(params, x, stride=1, padding=0, *, check_finite=True):
     if ho < 1 or wo < 1:
         raise InputError(f"x: spatial size {h}×{wd} is smaller than the {kh}×{kw} kernel with "
                          f"padding {padding}; the output would be empty")
-    cols = _columns(x, kh, kw, stride, padding, ho, wo)
-    y = np.matmul(w.reshape(o, c * kh * kw), cols)
+    w2 = w.reshape(o, c * kh * kw)
+    if _is_pointwise(kh, kw, stride, padding):
+        y = np.matmul(w2, x.reshape(nb, c, h * wd))
+    else:
+        y = np.empty((nb, o, ho * wo), dtype=x.dtype)
+        for b0, b1, cols in _column_chunks(x, kh, kw, stride, padding, ho, wo):
+            np.matmul(w2, cols, out=y[b0:b1])
     if b is not None:
         y += b[:, None]
     return y.reshape(nb, o, ho, wo), (x, stride, padding)
@@ -87,24 +101,29 @@ def backward(params, cache, dy, input_grad=True):
     dy = check_array("dy", dy, shape=(nb, o, ho, wo), dtype=x.dtype, finite=False)
     dy3 = dy.reshape(nb, o, ho * wo)
     w2 = w.reshape(o, c * kh * kw)
-    cols = _columns(x, kh, kw, stride, padding, ho, wo)
     dw = np.zeros_like(w2)
     tmp = np.empty_like(w2)
-    for i in range(nb):
-        # One (O, L) · (L, C·kh·kw) product per sample, summed: no (B, O, C·kh·kw) temporary.
-        np.matmul(dy3[i], cols[i].T, out=tmp)
-        dw += tmp
     grads = {"weight": dw.reshape(w.shape)}
     if params.get("bias") is not None:
         grads["bias"] = dy3.sum(axis=(0, 2))
-    if not input_grad:
-        return None, grads
     if _is_pointwise(kh, kw, stride, padding):
-        return np.matmul(w2.T, dy3).reshape(x.shape), grads
-    # cols is no longer needed: the column gradient overwrites it (one buffer, not two).
-    dcols = np.matmul(w2.T, dy3, out=cols)
-    dx = np.empty_like(x)
-    kconv.col2im(dcols, kh, kw, stride[0], stride[1], padding[0], padding[1], dx)
+        x3 = x.reshape(nb, c, h * wd)   # x is its own column matrix
+        for i in range(nb):
+            np.matmul(dy3[i], x3[i].T, out=tmp)
+            dw += tmp
+        return (np.matmul(w2.T, dy3).reshape(x.shape) if input_grad else None), grads
+    dx = np.empty_like(x) if input_grad else None
+    for b0, b1, cols in _column_chunks(x, kh, kw, stride, padding, ho, wo):
+        for i in range(b1 - b0):
+            # One (O, L) · (L, C·kh·kw) product per sample, summed in sample order: no
+            # (B, O, C·kh·kw) temporary.
+            np.matmul(dy3[b0 + i], cols[i].T, out=tmp)
+            dw += tmp
+        if input_grad:
+            # The chunk's columns are no longer needed: their gradient overwrites them.
+            dcols = np.matmul(w2.T, dy3[b0:b1], out=cols)
+            kconv.col2im(dcols, kh, kw, stride[0], stride[1], padding[0], padding[1],
+                         dx[b0:b1])
     return dx, grads
 
 
@@ -112,10 +131,15 @@ def _is_pointwise(kh, kw, stride, padding):
     return kh == 1 and kw == 1 and stride == (1, 1) and padding == (0, 0)
 
 
-def _columns(x, kh, kw, stride, padding, ho, wo):
+def _column_chunks(x, kh, kw, stride, padding, ho, wo):
+    """Yield (b0, b1, cols): the columns of samples b0..b1−1, (b1 − b0, C·kh·kw, Ho·Wo), filled
+    by im2col into one buffer reused from chunk to chunk (valid until the next chunk)."""
     nb, c, h, wd = x.shape
-    if _is_pointwise(kh, kw, stride, padding):
-        return x.reshape(nb, c, h * wd)
-    cols = np.empty((nb, c * kh * kw, ho * wo), dtype=x.dtype)
-    kconv.im2col(x, kh, kw, stride[0], stride[1], padding[0], padding[1], cols)
-    return cols
+    per_sample = c * kh * kw * ho * wo * x.itemsize
+    n = max(1, min(nb, COLUMN_CHUNK_BYTES // per_sample))
+    buf = np.empty((n, c * kh * kw, ho * wo), dtype=x.dtype)
+    for b0 in range(0, nb, n):
+        b1 = min(nb, b0 + n)
+        cols = buf[:b1 - b0]
+        kconv.im2col(x[b0:b1], kh, kw, stride[0], stride[1], padding[0], padding[1], cols)
+        yield b0, b1, cols
