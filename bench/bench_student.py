@@ -265,8 +265,8 @@ def render(results, info, command, load, steps, repeats, warmup, rounds):
     lines += ["", "Machine and versions:", ""]
     lines += [f"- {k}: {v}" for k, v in info.items()]
     lines += [f"- load average (1 min) before / after: {load[0]:.2f} / {load[1]:.2f} "
-              "(the machine is shared; a load above ~0.5 means another process competed "
-              "for the 2 cores)",
+              "(a 1-minute average: the benchmark's own 2 threads raise it toward 2 while it "
+              "runs, and a 'before' right after another benchmark still carries that one's)",
               "", "Command:", "", "```", command, "```", ""]
     return "\n".join(lines)
 

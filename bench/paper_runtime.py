@@ -184,8 +184,8 @@ def main(args):
              "shorten it):", "", "| stage | time |", "|---|---:|"]
     lines += [f"| {name} | {hms(s)} |" for name, s in parts]
     lines += [f"| **total, one seed** | **{hms(total)}** |", "",
-              f"1-minute load average at the end: {load:.2f} (a figure above ~0.5 means "
-              "another process shared the cores). Command: "
+              f"1-minute load average at the end: {load:.2f} (this benchmark's own 2 threads "
+              "raise it toward 2). Command: "
               "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/paper_runtime.py "
               "--write`.", ""]
     text = "\n".join(lines)

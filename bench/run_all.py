@@ -8,8 +8,10 @@ RESULTS.md; see bench/README.md): bench_student.py (LSTM training step), bench_s
 (detection on long recordings), paper_runtime.py (the paper preset's runtime), cold_start.py
 (Numba compile time, cache, start-up). Then RESULTS.md is rebuilt in that order under a
 header with the machine, the versions and thread pools, and per benchmark its wall time and
-the 1-minute load average before and after (a figure above ~0.5 means another process shared
-the 2 cores: trust such a section less). The per-round spread is in each section.
+the 1-minute load average before and after (the benchmarks' own 2 threads raise it toward 2,
+and a 'before' still carries the previous benchmark; a figure well above 2 means another
+process shared the cores: trust such a section less). The per-round spread is in each
+section.
 
 The OpenBLAS variables that halve its GEMM speed on the reference machine
 (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE) are removed from the benchmarks' environment, as
