@@ -76,12 +76,9 @@ def forward(params, x, stride=1, padding=0, *, check_finite=True):
         raise InputError(f"x: spatial size {h}×{wd} is smaller than the {kh}×{kw} kernel with "
                          f"padding {padding}; the output would be empty")
     w2 = w.reshape(o, c * kh * kw)
-    if _is_pointwise(kh, kw, stride, padding):
-        y = np.matmul(w2, x.reshape(nb, c, h * wd))
-    else:
-        y = np.empty((nb, o, ho * wo), dtype=x.dtype)
-        for b0, b1, cols in _column_chunks(x, kh, kw, stride, padding, ho, wo):
-            np.matmul(w2, cols, out=y[b0:b1])
+    y = np.empty((nb, o, ho * wo), dtype=x.dtype)
+    for b0, b1, cols in _column_chunks(x, kh, kw, stride, padding, ho, wo):
+        np.matmul(w2, cols, out=y[b0:b1])
     if b is not None:
         y += b[:, None]
     return y.reshape(nb, o, ho, wo), (x, stride, padding)
@@ -106,12 +103,7 @@ def backward(params, cache, dy, input_grad=True):
     grads = {"weight": dw.reshape(w.shape)}
     if params.get("bias") is not None:
         grads["bias"] = dy3.sum(axis=(0, 2))
-    if _is_pointwise(kh, kw, stride, padding):
-        x3 = x.reshape(nb, c, h * wd)   # x is its own column matrix
-        for i in range(nb):
-            np.matmul(dy3[i], x3[i].T, out=tmp)
-            dw += tmp
-        return (np.matmul(w2.T, dy3).reshape(x.shape) if input_grad else None), grads
+    pointwise = _is_pointwise(kh, kw, stride, padding)
     dx = np.empty_like(x) if input_grad else None
     for b0, b1, cols in _column_chunks(x, kh, kw, stride, padding, ho, wo):
         for i in range(b1 - b0):
@@ -119,8 +111,11 @@ def backward(params, cache, dy, input_grad=True):
             # (B, O, C·kh·kw) temporary.
             np.matmul(dy3[b0 + i], cols[i].T, out=tmp)
             dw += tmp
-        if input_grad:
-            # The chunk's columns are no longer needed: their gradient overwrites them.
+        if not input_grad:
+            continue
+        if pointwise:   # the columns are x itself: dx is their gradient
+            np.matmul(w2.T, dy3[b0:b1], out=dx.reshape(nb, c, h * wd)[b0:b1])
+        else:           # the chunk's columns are no longer needed: their gradient overwrites them
             dcols = np.matmul(w2.T, dy3[b0:b1], out=cols)
             kconv.col2im(dcols, kh, kw, stride[0], stride[1], padding[0], padding[1],
                          dx[b0:b1])
@@ -133,8 +128,12 @@ def _is_pointwise(kh, kw, stride, padding):
 
 def _column_chunks(x, kh, kw, stride, padding, ho, wo):
     """Yield (b0, b1, cols): the columns of samples b0..b1−1, (b1 − b0, C·kh·kw, Ho·Wo), filled
-    by im2col into one buffer reused from chunk to chunk (valid until the next chunk)."""
+    by im2col into one buffer reused from chunk to chunk (valid until the next chunk). A
+    pointwise convolution's columns are x itself, viewed as (B, C, H·W): one chunk, no copy."""
     nb, c, h, wd = x.shape
+    if _is_pointwise(kh, kw, stride, padding):
+        yield 0, nb, x.reshape(nb, c, h * wd)
+        return
     per_sample = c * kh * kw * ho * wo * x.itemsize
     n = max(1, min(nb, COLUMN_CHUNK_BYTES // per_sample))
     buf = np.empty((n, c * kh * kw, ho * wo), dtype=x.dtype)

@@ -124,7 +124,7 @@ def _initial_state(name, s, num_layers, batch, hidden, dtype):
 
 # 4 MiB: the chunk's gates stay in the caches (L2 + L3) between the GEMM and the cell loop. At
 # the paper preset's student (H = 512 × 2, B = 32, T = 1000; median of 4 forward(x) calls on
-# the reference machine) inference took 0.93 / 0.86 / 0.84 / 0.88 / 2.18 s with 2 / 4 / 8 /
+# the reference machine, an ad-hoc script) inference took 0.93 / 0.86 / 0.84 / 0.88 / 2.18 s with 2 / 4 / 8 /
 # 16 / unbounded MiB (unbounded: one chunk of T steps, the gates of every step written, then
 # read back from memory); training steps did not differ beyond the noise.
 CHUNK_BYTES = 4 << 20
@@ -136,17 +136,32 @@ def _chunk_steps(batch, hidden, dtype):
     return max(1, CHUNK_BYTES // (batch * 4 * hidden * np.dtype(dtype).itemsize))
 
 
-def _layer_steps(w_ih, w_hh, bias, inp, gates, hs, cs, a, a_hh, h_t):
+def _layer_weights(params, layer):
+    """(W_ih, W_hh, b_ih + b_hh) of one layer: the bias enters every step as one sum."""
+    return (params[f"weight_ih_l{layer}"], params[f"weight_hh_l{layer}"],
+            params[f"bias_ih_l{layer}"] + params[f"bias_hh_l{layer}"])
+
+
+def _step_scratch(batch, hidden, dtype):
+    """One step's scratch for :func:`_layer_steps`, reused across steps and layers: the
+    pre-activation a (B, 4H), the recurrent product W_hh h_{t-1}ᵀ (4H, B, transposed: see
+    the kernel) and h_{t-1}ᵀ (H, B)."""
+    return (np.empty((batch, 4 * hidden), dtype), np.empty((4 * hidden, batch), dtype),
+            np.empty((hidden, batch), dtype))
+
+
+def _layer_steps(w_ih, w_hh, bias, inp, gates, hs, cs, scratch):
     """One layer over one chunk of n steps, in place: the only loop over time.
 
     inp (n, B, I) the layer's input x_t;  gates (n, B, 4H) out: the gate activations (the
     input projection x_t W_ihᵀ is written there first, by one GEMM for the chunk);
     hs, cs (n+1, B, H): row 0 holds the state before the chunk (h0, c0 or the previous
-    chunk's last), row t+1 receives h_t, c_t.  a (B, 4H), a_hh (4H, B), h_t (H, B): scratch.
+    chunk's last), row t+1 receives h_t, c_t.  scratch: :func:`_step_scratch`'s.
     Forward (training) and :class:`Inference` both call this with the same chunk lengths,
     so their GEMMs, and hence their results, are identical to the bit.
     """
     n, batch, _ = inp.shape
+    a, a_hh, h_t = scratch
     np.matmul(inp.reshape(n * batch, -1), w_ih.T, out=gates.reshape(n * batch, -1))
     h_t[...] = hs[0].T
     for t in range(n):
@@ -180,15 +195,11 @@ def forward(params, x, h0=None, c0=None, workspace=None):
         workspace.generation += 1
     inp = _buffer(workspace, "x", (steps, batch, input_size), dtype)
     np.copyto(inp, x.transpose(1, 0, 2))  # (T, B, I): time-major
-    a = np.empty((batch, 4 * hidden), dtype)  # one step's pre-activation, reused
-    a_hh = np.empty((4 * hidden, batch), dtype)  # W_hh h_{t-1}ᵀ: transposed (see the kernel)
-    h_t = np.empty((hidden, batch), dtype)  # h_{t-1}ᵀ
+    scratch = _step_scratch(batch, hidden, dtype)
     chunk = _chunk_steps(batch, hidden, dtype)
     layers = []
     for layer in range(num_layers):
-        w_ih = params[f"weight_ih_l{layer}"]
-        w_hh = params[f"weight_hh_l{layer}"]
-        bias = params[f"bias_ih_l{layer}"] + params[f"bias_hh_l{layer}"]
+        w_ih, w_hh, bias = _layer_weights(params, layer)
         gates = _buffer(workspace, ("gates", layer), (steps, batch, 4 * hidden), dtype)
         hs = _buffer(workspace, ("h", layer), (steps + 1, batch, hidden), dtype)
         cs = _buffer(workspace, ("c", layer), (steps + 1, batch, hidden), dtype)
@@ -196,7 +207,7 @@ def forward(params, x, h0=None, c0=None, workspace=None):
         for t0 in range(0, steps, chunk):
             t1 = min(steps, t0 + chunk)
             _layer_steps(w_ih, w_hh, bias, inp[t0:t1], gates[t0:t1], hs[t0:t1 + 1],
-                         cs[t0:t1 + 1], a, a_hh, h_t)
+                         cs[t0:t1 + 1], scratch)
         layers.append((inp, gates, hs, cs))
         inp = hs[1:]
     y = inp.transpose(1, 0, 2)
@@ -216,8 +227,7 @@ class Inference:
     finite values) and allocates a few time steps' buffers; ``run(x)`` then advances every
     sequence of the batch over the block x (B, T, I) and returns the top layer's h_1..h_T
     (B, T, H), with the state after the block in ``h``, ``c`` (L, B, H) for the next call.
-    The arithmetic is :func:`forward`'s, step for step and GEMM for GEMM (y equal to
-    forward's bit for bit, tested), but time runs in
+    The arithmetic is :func:`forward`'s, step for step and GEMM for GEMM, but time runs in
     chunks of at most ``chunk`` steps through every layer before the next chunk starts, so
     nothing of size T is kept except y itself: at the paper's student (B = 32, T = 1000,
     H = 512 × 2) forward keeps ~0.8 GB of activations for a backward pass that inference
@@ -225,7 +235,8 @@ class Inference:
     not re-checked per 10 ms frame.
 
     chunk: steps per chunk; by default forward's (a chunk's gates near ``CHUNK_BYTES``),
-    which makes y equal to forward's bit for bit.
+    which makes y equal to forward's bit for bit (tested); another length changes only the
+    GEMMs' blocking, so y agrees to float rounding.
     """
 
     def __init__(self, params, batch, h0=None, c0=None, chunk=None):
@@ -235,10 +246,7 @@ class Inference:
                                                                       hidden, dtype)
         self.chunk = check_int("chunk", _chunk_steps(batch, hidden, dtype) if chunk is None
                                else chunk, lo=1)
-        self._weights = [(params[f"weight_ih_l{layer}"],
-                          params[f"weight_hh_l{layer}"],
-                          params[f"bias_ih_l{layer}"] + params[f"bias_hh_l{layer}"])
-                         for layer in range(num_layers)]
+        self._weights = [_layer_weights(params, layer) for layer in range(num_layers)]
         # hs, cs: per layer, row 0 the carried state, rows 1..n a chunk's h_t, c_t; the
         # chunk buffers grow to min(chunk, the longest block run), so a stream of short
         # blocks keeps only a few steps' worth.
@@ -247,9 +255,7 @@ class Inference:
         self._cs = np.empty((num_layers, 1, batch, hidden), dtype)
         self._hs[:, 0] = _initial_state("h0", h0, num_layers, batch, hidden, dtype)
         self._cs[:, 0] = _initial_state("c0", c0, num_layers, batch, hidden, dtype)
-        self._a = np.empty((batch, 4 * hidden), dtype)
-        self._a_hh = np.empty((4 * hidden, batch), dtype)
-        self._h_t = np.empty((hidden, batch), dtype)
+        self._scratch = _step_scratch(batch, hidden, dtype)
 
     def _grow(self, n):
         """Chunk buffers for n steps (the carried state kept in row 0)."""
@@ -285,7 +291,7 @@ class Inference:
             for layer, (w_ih, w_hh, bias) in enumerate(self._weights):
                 hs = self._hs[layer]
                 _layer_steps(w_ih, w_hh, bias, inp, self._gates[:n], hs[:n + 1],
-                             self._cs[layer, :n + 1], self._a, self._a_hh, self._h_t)
+                             self._cs[layer, :n + 1], self._scratch)
                 inp = hs[1:n + 1]
             np.copyto(y[:, t0:t0 + n], inp.transpose(1, 0, 2))
             self._hs[:, 0] = self._hs[:, n]  # the chunk's last state carries to the next

@@ -11,19 +11,17 @@ from qdaed.kernels import relu as krelu
 from qdaed.validate import check_array, check_same_dtype
 
 
-def forward(params, x, residual=None, *, check_finite=True):
+def forward(params, x, residual=None):
     """y = max(x + r, 0), element-wise; r = ``residual`` (same shape as x) or 0.
 
     params: none (pass {}).  x: any shape, float32/float64.  Returns y and the cache (y,).
-    check_finite=False skips the scan for NaN and infinity (a network checks its input once
-    and passes it inside, where every value is computed from checked ones).
     """
-    x = check_array("x", x, finite=check_finite)
+    x = check_array("x", x)
     y = np.empty_like(x)
     if residual is None:
         krelu.relu_forward(x.reshape(-1), y.reshape(-1))
     else:
-        r = check_array("residual", residual, shape=x.shape, finite=check_finite)
+        r = check_array("residual", residual, shape=x.shape)
         check_same_dtype(x=x, residual=r)
         krelu.add_relu_forward(x.reshape(-1), r.reshape(-1), y.reshape(-1))
     return y, (y,)
