@@ -15,7 +15,12 @@ Reads the run directory (its arrays, teacher, students and training histories) a
    for a freshly initialised student on the training clips, for the run's (T, λ) and the
    paper recipe's (2, 0.5);
 4. early stopping: per seed and student, the best epoch, its validation EER, the validation
-   EER of the last epoch, and the test EER, with the validation split's size.
+   EER of the last epoch, and the test EER, with the validation split's size;
+5. the teacher's margin on the validation split: per class, the teacher's EER against the
+   baseline students' (their deployed, early-stopped models; mean over seeds) and the relative
+   margin (e_student − e_teacher) / e_student — what distillation could gain if the student
+   matched the teacher exactly; negative where the teacher is the worse model. The test split
+   is never used for it.
 """
 
 from __future__ import annotations
@@ -59,6 +64,31 @@ def gradient_scales(z_student, z_teacher, y, temperature, lam):
     soft = losses.soft_backward(sc, lam * temperature ** 2)
     return {"temperature": temperature, "lam": lam, "hard": float(np.linalg.norm(hard)),
             "soft": float(np.linalg.norm(soft))}
+
+
+def teacher_margin(teacher_scores, student_scores, y, classes):
+    """The teacher's margin over the baseline students on one split (section 5 above).
+
+    teacher_scores (N, C); student_scores: one (N, C) array per seed; y (N, C) labels.
+    Returns {class or "mean": {teacher, student, relative}} (EERs as fractions; a class whose
+    labels lack positives or negatives is left out, "mean" is over the classes that remain)."""
+    t = compute_metrics(teacher_scores, y)["eer"]
+    s = [compute_metrics(sc, y)["eer"] for sc in student_scores]
+    if not s:
+        raise InputError("teacher_margin: needs the scores of at least one student")
+    out = {}
+    defined = [c for i, c in enumerate(classes) if np.isfinite(t[str(i)])]
+    for i, c in enumerate(classes):
+        if c in defined:
+            out[c] = {"teacher": float(t[str(i)]),
+                      "student": float(np.mean([e[str(i)] for e in s]))}
+    if defined:
+        out["mean"] = {"teacher": float(np.mean([out[c]["teacher"] for c in defined])),
+                       "student": float(np.mean([out[c]["student"] for c in defined]))}
+    for v in out.values():
+        v["relative"] = (None if v["student"] == 0
+                         else (v["student"] - v["teacher"]) / v["student"])
+    return out
 
 
 def diagnose(run_dir):
@@ -124,6 +154,16 @@ def diagnose(run_dir):
                               "val_eer_last": h["val_mean_eer"][-1],
                               "test_eer": test_eer.get((name, seed))})
     out["early_stopping"] = stops
+    students = [run / "models" / f"seed{seed}" / "student.safetensors" for seed in cfg.seed_list]
+    s_val = [sigmoid(predict_logits(Detector.load(p).model, a["x_val"]))
+             for p in students if p.is_file()]
+    if s_val:
+        labels = {"observed labels": a["y_val"]}
+        if "y_val_clean" in a:
+            labels["clean truth"] = a["y_val_clean"]
+        out["teacher_margin"] = {k: teacher_margin(sigmoid(z_va), s_val, y, list(cfg.classes))
+                                 for k, y in labels.items()}
+        out["teacher_margin_students"] = len(s_val)
     atomic_write_text(run / "diagnosis.json", json.dumps(out, indent=1) + "\n")
     atomic_write_text(run / "diagnosis.md", diagnosis_markdown(out))
     return out
@@ -168,4 +208,16 @@ def diagnosis_markdown(d):
         lines.append(f"| {s['seed']} | {s['model']} | {s['best_epoch']} / {s['epochs_run']} | "
                      f"{pct(s['val_eer_best'])} | {pct(s['val_eer_last'])} | "
                      f"{pct(s['test_eer'])} |")
+    if d.get("teacher_margin"):
+        lines += ["", "## The teacher's margin on the validation split", "",
+                  f"Teacher against the mean of {d['teacher_margin_students']} baseline "
+                  "students (their deployed models); relative = (student − teacher) / student, "
+                  "the most distillation could gain if the student matched the teacher.", "",
+                  "| labels | class | teacher EER (%) | student EER (%) | relative |",
+                  "|---|---|---:|---:|---:|"]
+        for labels, m in d["teacher_margin"].items():
+            for c, v in m.items():
+                rel = "n/a" if v["relative"] is None else f"{100 * v['relative']:+.1f}%"
+                lines.append(f"| {labels} | {c} | {pct(v['teacher'])} | {pct(v['student'])} "
+                             f"| {rel} |")
     return "\n".join(lines) + "\n"

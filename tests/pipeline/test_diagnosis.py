@@ -49,7 +49,9 @@ def test_diagnose_a_tiny_run_writes_its_report(tiny_run):
                                              "train (clean truth)"}
     assert len(d["early_stopping"]) == 2            # student and distilled, one seed
     assert json.loads((out / "diagnosis.json").read_text())["n_train"] == d["n_train"]
-    assert "## Early stopping" in (out / "diagnosis.md").read_text()
+    md = (out / "diagnosis.md").read_text()
+    assert "## Early stopping" in md and "## The teacher's margin" in md
+    assert set(d["teacher_margin"]) == {"observed labels", "clean truth"}
 
 
 def test_diagnose_refuses_a_directory_that_is_not_a_run(tmp_path, capsys):
@@ -67,3 +69,34 @@ def test_the_report_says_when_no_positive_is_missing():
                                "mean_q_labelled_positives": 0.5, "mean_q_true_negatives": 0.1},
          "gradient_scales_at_init": [], "early_stopping": []}
     assert "No positive is missing" in diagnosis_markdown(d)
+
+
+def test_teacher_margin_on_a_hand_case():
+    from qdaed.pipeline.diagnosis import teacher_margin
+
+    y = np.array([[1, 1], [1, 0], [0, 1], [0, 0]], dtype=float)
+    teacher = np.array([[0.9, 0.9], [0.8, 0.1], [0.2, 0.8], [0.1, 0.2]])    # both classes exact
+    # class 0: one student exact (EER 0), one inverted (EER 1) -> mean 0.5;
+    # class 1: both students inverted -> 1.0
+    s_exact0 = np.array([[0.9, 0.1], [0.8, 0.9], [0.2, 0.2], [0.1, 0.8]])
+    s_inv = np.array([[0.1, 0.1], [0.2, 0.9], [0.8, 0.2], [0.9, 0.8]])
+    m = teacher_margin(teacher, [s_exact0, s_inv], y, ["a", "b"])
+    assert m["a"] == {"teacher": 0.0, "student": 0.5, "relative": 1.0}
+    assert m["b"] == {"teacher": 0.0, "student": 1.0, "relative": 1.0}
+    assert m["mean"]["student"] == pytest.approx(0.75)
+    # the teacher worse than the students: a negative margin; students at EER 0: no ratio
+    worse = teacher_margin(s_inv, [teacher], y, ["a", "b"])
+    assert worse["mean"] == {"teacher": 1.0, "student": 0.0, "relative": None}
+
+
+def test_teacher_margin_leaves_out_a_class_without_negatives():
+    from qdaed.pipeline.diagnosis import teacher_margin
+
+    y = np.array([[1, 1], [1, 0], [1, 1], [1, 0]], dtype=float)   # class a: no negatives
+    t = np.array([[0.5, 0.9], [0.5, 0.1], [0.5, 0.8], [0.5, 0.2]])
+    s = np.array([[0.5, 0.4], [0.5, 0.6], [0.5, 0.7], [0.5, 0.3]])  # class b: EER 0.5
+    m = teacher_margin(t, [s], y, ["a", "b"])
+    assert set(m) == {"b", "mean"} and m["mean"]["relative"] == pytest.approx(1.0)
+    assert m["b"]["student"] == pytest.approx(0.5)
+    with pytest.raises(InputError, match="at least one student"):
+        teacher_margin(t, [], y, ["a", "b"])

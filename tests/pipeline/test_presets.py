@@ -21,7 +21,7 @@ def test_a_preset_names_itself_and_is_a_fresh_copy(name):
 
 def test_demo_and_paper_have_the_shapes_the_readme_states():
     demo, paper = preset_config("demo"), preset_config("paper")
-    assert demo.seeds == 5 and demo.data.n_clips == 1000 and demo.data.n_transfer == 2000
+    assert demo.seeds == 5 and demo.data.n_clips == 3000 and demo.data.n_transfer == 2000
     assert (demo.teacher.depth, demo.teacher.width) == (18, 16)
     assert (demo.student.hidden_size, demo.student.num_layers) == (32, 1)
     assert (paper.teacher.depth, paper.teacher.width) == (50, 64)
