@@ -76,15 +76,11 @@ def teacher_margin(teacher_scores, student_scores, y, classes):
     s = [compute_metrics(sc, y)["eer"] for sc in student_scores]
     if not s:
         raise InputError("teacher_margin: needs the scores of at least one student")
-    out = {}
-    defined = [c for i, c in enumerate(classes) if np.isfinite(t[str(i)])]
-    for i, c in enumerate(classes):
-        if c in defined:
-            out[c] = {"teacher": float(t[str(i)]),
-                      "student": float(np.mean([e[str(i)] for e in s]))}
-    if defined:
-        out["mean"] = {"teacher": float(np.mean([out[c]["teacher"] for c in defined])),
-                       "student": float(np.mean([out[c]["student"] for c in defined]))}
+    out = {c: {"teacher": float(t[str(i)]), "student": float(np.mean([e[str(i)] for e in s]))}
+           for i, c in enumerate(classes) if np.isfinite(t[str(i)])}
+    if out:
+        out["mean"] = {k: float(np.mean([v[k] for v in out.values()]))
+                       for k in ("teacher", "student")}
     for v in out.values():
         v["relative"] = (None if v["student"] == 0
                          else (v["student"] - v["teacher"]) / v["student"])
