@@ -46,6 +46,9 @@ def _parse():
     p.add_argument("--torch-native", action="store_true",
                    help="also time PyTorch with oneDNN switched off (its own ATen LSTM instead "
                         "of oneDNN's fused RNN primitive)")
+    p.add_argument("--blas-floor", action="store_true",
+                   help="also time qdaed's step with the LSTM cell kernels replaced by no-ops: "
+                        "its BLAS calls alone, the floor of the per-step-GEMM design")
     p.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     p.add_argument("--interleave", action="store_true",
                    help="time every implementation in this one process, interleaved (the "
@@ -113,6 +116,30 @@ def torch_step(net, xt, yt):
     return {n: p.grad for n, p in net.named_parameters()}
 
 
+def blas_only():
+    """Replace the LSTM cell kernels by no-ops, in this (worker) process only.
+
+    What qdaed's step then does is its GEMMs (the chunked input projections, the per-step
+    recurrent products, the weight and input gradients), the copies around them and the Python
+    loop: a lower bound for any cell kernel inside this design. The buffers the skipped
+    kernels would have filled keep zeros (scratch is zeroed once per array), so the GEMMs see
+    finite numbers.
+    """
+    from qdaed.nn import lstm
+
+    scratch = lstm._step_scratch
+    lstm._step_scratch = lambda *a: tuple(np.zeros_like(s) for s in scratch(*a))
+    seen = [None]
+
+    def cell_backward(gates, c_prev, c, dy, dh_next_t, dc, dh, da, da_t, dbias):
+        if seen[0] is not da_t:  # a fresh (uninitialised) buffer each backward call
+            da_t.fill(0)
+            seen[0] = da_t
+
+    lstm.lstm_cell_forward = lambda *a: None
+    lstm.lstm_cell_backward = cell_backward
+
+
 # --- measurement ----------------------------------------------------------------------------
 
 def _rel(a, b):
@@ -159,11 +186,15 @@ def run_config(hidden, layers, steps, repeats, warmup, naive, args=None):
         runs["naive"] = lambda: naive_step(model.params, layers, x, y)
     if args is not None and (args.torch_native or args.worker == "torch_native"):
         runs["torch_native"] = runs["torch"]  # the same call, oneDNN off in its worker below
+    if args is not None and (args.blas_floor or args.worker == "blas_only"):
+        runs["blas_only"] = runs["qdaed"]  # the same call, cell kernels off in its worker
     if args is not None and args.worker:
         import json
 
         # each implementation has a process of its own, so the switch can be global
         torch.backends.mkldnn.enabled = args.worker != "torch_native"
+        if args.worker == "blas_only":
+            blas_only()
         print(json.dumps(_time(runs[args.worker], repeats, warmup)))
         return None
     # Same gradients (float32, T=1000: agreement to ~1e-4 is what float32 allows).
@@ -228,6 +259,7 @@ def machine_info(threads):
 
 def render(results, info, command, load, steps, repeats, warmup, rounds):
     native = any("torch_native" in med for med, *_ in results.values())
+    floor = any("blas_only" in med for med, *_ in results.values())
     lines = [SECTION, "",
              f"Forward to the logits + sigmoid-BCE gradient + backward to every parameter, "
              f"float32, B={B}, T={steps}, I={I}, C={C}, mean pooling. Median of all "
@@ -238,11 +270,15 @@ def render(results, info, command, load, steps, repeats, warmup, rounds):
              f"oneDNN's fused RNN primitive"
              + ("; \"w/o oneDNN\" is the same step with `torch.backends.mkldnn` disabled, "
                 "PyTorch's own per-step LSTM" if native else "")
+             + ("; \"BLAS alone\" is qdaed's step with its LSTM cell kernels replaced by "
+                "no-ops (`--blas-floor`): its GEMMs, copies and Python loop, a lower bound for "
+                "qdaed's per-step-GEMM design whatever its cell kernels cost" if floor else "")
              + ". Produced by `bench/bench_student.py`.", "",
              "| config | qdaed (ms) | PyTorch (ms) | naive NumPy (ms) | qdaed / PyTorch "
              "| naive / PyTorch |" + (" PyTorch w/o oneDNN (ms) |" if native else "")
-             + " max grad rel. diff |",
-             "|---|---:|---:|---:|---:|---:|" + ("---:|" if native else "") + "---:|"]
+             + (" qdaed's BLAS alone (ms) |" if floor else "") + " max grad rel. diff |",
+             "|---|---:|---:|---:|---:|---:|" + ("---:|" if native else "")
+             + ("---:|" if floor else "") + "---:|"]
     for (hidden, layers), (med, _, agree, _) in results.items():
         nv = med.get("naive")
         naive_ms = "—" if nv is None else f"{nv * 1e3:.0f}"
@@ -250,11 +286,14 @@ def render(results, info, command, load, steps, repeats, warmup, rounds):
         tn = med.get("torch_native")
         native_col = "" if not native else (
             " — |" if tn is None else f" {tn * 1e3:.0f} (qdaed / it: {med['qdaed'] / tn:.2f}) |")
+        fl = med.get("blas_only")
+        floor_col = "" if not floor else (
+            " — |" if fl is None else f" {fl * 1e3:.0f} (/ PyTorch: {fl / med['torch']:.2f}) |")
         lines.append(
             f"| H={hidden}, {layers} layer{'s' if layers > 1 else ''} | {med['qdaed'] * 1e3:.0f} "
             f"| {med['torch'] * 1e3:.0f} | {naive_ms} "
             f"| **{med['qdaed'] / med['torch']:.2f}** "
-            f"| {naive_ratio} |{native_col} {agree:.1e} |")
+            f"| {naive_ratio} |{native_col}{floor_col} {agree:.1e} |")
     lines += ["", "All repetitions (ms), to show the spread:", ""]
     for (hidden, layers), (_, times, _, ratios) in results.items():
         for k, v in times.items():
@@ -301,6 +340,8 @@ def main(args):
 
     torch.set_num_threads(args.threads)
     configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
+    if args.blas_floor and args.interleave:
+        sys.exit("--blas-floor needs a worker process of its own: not with --interleave")
     if args.worker:
         run_config(*configs[0], args.steps, args.repeats, args.warmup, True, args)
         return

@@ -36,7 +36,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 SECTION = "## StudentLSTM inference"
 I, C, T = 64, 3, 1000
 TASKS = {"infer32": 32, "infer1": 1, "stream": 1}
-IMPLS = ("qdaed", "torch", "torch_native")
+IMPLS = ("qdaed", "torch", "torch_native", "blas_only")
 
 
 def _parse():
@@ -92,7 +92,10 @@ def _runner(impl, task, model, x):
     """A no-argument function doing one timed unit of ``task``, and its output."""
     import numpy as np
 
-    if impl == "qdaed":
+    if impl in ("qdaed", "blas_only"):
+        if impl == "blas_only":  # qdaed with its LSTM cell kernels off: its BLAS calls alone
+            from bench_student import blas_only
+            blas_only()
         if task != "stream":
             return lambda: model.forward(x)[0]
         from qdaed.nn import lstm
@@ -192,7 +195,11 @@ def render(results, agree, info, command, load):
              "(qdaed: `nn.lstm.Inference.run`, PyTorch: `nn.LSTM` with (h, c) passed back), "
              "time per frame. PyTorch runs its CPU LSTM through oneDNN's fused RNN primitive; "
              "\"without oneDNN\" is the same call under "
-             "`torch.backends.mkldnn.flags(enabled=False)`, PyTorch's own per-step LSTM. Each (implementation, task) in a fresh subprocess, rounds "
+             "`torch.backends.mkldnn.flags(enabled=False)`, PyTorch's own per-step LSTM; "
+             "\"qdaed's BLAS alone\" is qdaed's call with its LSTM cell kernels replaced by "
+             "no-ops (`bench_student.blas_only`): its GEMMs, copies and Python loop, a lower "
+             "bound for qdaed's per-step-GEMM design. Each (implementation, task) in a fresh "
+             "subprocess, rounds "
              "alternating; medians over all rounds. Peak = the worker's resident-set "
              "high-water mark (VmHWM) over the timed runs, which start from the resident set "
              "after the warm-up runs (interpreter, libraries, compiled code, weights, input, "
@@ -200,16 +207,18 @@ def render(results, agree, info, command, load):
              "that start, what one run needs on top. Produced by "
              "`bench/bench_student_infer.py`.", "",
              "| config | task | qdaed | PyTorch | qdaed / PyTorch | PyTorch without oneDNN "
-             "| qdaed peak (growth) MiB | PyTorch peak (growth) MiB |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| qdaed's BLAS alone | qdaed peak (growth) MiB | PyTorch peak (growth) MiB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for (config, task), r in results.items():
         q, t, n = r["qdaed"], r["torch"], r["torch_native"]
         qm, tm = statistics.median(q["times"]), statistics.median(t["times"])
         nm = statistics.median(n["times"])
+        fm = statistics.median(r["blas_only"]["times"])
         lines.append(
             f"| H={config.replace('x', ' × ')} | {task} | {_fmt_time(task, qm)} "
             f"| {_fmt_time(task, tm)} | **{qm / tm:.2f}** "
             f"| {_fmt_time(task, nm)} (qdaed / it: {qm / nm:.2f}) "
+            f"| {_fmt_time(task, fm)} (/ PyTorch: {fm / tm:.2f}) "
             f"| {q['peak']:.0f} ({q['peak'] - q['warm']:.0f}) "
             f"| {t['peak']:.0f} ({t['peak'] - t['warm']:.0f}) |")
     lines += ["", "Per round (qdaed / PyTorch of the round's medians) and every repetition:", ""]

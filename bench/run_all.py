@@ -35,7 +35,8 @@ RESULTS = os.path.join(BENCH, "RESULTS.md")
 
 # name: (script, full options, --quick options, its section heading)
 RUNS = {
-    "student": ("bench_student.py", ["--repeats", "5", "--rounds", "3", "--torch-native"],
+    "student": ("bench_student.py", ["--repeats", "5", "--rounds", "3", "--torch-native",
+                                     "--blas-floor"],
                 ["--repeats", "2", "--rounds", "1", "--warmup", "1", "--configs", "128x1"],
                 "## StudentLSTM training step"),
     "student_infer": ("bench_student_infer.py", ["--rounds", "3", "--repeats", "5"],
