@@ -41,21 +41,21 @@ TASKS = {"train": (8, True), "infer1": (1, False), "infer8": (8, False)}
 SECTION = "## ResNet teacher"
 NOTE = (
     "Notes: issue 13's target is at most 1.2× PyTorch's time for the training step and for "
-    "inference, with no more peak memory; the machine is shared (see the load figures), so "
-    "trust the ratio more than the seconds: PyTorch's runs spread by up to 50 % within one "
-    "task, and the CPU time of identical qdaed B = 8 inferences in one process varied from "
-    "0.94 to 1.46 s (the machine's speed varies, not the work). An evaluation-mode forward "
+    "inference, with no more peak memory. Trust the ratio more than the seconds: PyTorch's "
+    "runs spread by up to 50 % within one task, and the CPU time of identical qdaed B = 8 "
+    "inferences in one process varied from 0.94 to 1.46 s (the machine's speed varies, not "
+    "the work). An evaluation-mode forward "
     "keeps no activations (its "
     "cache is the input; a backward after it re-runs the forward with caches), hence the "
     "inference peaks below PyTorch's. im2col and col2im loop over zero-based 1-D views, "
     "which vectorise (layer1, B = 8: im2col 16 → 5 ms, col2im 18 → 5 ms), and a 3×3 or "
     "strided convolution builds its columns at most 8 MiB of samples at a time in one reused "
     "buffer instead of all at once (74 MB at layer1), which also lowered the training peak. "
-    "The training step is still above the target (1.18–1.40× over four runs of this "
-    "benchmark when this was written). What is left is mostly BLAS and memory traffic: per "
-    "training step (per-layer timers) the 1×1 convolutions run at 220–275 GFLOP/s, the 3×3 "
-    "ones at 150–165 GFLOP/s with their "
-    "column passes, and the batch-norm passes, at memory bandwidth, take about 350 ms. "
+    "On the project's earlier host (until 2026-12-02: OpenBLAS's SkylakeX kernels, ~300 "
+    "GFLOP/s for large float32 GEMMs against ~100 on the present one) the training step was "
+    "1.18–1.60× PyTorch's, and per training step (per-layer timers) the 1×1 convolutions ran "
+    "at 220–275 GFLOP/s, the 3×3 ones at 150–165 GFLOP/s with their column passes, and the "
+    "batch-norm passes, at memory bandwidth, took about 350 ms. "
     "Running Numba's kernels on one thread beside OpenBLAS's two changed the step by less "
     "than the noise. With Numba's default OpenMP threading layer the step took 25–28 s; "
     "qdaed selects the workqueue layer itself unless NUMBA_THREADING_LAYER is set."
@@ -216,7 +216,7 @@ def _markdown(rows, args, load):
         + ", ".join(f"{k} {v}" for k, v in versions.items()) + ". "
         f"1-minute load average before the runs: "
         + ", ".join(f"{v:.1f}" for v in load)
-        + " (a shared machine: other jobs were running).",
+        + " (a 1-minute average: each run's own 2 threads raise it toward 2).",
         "",
         NOTE,
         "",

@@ -122,13 +122,34 @@ def blas_only():
     What qdaed's step then does is its GEMMs (the chunked input projections, the per-step
     recurrent products, the weight and input gradients), the copies around them and the Python
     loop: a lower bound for any cell kernel inside this design. The buffers the skipped
-    kernels would have filled keep zeros (scratch is zeroed once per array), so the GEMMs see
-    finite numbers.
+    kernels would have filled hold zeros instead (each buffer zeroed once, when it is first
+    handed out), so the GEMMs and the checks after the LSTM see finite numbers.
     """
     from qdaed.nn import lstm
 
     scratch = lstm._step_scratch
     lstm._step_scratch = lambda *a: tuple(np.zeros_like(s) for s in scratch(*a))
+    buffer, zeroed = lstm._buffer, set()
+
+    def zeroed_buffer(*a):
+        out = buffer(*a)
+        base = out if out.base is None else out.base
+        if id(base) not in zeroed:  # workspace buffers are views of one array each
+            base.fill(0)
+            zeroed.add(id(base))
+        return out
+
+    grow = lstm.Inference._grow
+
+    def zeroed_grow(self, n):  # Inference's chunk buffers, when it allocates them
+        rows = self._rows
+        grow(self, n)
+        if self._rows != rows:
+            for a in (self._hs[:, 1:], self._cs[:, 1:], self._gates):
+                a.fill(0)
+
+    lstm._buffer = zeroed_buffer
+    lstm.Inference._grow = zeroed_grow
     seen = [None]
 
     def cell_backward(gates, c_prev, c, dy, dh_next_t, dc, dh, da, da_t, dbias):

@@ -72,6 +72,19 @@ def sections(text):
     return out
 
 
+def earlier_rows(header):
+    """(start, {benchmark: row cells}) from the "This run" section of an earlier run."""
+    import re
+
+    m = re.search(r"started (\d{4}-\d\d-\d\d \d\d:\d\d) UTC", header)
+    rows = {}
+    for line in header.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and cells[0] in RUNS:
+            rows[cells[0]] = cells
+    return (m.group(1) + " UTC" if m else "an earlier run"), rows
+
+
 MACHINE = r"""
 import json, os, platform
 import numpy as np, numba
@@ -175,9 +188,16 @@ def main():
              "", *machine(env), "",
              "| benchmark | script | status | wall | 1-min load before → after |",
              "|---|---|---|---:|---|"]
-    for name, script, status, wall, load0, load1 in log:
-        lines.append(f"| {name} | `{script}` | {'ok' if status == 0 else f'FAILED ({status})'} "
-                     f"| {wall / 60:.1f} min | {load0:.2f} → {load1:.2f} |")
+    rows = {name: [name, f"`{script}`", "ok" if status == 0 else f"FAILED ({status})",
+                   f"{wall / 60:.1f} min", f"{load0:.2f} → {load1:.2f}"]
+            for name, script, status, wall, load0, load1 in log}
+    # with --only, the benchmarks not re-run keep their row from the run that wrote them
+    then, before = earlier_rows(old_sections.get(HEADER, ""))
+    for name, cells in before.items():
+        if name not in rows and len(cells) == 5:
+            mark = "" if "(run started" in cells[2] else f" (run started {then})"
+            rows[name] = cells[:2] + [cells[2] + mark] + cells[3:]
+    lines += ["| " + " | ".join(rows[name]) + " |" for name in RUNS if name in rows]
     if args.quick:
         lines += ["", "**A --quick run: few repetitions, figures not for publication.**"]
     body = ["\n".join(lines) + "\n"]
