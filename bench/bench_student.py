@@ -148,8 +148,6 @@ def blas_only():
             for a in (self._hs[:, 1:], self._cs[:, 1:], self._gates):
                 a.fill(0)
 
-    lstm._buffer = zeroed_buffer
-    lstm.Inference._grow = zeroed_grow
     seen = [None]
 
     def cell_backward(gates, c_prev, c, dy, dh_next_t, dc, dh, da, da_t, dbias):
@@ -157,6 +155,8 @@ def blas_only():
             da_t.fill(0)
             seen[0] = da_t
 
+    lstm._buffer = zeroed_buffer
+    lstm.Inference._grow = zeroed_grow
     lstm.lstm_cell_forward = lambda *a: None
     lstm.lstm_cell_backward = cell_backward
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -74,8 +75,6 @@ def sections(text):
 
 def earlier_rows(header):
     """(start, {benchmark: row cells}) from the "This run" section of an earlier run."""
-    import re
-
     m = re.search(r"started (\d{4}-\d\d-\d\d \d\d:\d\d) UTC", header)
     rows = {}
     for line in header.splitlines():
