@@ -335,7 +335,7 @@ def write_section(path, text, section=SECTION):
     """Replace (or append) one benchmark's section of RESULTS.md (the part from its ``## ``
     heading to the next), keeping the others; atomically."""
     old = open(path).read() if os.path.exists(path) else "# Benchmark results\n\n"
-    start = old.find(section)
+    start = ("\n" + old).find("\n" + section + "\n")  # the whole heading line, not a prefix
     if start < 0:
         new = old.rstrip("\n") + "\n\n" + text
     else:

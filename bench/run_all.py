@@ -3,10 +3,11 @@
     python bench/run_all.py [--quick] [--only NAME,...] [--wait-idle MINUTES]
 
 Runs, in this order, each in its own process with ``--write`` (each owns one section of
-RESULTS.md; see bench/README.md): bench_student.py (LSTM training step), bench_student_infer.py
-(LSTM inference and the streaming step), bench_resnet.py (ResNet-50), bench_detect.py
-(detection on long recordings), paper_runtime.py (the paper preset's runtime), cold_start.py
-(Numba compile time, cache, start-up). Then RESULTS.md is rebuilt in that order under a
+RESULTS.md; see bench/README.md): bench_student.py (LSTM training step),
+bench_student_parts.py (that step part by part, and the floor its products set),
+bench_student_infer.py (LSTM inference and the streaming step), bench_resnet.py (ResNet-50),
+bench_detect.py (detection on long recordings), paper_runtime.py (the paper preset's
+runtime), cold_start.py (Numba compile time, cache, start-up). Then RESULTS.md is rebuilt in that order under a
 header with the machine, the versions and thread pools, and per benchmark its wall time and
 the 1-minute load average before and after (the benchmarks' own 2 threads raise it toward 2,
 and a 'before' still carries the previous benchmark; a figure well above 2 means another
@@ -40,6 +41,10 @@ RUNS = {
                                      "--blas-floor"],
                 ["--repeats", "2", "--rounds", "1", "--warmup", "1", "--configs", "128x1"],
                 "## StudentLSTM training step"),
+    "student_parts": ("bench_student_parts.py", [],
+                      ["--configs", "128x1", "--steps", "100", "--repeats", "1", "--rounds",
+                       "1", "--warmup", "1", "--sample", "5"],
+                      "## Where the StudentLSTM training step goes"),
     "student_infer": ("bench_student_infer.py", ["--rounds", "3", "--repeats", "5"],
                       ["--rounds", "1", "--repeats", "1", "--frames", "50",
                        "--configs", "128x1"],

@@ -17,7 +17,8 @@ as make ~4 MiB of gates), run just before that chunk's recurrence so that the ce
 finds it in the cache; each step then does one small GEMM W_hh h_{t-1}ᵀ (BLAS) and one fused
 Numba loop (``qdaed.kernels.lstm``). Backward mirrors this: one small GEMM W_hhᵀ da_tᵀ per step
 in the reverse loop, then dW_ih, dW_hh and the layer's input gradient as single GEMMs over
-all steps. Internal buffers are time-major, (T, B, ·), so each step's slice is contiguous and
+all steps. Every product is an ``np.matmul`` call (none is written ``@``), so that
+bench/bench_student_parts.py can time each one where it runs. Internal buffers are time-major, (T, B, ·), so each step's slice is contiguous and
 the all-steps GEMMs see plain 2-D matrices; the h and c buffers hold T+1 rows with the initial
 state in row 0, which makes dW_hh = Σ_t da_tᵀ h_{t-1} one GEMM including the h0 term.
 """
@@ -363,14 +364,14 @@ def backward(params, cache, dy, dh_n=None, dc_n=None, input_grad=True):
         dh0[layer], dc0[layer] = dh_next_t.T, dc
 
         da2 = da.reshape(steps * batch, 4 * hidden)
-        grads[f"weight_ih_l{layer}"] = da2.T @ inp.reshape(steps * batch, -1)
-        grads[f"weight_hh_l{layer}"] = da2.T @ hs[:-1].reshape(steps * batch, hidden)
+        grads[f"weight_ih_l{layer}"] = np.matmul(da2.T, inp.reshape(steps * batch, -1))
+        grads[f"weight_hh_l{layer}"] = np.matmul(da2.T, hs[:-1].reshape(steps * batch, hidden))
         grads[f"bias_ih_l{layer}"] = dbias.astype(dtype)
         grads[f"bias_hh_l{layer}"] = dbias.astype(dtype)
         if layer > 0:  # this layer's loop is done with d_out: overwrite it with the next one's
             np.matmul(da2, w_ih, out=d_out.reshape(steps * batch, hidden))
         elif input_grad:
-            dx = (da2 @ w_ih).reshape(steps, batch, input_size).transpose(1, 0, 2)
+            dx = np.matmul(da2, w_ih).reshape(steps, batch, input_size).transpose(1, 0, 2)
             dx = np.ascontiguousarray(dx)
     grads = {name: grads[name] for name in parameter_shapes(input_size, hidden, num_layers)}
     return (dx, (dh0, dc0)), grads
