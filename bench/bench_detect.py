@@ -34,6 +34,8 @@ import argparse
 import os
 import sys
 
+from thread_env import set_thread_vars
+
 
 def _parse():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -50,9 +52,7 @@ def _parse():
 
 ARGS = _parse() if __name__ == "__main__" else None
 if ARGS is not None:
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                "NUMBA_NUM_THREADS"):
-        os.environ[var] = str(ARGS.threads)
+    set_thread_vars(os.environ, ARGS.threads)
 
 import json  # noqa: E402
 import platform  # noqa: E402

@@ -36,6 +36,8 @@ import subprocess
 import sys
 import time
 
+from thread_env import set_thread_vars
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 TASKS = {"train": (8, True), "infer1": (1, False), "infer8": (8, False)}
 SECTION = "## ResNet teacher"
@@ -63,10 +65,7 @@ NOTE = (
 
 
 def _env(threads):
-    env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                "NUMBA_NUM_THREADS"):
-        env[var] = str(threads)
+    env = set_thread_vars(dict(os.environ), threads)
     env["NUMBA_THREADING_LAYER"] = "workqueue"
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     return env

@@ -25,12 +25,12 @@ import argparse
 import os
 import sys
 
+from thread_env import set_thread_vars
+
 
 def _set_threads(n):
     # Must happen before numpy / numba / torch are imported: the pools are sized at load time.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                "NUMBA_NUM_THREADS"):
-        os.environ[var] = str(n)
+    set_thread_vars(os.environ, n)
 
 
 def _parse():

@@ -32,6 +32,8 @@ import subprocess
 import sys
 import time
 
+from thread_env import set_thread_vars
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 SECTION = "## StudentLSTM inference"
 I, C, T = 64, 3, 1000
@@ -55,10 +57,7 @@ def _parse():
 
 
 def _env(threads):
-    env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                "NUMBA_NUM_THREADS"):
-        env[var] = str(threads)
+    env = set_thread_vars(dict(os.environ), threads)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     return env
 

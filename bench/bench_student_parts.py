@@ -40,6 +40,8 @@ import sys
 import tempfile
 import time
 
+from thread_env import set_thread_vars
+
 BENCH = os.path.dirname(os.path.abspath(__file__))
 SECTION = "## Where the StudentLSTM training step goes"
 PARTS = ("input projections", "recurrent products, forward", "cell kernel, forward",
@@ -68,9 +70,7 @@ def _parse():
 ARGS = _parse() if __name__ == "__main__" else None
 if ARGS is not None:
     # before numpy / torch are imported: the thread pools are sized at load time
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                "NUMBA_NUM_THREADS"):
-        os.environ[var] = str(ARGS.threads)
+    set_thread_vars(os.environ, ARGS.threads)
 
 import numpy as np  # noqa: E402
 

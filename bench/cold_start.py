@@ -32,6 +32,8 @@ import sys
 import tempfile
 import time
 
+from thread_env import set_thread_vars
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 SECTION = "## Cold start"
 
@@ -70,10 +72,7 @@ sys.exit(status)
 
 
 def run(cache_dir, out_dir, threads):
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                "NUMBA_NUM_THREADS"):
-        env[var] = str(threads)
+    env = set_thread_vars(dict(os.environ, NUMBA_CACHE_DIR=cache_dir), threads)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     stats_path = os.path.join(out_dir + ".compiles.json")
     cmd = [sys.executable, "-c", CHILD, stats_path, "pipeline", "--preset", "tiny",

@@ -33,6 +33,8 @@ import os
 import sys
 import time
 
+from thread_env import set_thread_vars
+
 SECTION = "## Paper preset runtime"
 
 
@@ -200,8 +202,6 @@ def main(args):
 
 if __name__ == "__main__":
     ARGS = _parse()
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                "NUMBA_NUM_THREADS"):
-        os.environ[var] = "2"
+    set_thread_vars(os.environ, 2)
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     main(ARGS)

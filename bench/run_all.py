@@ -32,6 +32,8 @@ import sys
 import tempfile
 import time
 
+from thread_env import set_thread_vars
+
 BENCH = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(BENCH, "RESULTS.md")
 
@@ -165,8 +167,7 @@ def main():
     old_sections = sections(old)
     env = {k: v for k, v in os.environ.items()
            if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
-    env.update({var: "2" for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                     "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")})
+    set_thread_vars(env, 2)
     env["PYTHONPATH"] = os.path.join(BENCH, "..") + os.pathsep + env.get("PYTHONPATH", "")
     removed = [k for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ]
     log, failed = [], []
