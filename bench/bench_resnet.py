@@ -36,9 +36,8 @@ import subprocess
 import sys
 import time
 
-from thread_env import set_thread_vars
+from thread_env import ROOT, child_env
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 TASKS = {"train": (8, True), "infer1": (1, False), "infer8": (8, False)}
 SECTION = "## ResNet teacher"
 NOTE = (
@@ -65,10 +64,7 @@ NOTE = (
 
 
 def _env(threads):
-    env = set_thread_vars(dict(os.environ), threads)
-    env["NUMBA_THREADING_LAYER"] = "workqueue"
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    return env
+    return child_env(threads, NUMBA_THREADING_LAYER="workqueue")
 
 
 def _rss_mib():

@@ -28,11 +28,6 @@ import sys
 from thread_env import set_thread_vars
 
 
-def _set_threads(n):
-    # Must happen before numpy / numba / torch are imported: the pools are sized at load time.
-    set_thread_vars(os.environ, n)
-
-
 def _parse():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=2)
@@ -63,7 +58,7 @@ def _parse():
 
 ARGS = _parse() if __name__ == "__main__" else None
 if ARGS is not None:
-    _set_threads(ARGS.threads)
+    set_thread_vars(os.environ, ARGS.threads)  # before numpy / numba / torch are imported
 
 import platform  # noqa: E402
 import statistics  # noqa: E402

@@ -32,9 +32,8 @@ import subprocess
 import sys
 import time
 
-from thread_env import set_thread_vars
+from thread_env import ROOT, child_env, set_thread_vars
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 SECTION = "## StudentLSTM inference"
 I, C, T = 64, 3, 1000
 TASKS = {"infer32": 32, "infer1": 1, "stream": 1}
@@ -54,12 +53,6 @@ def _parse():
     p.add_argument("--worker", nargs=3, metavar=("IMPL", "TASK", "CONFIG"),
                    help=argparse.SUPPRESS)
     return p.parse_args()
-
-
-def _env(threads):
-    env = set_thread_vars(dict(os.environ), threads)
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    return env
 
 
 def _status_mib(field):
@@ -166,7 +159,7 @@ def _isolated(impl, task, config, args):
            "--repeats", str(args.repeats), "--warmup", str(args.warmup),
            "--frames", str(args.frames)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True,
-                         env=_env(args.threads)).stdout
+                         env=child_env(args.threads)).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -278,7 +271,7 @@ def main(args):
 
 if __name__ == "__main__":
     ARGS = _parse()
-    os.environ.update({k: v for k, v in _env(ARGS.threads).items() if k.endswith("_THREADS")})
+    set_thread_vars(os.environ, ARGS.threads)
     if ARGS.worker:
         worker(*ARGS.worker, ARGS)
     else:

@@ -138,7 +138,6 @@ def parts_worker(hidden, layers, args):
     """Time qdaed's step part by part; print {"step", "parts", "gemms"} as JSON."""
     from qdaed.models import StudentLSTM
     from qdaed.nn import lstm
-    from tests.naive import bce_grad
 
     rng = np.random.default_rng(0)
     model = StudentLSTM(I, hidden, layers, C, rng=rng)

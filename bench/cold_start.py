@@ -32,9 +32,8 @@ import sys
 import tempfile
 import time
 
-from thread_env import set_thread_vars
+from thread_env import ROOT, child_env
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 SECTION = "## Cold start"
 
 # Runs in the child: a listener on Numba's compile events, then the command line itself.
@@ -72,8 +71,7 @@ sys.exit(status)
 
 
 def run(cache_dir, out_dir, threads):
-    env = set_thread_vars(dict(os.environ, NUMBA_CACHE_DIR=cache_dir), threads)
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env = child_env(threads, NUMBA_CACHE_DIR=cache_dir)
     stats_path = os.path.join(out_dir + ".compiles.json")
     cmd = [sys.executable, "-c", CHILD, stats_path, "pipeline", "--preset", "tiny",
            "--jobs", "1", "--quiet", "--out", out_dir]

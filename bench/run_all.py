@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 
-from thread_env import set_thread_vars
+from thread_env import child_env
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(BENCH, "RESULTS.md")
@@ -165,10 +165,7 @@ def main():
 
     old = open(RESULTS).read() if os.path.exists(RESULTS) else ""
     old_sections = sections(old)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
-    set_thread_vars(env, 2)
-    env["PYTHONPATH"] = os.path.join(BENCH, "..") + os.pathsep + env.get("PYTHONPATH", "")
+    env = child_env(2, drop=("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"))
     removed = [k for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ]
     log, failed = [], []
     start = datetime.datetime.now(datetime.timezone.utc)
