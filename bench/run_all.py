@@ -5,6 +5,7 @@
 Runs, in this order, each in its own process with ``--write`` (each owns one section of
 RESULTS.md; see bench/README.md): bench_student.py (LSTM training step),
 bench_student_parts.py (that step part by part, and the floor its products set),
+lstm_designs.py (LSTM designs measured against qdaed's and not adopted),
 bench_student_infer.py (LSTM inference and the streaming step), bench_resnet.py (ResNet-50),
 bench_detect.py (detection on long recordings), paper_runtime.py (the paper preset's
 runtime), cold_start.py (Numba compile time, cache, start-up). Then RESULTS.md is rebuilt in that order under a
@@ -47,6 +48,9 @@ RUNS = {
                       ["--configs", "128x1", "--steps", "100", "--repeats", "1", "--rounds",
                        "1", "--warmup", "1", "--sample", "5"],
                       "## Where the StudentLSTM training step goes"),
+    "lstm_designs": ("lstm_designs.py", ["--repeats", "3", "--rounds", "5"],
+                     ["--configs", "64x2", "--steps", "50", "--repeats", "1", "--rounds", "1"],
+                     "## LSTM designs measured and not adopted"),
     "student_infer": ("bench_student_infer.py", ["--rounds", "3", "--repeats", "5"],
                       ["--rounds", "1", "--repeats", "1", "--frames", "50",
                        "--configs", "128x1"],
