@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import os
 import statistics
 import sys
@@ -149,12 +150,10 @@ def feature_major_step(params, x, dy, state):
     matrices), the upstream gradient (H, T, B)."""
     num_layers, _, hidden, dtype = lstm._layers(params)
     batch, steps, _ = x.shape
-    buf = state.setdefault("buffers", {})
+    ws = state.setdefault("workspace", lstm.Workspace())  # its buffers, reused across steps
 
     def get(key, shape):
-        if key not in buf:
-            buf[key] = np.empty(shape, dtype)
-        return buf[key]
+        return ws.buffer(key, shape, dtype)
 
     h4 = 4 * hidden
     inp = get("x", (I, steps, batch))
@@ -216,14 +215,10 @@ def pipelined_step(params, x, dy, state):
 
     num_layers, _, hidden, dtype = lstm._layers(params)
     batch, steps, _ = x.shape
-    buf = state.setdefault("buffers", {})
+    ws = state.setdefault("workspace", lstm.Workspace())  # its buffers, reused across steps
 
-    def get(key, shape, zero=False):
-        if key not in buf:
-            buf[key] = np.empty(shape, dtype)
-        if zero:
-            buf[key][...] = 0
-        return buf[key]
+    def get(key, shape):
+        return ws.buffer(key, shape, dtype)
 
     h4 = 4 * hidden
     chunk = lstm._chunk_steps(batch, hidden, dtype)
@@ -429,12 +424,9 @@ def main(args):
     unknown = [d for d in designs if d not in DESIGNS]
     if unknown:
         sys.exit(f"unknown design(s) {unknown}; choose from {', '.join(DESIGNS)}")
-    if "layers pipelined" in designs:
-        try:
-            import threadpoolctl  # noqa: F401
-        except ImportError:
-            print("threadpoolctl not installed: 'layers pipelined' skipped", file=sys.stderr)
-            designs.remove("layers pipelined")
+    if "layers pipelined" in designs and importlib.util.find_spec("threadpoolctl") is None:
+        print("threadpoolctl not installed: 'layers pipelined' skipped", file=sys.stderr)
+        designs.remove("layers pipelined")
     configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
     load0, start = os.getloadavg()[0], datetime.datetime.now(datetime.timezone.utc)
     results = []
