@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import importlib.util
 import os
 import statistics
@@ -77,6 +78,15 @@ def qdaed_step(params, x, dy, state):
     ws = state.setdefault("workspace", lstm.Workspace())
     (_, _), cache = lstm.forward(params, x, workspace=ws)
     return lstm.backward(params, cache, dy, input_grad=False)[1]
+
+
+def _shapes_and_buffers(params, x, state):
+    """(layers, H, B, T, dtype, get) for a design's step; get(key, shape) is a buffer of the
+    design's own ``nn.lstm.Workspace`` (kept in its state), the same memory every step."""
+    num_layers, _, hidden, dtype = lstm._layers(params)
+    batch, steps, _ = x.shape
+    ws = state.setdefault("workspace", lstm.Workspace())
+    return num_layers, hidden, batch, steps, dtype, functools.partial(ws.buffer, dtype=dtype)
 
 
 # --- feature-major: (features, T, B) sequences --------------------------------------------------
@@ -148,13 +158,7 @@ def feature_major_step(params, x, dy, state):
     step's slab contiguous: written and read by the cells only), c (T+1, H, B), h (H, T+1, B)
     and the gate gradient (4H, T, B) (so the weight gradients stay single GEMMs over (·, T·B)
     matrices), the upstream gradient (H, T, B)."""
-    num_layers, _, hidden, dtype = lstm._layers(params)
-    batch, steps, _ = x.shape
-    ws = state.setdefault("workspace", lstm.Workspace())  # its buffers, reused across steps
-
-    def get(key, shape):
-        return ws.buffer(key, shape, dtype)
-
+    num_layers, hidden, batch, steps, dtype, get = _shapes_and_buffers(params, x, state)
     h4 = 4 * hidden
     inp = get("x", (I, steps, batch))
     np.copyto(inp, x.transpose(2, 1, 0))
@@ -213,13 +217,7 @@ def pipelined_step(params, x, dy, state):
     chunk loop and cell kernels; the gradient GEMMs after, with every BLAS thread."""
     from threadpoolctl import threadpool_limits
 
-    num_layers, _, hidden, dtype = lstm._layers(params)
-    batch, steps, _ = x.shape
-    ws = state.setdefault("workspace", lstm.Workspace())  # its buffers, reused across steps
-
-    def get(key, shape):
-        return ws.buffer(key, shape, dtype)
-
+    num_layers, hidden, batch, steps, dtype, get = _shapes_and_buffers(params, x, state)
     h4 = 4 * hidden
     chunk = lstm._chunk_steps(batch, hidden, dtype)
     spans = [(t0, min(steps, t0 + chunk)) for t0 in range(0, steps, chunk)]
