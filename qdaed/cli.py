@@ -6,7 +6,7 @@ Only the module of the command being run is imported: ``qdaed --help`` builds th
 ``COMMANDS`` below without importing any of them (NumPy, SciPy and Numba are not loaded), so
 it starts in a few tens of milliseconds. A test checks that each module registers the help
 line listed here. Errors a user can cause (``QdaedError``) are printed without a traceback
-and give exit status 2.
+and give exit status 2; a closed stdout (``| head``) ends the command quietly with status 141.
 """
 
 from __future__ import annotations
@@ -14,10 +14,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import keyword
+import os
 import sys
 
 from qdaed import __version__
 from qdaed.errors import QdaedError
+
+EXIT_BROKEN_PIPE = 141
 
 # verb -> one-line help; the module qdaed.commands.<verb> registers the same line
 COMMANDS = {
@@ -81,7 +84,24 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"qdaed {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _broken_pipe()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _broken_pipe()
     return 0 if status is None else int(status)
+
+
+def _broken_pipe():
+    """The reader of stdout went away (``qdaed detect ... | head -1``): stop quietly with the
+    status a process killed by SIGPIPE has (128 + 13), as ``cat`` or ``grep`` would. stdout is
+    pointed at /dev/null so that Python's final flush does not raise again. Files being
+    written atomically at that moment are removed, never left half-written."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -161,7 +161,7 @@ class AudioSource:
             raise DataError(f"{name}: truncated (WAV header declares {cut[0]} bytes of audio, "
                             f"the file holds {cut[1]})")
         try:
-            info = sf.info(name)
+            info = sf.info(os.fsencode(name))      # bytes: any file name, UTF-8 or not
         except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError) as exc:
             reason = getattr(exc, "error_string", None) or str(exc)
             raise DataError(f"{name}: unreadable ({reason.strip()})") from None
@@ -179,7 +179,7 @@ class AudioSource:
         import soundfile as sf
 
         try:
-            with sf.SoundFile(self.name) as f:
+            with sf.SoundFile(os.fsencode(self.name)) as f:
                 while True:
                     x = f.read(self.block, dtype="float64", always_2d=True)
                     if x.shape[0] == 0:

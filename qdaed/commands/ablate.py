@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from qdaed.errors import InputError
+from qdaed.io.paths import check_output_dir
 from qdaed.pipeline.ablation import __doc__ as ABLATION_DOC
 from qdaed.pipeline.ablation import ablation_markdown, run_ablation
 from qdaed.pipeline.presets import PRESETS
@@ -31,6 +32,7 @@ def _run(args):
     if seeds < 2:
         raise InputError(f"--seeds: an interval needs at least 2 seeds, got {seeds}")
     jobs = check_int("--jobs", args.jobs, lo=0)
+    check_output_dir("--out", args.out)
     summary = run_ablation(args.out, args.preset, args.recipe, seeds,
                            check_int("--seed", args.seed, lo=0),
                            jobs=1 if args.dask_scheduler else jobs,

@@ -12,6 +12,8 @@ import io
 import json
 import sys
 
+from qdaed.io.paths import check_output_file, display_path
+
 EXIT_SOME_FAILED = 3
 CSV_COLUMNS = ("file", "record", "class", "score", "detected", "onset", "offset", "message")
 
@@ -38,7 +40,10 @@ def register(sub):
     p.add_argument("--min-duration", type=float, default=0.0, metavar="SECONDS",
                    help="drop events shorter than this (default 0)")
     p.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
-    p.add_argument("--csv", metavar="OUT", help="also write the results as CSV rows to OUT")
+    p.add_argument("--csv", metavar="OUT",
+                   help="also write the results as CSV rows to OUT (checked before any file "
+                        "is scored: not the model or an audio file, not a directory or FIFO; "
+                        "file names that are not UTF-8 are written with \\xNN escapes)")
     p.add_argument("--max-duration", type=float, default=86400.0, metavar="SECONDS",
                    help="refuse files longer than this (from the header; default 86400 = 24 h)")
     p.add_argument("--max-size", type=int, default=16 * 1024 ** 3, metavar="BYTES",
@@ -54,7 +59,8 @@ def detect_file(det, path, hop, bounds, event_options=None):
     sc = scan_file(det, path, hop=hop, bounds=bounds)
     scores = sc.file_scores
     present = det.decisions(scores[None])[0]
-    out = {"file": str(path), "duration": round(sc.duration, 4), "windows": int(len(sc.starts)),
+    out = {"file": display_path(path), "duration": round(sc.duration, 4),
+           "windows": int(len(sc.starts)),
            "scores": dict(zip(det.classes, map(float, scores))),
            "detected": [c for c, p in zip(det.classes, present) if p]}
     if event_options is not None:
@@ -101,6 +107,8 @@ def _run(args):
     check_float("--max-duration", args.max_duration, 0.0, lo_open=True)
     check_int("--max-size", args.max_size, lo=1)
     check_event_options(args)
+    if args.csv is not None:
+        check_output_file("--csv", args.csv, inputs=[args.model, *args.audio])
     bounds = Bounds(max_seconds=args.max_duration, max_bytes=args.max_size)
     event_options = EventOptions(args.median, args.min_gap, args.min_duration) \
         if args.events else None
@@ -111,8 +119,8 @@ def _run(args):
         try:
             res = detect_file(det, path, hop, bounds, event_options)
         except DataError as exc:
-            res = {"file": path, "error": str(exc)}
-            print(f"qdaed detect: skipped {exc}", file=sys.stderr)
+            res = {"file": display_path(path), "error": display_path(str(exc))}
+            print(f"qdaed detect: skipped {res['error']}", file=sys.stderr)
             failed += 1
         results.append(res)
         if args.json:
@@ -124,13 +132,17 @@ def _run(args):
     if not args.json:
         print("(* = above the class threshold chosen at the validation EER point)",
               file=sys.stderr)
-    if args.csv:
+    if args.csv is not None:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(CSV_COLUMNS)
         for res in results:
             w.writerows(csv_rows(res))
-        atomic_write_text(args.csv, buf.getvalue())
+        try:
+            atomic_write_text(args.csv, buf.getvalue())
+        except OSError as exc:
+            raise DataError(f"--csv {display_path(args.csv)}: could not be written "
+                            f"({exc.strerror or exc}); the scores above are complete") from None
     if failed == len(results):
         print(f"qdaed detect: none of the {failed} file(s) could be scored", file=sys.stderr)
         return 2

@@ -82,6 +82,7 @@ def _run(args):
     from qdaed.events import EventOptions
     from qdaed.features.fbank import LfbeOptions
     from qdaed.features.store import extract_features, load_features
+    from qdaed.io.paths import check_output_dir
     from qdaed.metrics import compute_metrics, decision_metrics
     from qdaed.streaming import hop_frames
     from qdaed.validate import check_int
@@ -89,6 +90,8 @@ def _run(args):
     jobs = check_int("--jobs", args.jobs, lo=0)
     args.manifest = resolve_manifest(args.manifest)
     check_event_options(args)
+    if args.features_dir is not None:
+        check_output_dir("--features-dir", args.features_dir, inputs=[args.audio_root])
     det = Detector.load(args.model)
     clips = read_manifest(args.manifest, det.classes)
     if args.split:

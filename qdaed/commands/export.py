@@ -4,6 +4,8 @@ state_dict into and the graph's contents are in their docstrings and the README)
 
 from __future__ import annotations
 
+from qdaed.io.paths import check_output_file
+
 
 def register(sub):
     p = sub.add_parser(
@@ -25,8 +27,13 @@ def _run(args):
     from qdaed.errors import InputError
     from qdaed.io.modelfile import read_model_document
 
-    if not args.torch and not args.onnx:
+    if args.torch is None and args.onnx is None:
         raise InputError("export: give --torch OUT.safetensors and/or --onnx OUT.onnx")
+    if args.torch is not None:
+        check_output_file("--torch", args.torch, inputs=[args.model])
+    if args.onnx is not None:
+        check_output_file("--onnx", args.onnx, inputs=[args.model],
+                          others=[("--torch", args.torch)])
     det = Detector.load(args.model)
     sha = read_model_document(args.model)[2]["__metadata__"]["qdaed_sha256"]
     if args.torch:

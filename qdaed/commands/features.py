@@ -6,6 +6,8 @@ import dataclasses
 import os
 import sys
 
+from qdaed.io.paths import check_output_dir
+
 
 def register(sub):
     from qdaed.features.fbank import LfbeOptions
@@ -35,6 +37,10 @@ def register(sub):
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                    help=f"an LFBE option, repeatable (e.g. num_mel_bins=40, window=hamming); "
                         f"names: {names}")
+    p.add_argument("--max-duration", type=float, default=3600.0, metavar="SECONDS",
+                   help="skip (as bad audio, with the reason) clips whose header declares "
+                        "more than this; clips are decoded whole (default 3600 = 1 h; qdaed "
+                        "detect streams recordings of any length)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
@@ -78,8 +84,11 @@ def _run(args):
     from qdaed.data.manifest import read_manifest, resolve_manifest
     from qdaed.errors import InputError
     from qdaed.features.store import extract_features
+    from qdaed.validate import check_float
 
     options = parse_option_values(args.option)
+    check_output_dir("--out", args.out, inputs=[args.audio_root])
+    max_seconds = check_float("--max-duration", args.max_duration, 0.0, lo_open=True)
     path = resolve_manifest(args.manifest, "MANIFEST")
     if path != args.manifest and args.audio_root is None:
         raise InputError(f"MANIFEST {args.manifest}: the clips of a shipped manifest are not "
@@ -89,7 +98,8 @@ def _run(args):
     root = args.audio_root or os.path.dirname(os.path.abspath(args.manifest))
     report = extract_features(clips, root, args.out, options, sample_rate=args.sample_rate,
                               jobs=args.jobs, strict=args.strict,
-                              progress=not args.no_progress, manifest_name=args.manifest)
+                              progress=not args.no_progress, manifest_name=args.manifest,
+                              max_seconds=max_seconds)
     print(report.summary())
     if report.bad:
         print(f"skipped clips and reasons: {os.path.join(args.out, 'bad_audio.csv')}",

@@ -62,11 +62,15 @@ def _run(args):
     from qdaed.errors import DataError, InputError
     from qdaed.features.prepare import Normalizer
     from qdaed.io.interchange import model_from_state, read_state
+    from qdaed.io.paths import check_output_dir, check_output_file
     from qdaed.pipeline.featuresets import load_dataset
     from qdaed.pipeline.presets import preset_config
     from qdaed.pipeline.stages import eer_thresholds
     from qdaed.validate import check_float, check_int
 
+    check_output_file("--out", args.out, inputs=[args.state, args.manifest])
+    if args.features_dir is not None:
+        check_output_dir("--features-dir", args.features_dir, inputs=[args.audio_root])
     state = read_state(args.state)
     model = model_from_state(state, args.arch, args.state, pooling=args.pooling,
                              hidden_size=args.hidden_size, num_layers=args.num_layers,

@@ -3,6 +3,7 @@ gunshot, and where the manifests shipped with qdaed are."""
 
 from __future__ import annotations
 
+import glob
 import os
 
 
@@ -48,7 +49,10 @@ PAPER = {"dog": 13460, "baby_cry": 2313, "gunshot": 4083}
 
 def _build(args):
     from qdaed.data.audioset import build_manifest, manifest_counts, write_audioset_manifest
+    from qdaed.io.paths import check_output_file
 
+    check_output_file("--out", args.out,
+                      inputs=glob.glob(os.path.join(glob.escape(args.audioset), "*")))
     rows = build_manifest(args.audioset, negative_ratio=args.negative_ratio,
                           validation_fraction=args.validation_fraction, seed=args.seed,
                           with_descendants=args.with_descendants)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from qdaed.errors import InputError
+from qdaed.io.paths import check_output_dir
 from qdaed.pipeline.config import RunConfig, merge_dicts, read_config_dict
 from qdaed.pipeline.presets import PRESETS, preset_dict
 from qdaed.train.recipes import (MAX_TEMPERATURE, MIN_TEMPERATURE, RECIPES, check_temperature,
@@ -174,6 +175,7 @@ def _run(args):
     from qdaed.pipeline.run import run_pipeline
 
     cfg = resolve_config(args)
+    check_output_dir("--out", args.out, inputs=[cfg.data.audio_root])
     jobs = check_int("--jobs", args.jobs, lo=0)
     scheduler = getattr(args, "dask_scheduler", None)
     run_pipeline(cfg, args.out, resume=args.resume, quiet=args.quiet,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from qdaed.io.paths import check_output_dir
+
 
 def register(sub):
     p = sub.add_parser(
@@ -73,6 +75,7 @@ def _run(args):
 
     extra = {"snr_db": tuple(args.snr)} if args.snr else {}
     n_transfer = check_int("--transfer", args.transfer, lo=0)
+    check_output_dir("--out", args.out)
     noise = None
     if args.label_noise is not None:
         if args.corpus != "v2":

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -54,8 +55,10 @@ def _usage(args):
 
 
 def _export(args):
+    from qdaed.io.paths import check_output_dir
     from qdaed.vectors.export import export
 
+    check_output_dir("DIR", args.directory, inputs=args.audio)
     summary = export(args.directory, dtype=args.dtype, seed=args.seed, patterns=args.cases,
                      audio=args.audio, force=args.force)
     print(f"wrote {summary.cases} cases ({summary.tensors} tensors, {summary.bytes:,} bytes) "
@@ -68,8 +71,12 @@ def _fmt(x):
 
 
 def _check(args):
+    from qdaed.io.paths import check_output_file
     from qdaed.vectors.check import check, exit_status, write_report
 
+    if args.json is not None:
+        check_output_file("--json", args.json,
+                          inputs=[os.path.join(args.directory, "manifest.json")])
     cw, tw = 34, 30
     header = (f"{'case':<{cw}} {'tensor':<{tw}} {'max abs err':>11} {'max rel err':>11} "
               f"{'rtol':>8} {'atol':>8} {'err/tol':>8}  result  first mismatch")

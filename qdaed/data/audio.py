@@ -16,9 +16,19 @@ non-finite             NaN or ±inf samples (float WAV/FLAC)                    
 too short              fewer samples than one LFBE frame after resampling          skipped
 bad sample rate        outside [1 kHz, 384 kHz]                                    skipped
 larger than 2 GiB      the file's size, before reading it (clips are read whole)   skipped
+longer than 1 hour     the header's frames / rate, before reading or decoding      skipped
+                       (``MAX_CLIP_SECONDS``; ``qdaed features --max-duration``)
+out of memory          decoding or resampling raises ``MemoryError``               skipped
 other sample rate      any rate ≠ 16 kHz                                           resampled
 several channels       2+ channels                                                 mean mix
 =====================  ==========================================================  ==========
+
+Clips are decoded whole (float64, then resampled), so a clip costs about 8 bytes per sample
+per channel at its own rate plus the same again at 16 kHz: the 1-hour bound keeps one clip
+under about 1.5 GB at 48 kHz stereo, and a file whose header declares more (a 10-hour
+recording, or a sparse file with a forged header) is refused from its header alone, before
+its bytes are read. ``qdaed detect`` reads recordings of any length in blocks instead
+(``qdaed.streaming``).
 
 "Skipped" means the caller (the feature store) lists the file and reason in its bad-audio
 report and leaves it out, or, with ``--strict``, stops with one error naming every bad file.
@@ -50,10 +60,28 @@ MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 384_000
 # Whole-file reads (the feature store hashes each clip's bytes) refuse larger files before
 # reading them; detection reads in blocks instead (qdaed.streaming).
 MAX_READ_BYTES = 2 * 1024 ** 3
+# Longest clip decoded whole (seconds of audio, from the header, checked before reading).
+MAX_CLIP_SECONDS = 3600.0
 
 
-def read_bytes(path):
-    """The file's bytes; ``DataError`` when it is missing, not a file, or empty."""
+def check_duration(source, name, max_seconds=MAX_CLIP_SECONDS):
+    """Refuse, from the header alone, audio longer than ``max_seconds``. ``source``: a path
+    or a file object; a header libsndfile cannot parse passes here (decoding reports it)."""
+    if isinstance(source, (str, bytes, os.PathLike)):
+        source = os.fsencode(source)          # bytes: any file name, UTF-8 or not
+    try:
+        info = sf.info(source)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError):
+        return
+    if info.samplerate > 0 and info.frames / info.samplerate > max_seconds:
+        raise DataError(f"{name}: its header declares {info.frames / info.samplerate:.0f} s of "
+                        f"audio, more than the {max_seconds:.0f} s a clip may have "
+                        f"(--max-duration; qdaed detect reads long recordings in blocks)")
+
+
+def read_bytes(path, max_seconds=MAX_CLIP_SECONDS):
+    """The file's bytes; ``DataError`` when it is missing, not a file, empty, or its header
+    declares more than ``max_seconds`` of audio (checked before the bytes are read)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise DataError(f"{path}: missing (no such file)")
@@ -63,9 +91,12 @@ def read_bytes(path):
         raise DataError(f"{path}: {os.path.getsize(path)} bytes is more than the "
                         f"{MAX_READ_BYTES} bytes a clip may have (qdaed detect reads long "
                         f"recordings in blocks)")
+    check_duration(path, path, max_seconds)
     try:
         with open(path, "rb") as fh:
             data = fh.read()
+    except MemoryError:
+        raise DataError(f"{path}: not enough memory to read it") from None
     except OSError as exc:
         raise DataError(f"{path}: unreadable ({exc.strerror or exc})") from None
     if not data:
@@ -94,14 +125,17 @@ def wav_truncation(data):
     return None
 
 
-def decode(data, name):
+def decode(data, name, max_seconds=MAX_CLIP_SECONDS):
     """Decode audio bytes to (samples (n, channels) float64, sample rate); ``DataError`` if bad."""
     cut = wav_truncation(data)
     if cut is not None:
         raise DataError(f"{name}: truncated (WAV header declares {cut[0]} bytes of audio, "
                         f"the file holds {cut[1]})")
+    check_duration(io.BytesIO(data), name, max_seconds)
     try:
         samples, rate = sf.read(io.BytesIO(data), dtype="float64", always_2d=True)
+    except MemoryError:
+        raise DataError(f"{name}: not enough memory to decode it") from None
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
         reason = getattr(exc, "error_string", None) or str(exc)
         raise DataError(f"{name}: unreadable ({reason.strip()})") from None
@@ -133,19 +167,24 @@ def resample(x, rate, target=TARGET_RATE):
     return resample_poly(x, target // g, rate // g)
 
 
-def load_clip(path, sample_rate=TARGET_RATE, *, min_samples=1, data=None):
+def load_clip(path, sample_rate=TARGET_RATE, *, min_samples=1, data=None,
+              max_seconds=MAX_CLIP_SECONDS):
     """Mono float32 waveform of an audio file at ``sample_rate``; ``DataError`` if unusable.
 
     min_samples: fewer samples than this after resampling (e.g. one LFBE frame, 400) is an
         error ("too short").
     data: the file's bytes when the caller has read them already (the feature store hashes
         them), so the file is read once.
+    max_seconds: longest clip accepted, from the header (``MAX_CLIP_SECONDS``).
     """
     name = os.fspath(path)
     if data is None:
-        data = read_bytes(name)
-    samples, rate = decode(data, name)
-    x = resample(to_mono(samples), rate, sample_rate)
+        data = read_bytes(name, max_seconds)
+    samples, rate = decode(data, name, max_seconds)
+    try:
+        x = resample(to_mono(samples), rate, sample_rate)
+    except MemoryError:
+        raise DataError(f"{name}: not enough memory to resample it") from None
     if x.size < min_samples:
         raise DataError(f"{name}: too short ({x.size} samples at {sample_rate} Hz after "
                         f"resampling; need at least {min_samples}, one frame)")

@@ -34,7 +34,7 @@ import sys
 
 import numpy as np
 
-from qdaed.data.audio import TARGET_RATE, load_clip, read_bytes
+from qdaed.data.audio import MAX_CLIP_SECONDS, TARGET_RATE, load_clip, read_bytes
 from qdaed.data.manifest import Clip, resolve_audio, write_manifest
 from qdaed.errors import DataError, InputError
 from qdaed.features.fbank import LfbeOptions, lfbe, mel_filterbank
@@ -102,21 +102,23 @@ def _cached_frames(path, num_mel_bins):
     return int(arr.shape[0])
 
 
-def features_of_file(audio_path, cache_dir, options, sample_rate):
+def features_of_file(audio_path, cache_dir, options, sample_rate,
+                     max_seconds=MAX_CLIP_SECONDS):
     """Compute or reuse one clip's features: ("ok", path, frames, reused) or ("bad", reason).
 
     Runs in the worker processes; returns plain tuples (cheap to send back) and turns every
     problem with the audio into a "bad" result rather than an exception.
     """
     try:
-        data = read_bytes(audio_path)
+        data = read_bytes(audio_path, max_seconds)
         key = cache_key(hashlib.sha256(data).hexdigest(), options, sample_rate)
         out = cache_path(cache_dir, key)
         frames = _cached_frames(out, options.num_mel_bins)
         if frames is not None:
             return ("ok", out, frames, True)
         length = options.frame_sizes(sample_rate)[0] if options.snip_edges else 1
-        x = load_clip(audio_path, sample_rate, min_samples=length, data=data)
+        x = load_clip(audio_path, sample_rate, min_samples=length, data=data,
+                      max_seconds=max_seconds)
         rng = np.random.default_rng(int(key[:16], 16)) if options.dither > 0 else None
         feats = lfbe(x, sample_rate, rng=rng, options=options)
     except (DataError, InputError) as exc:
@@ -130,10 +132,12 @@ def _work(args):
 
 
 def extract_features(clips, audio_root, out_dir, options=None, *, sample_rate=TARGET_RATE,
-                     jobs=0, strict=False, progress=True, manifest_name="manifest"):
+                     jobs=0, strict=False, progress=True, manifest_name="manifest",
+                     max_seconds=MAX_CLIP_SECONDS):
     """Features for every clip of a manifest; writes OUT (see the module docstring).
 
     clips: list of ``qdaed.data.manifest.Clip`` (from ``read_manifest``).
+    max_seconds: longest clip accepted (from its header; longer ones are skipped as bad).
     jobs: worker processes (0: one per core, as every ``--jobs`` of qdaed; 1: in this
     process).
     Returns a :class:`StoreReport`.
@@ -157,7 +161,7 @@ def extract_features(clips, audio_root, out_dir, options=None, *, sample_rate=TA
                       json.dumps(options_document(options, sample_rate), indent=2,
                                  sort_keys=True) + "\n")
     paths = [resolve_audio(c, audio_root) for c in clips]
-    tasks = [(p, cache_dir, options, sample_rate) for p in paths]
+    tasks = [(p, cache_dir, options, sample_rate, max_seconds) for p in paths]
 
     from tqdm import tqdm
 

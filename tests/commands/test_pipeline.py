@@ -98,7 +98,7 @@ def test_model_commands_refuse_a_file_that_is_not_a_model(capsys, tmp_path, comm
 def test_an_empty_out_is_refused_and_nothing_is_written(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     status, err = run_cli(capsys, "pipeline", "--preset", "tiny", "--out", "")
-    assert status == 2 and "empty string" in err
+    assert status == 2 and "--out: an empty path" in err
     assert list(tmp_path.iterdir()) == []
 
 
