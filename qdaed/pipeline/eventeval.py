@@ -9,16 +9,36 @@ durations are the truth. Each model scans them as ``qdaed detect --events`` does
 hop and event options) and :mod:`qdaed.eventmetrics` scores the events: segment-based F1
 (1 s) and event-based F1 (collar 0.2 s, offset 50 %), overall (micro) and macro.
 
+Manifest runs (real recordings) have no onsets in their clips; for them the run builds
+``recordings`` real soundscapes of 30–60 s from the TEST split's clips only
+(:mod:`qdaed.data.soundscapes`: the test negatives end to end as background, test positives
+placed into it at known samples; ``length`` does not apply), with the equal-length control
+applied to each clip as in training, and writes them to ``OUT/soundscapes/`` (float WAV files,
+``annotations.tsv`` in sed_eval's ``filename onset offset event_label`` format, and
+``soundscapes.json``: the options and, per file, the background clips and each event's source
+clip, samples, gain and level) so that any tool can score them again.
+
 Configuration: the run's :class:`~qdaed.pipeline.config.EventEvalConfig` (``event_eval``:
-``{"recordings": 10, "length": 10}``; ``{"recordings": 0}`` switches it off). Manifest runs
-have no onsets: nothing is computed.
+``{"recordings": 10, "length": 10}``; ``{"recordings": 0}`` switches it off).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+
+import numpy as np
+import soundfile as sf
+
+from qdaed.data.audio import load_clip
+from qdaed.data.manifest import read_manifest, resolve_audio
+from qdaed.data.soundscapes import SoundscapeOptions, build, sed_eval_rows
+from qdaed.errors import DataError
 from qdaed.eventmetrics import event_metrics
 from qdaed.events import scan_events
 from qdaed.features.fbank import lfbe
+from qdaed.io.atomic import atomic_open, atomic_write_text
 from qdaed.streaming import scan_features
 
 SAMPLE_RATE = 16000
@@ -44,6 +64,55 @@ def recordings(data, event_eval, classes, feature_options):
     return out
 
 
+def soundscape_options(data, event_eval):
+    """The soundscapes of a manifest run: ``recordings`` of them, seeded from the run's data
+    seed (``synth_seed + 2``)."""
+    return SoundscapeOptions(count=event_eval.recordings, seed=data.synth_seed + 2)
+
+
+def manifest_recordings(data, event_eval, classes, feature_options, test_names, out_dir):
+    """[(raw LFBE (T, F), samples, reference events)] of real soundscapes built from the test
+    clips ``test_names`` (``Clip.name`` of the manifest's rows), written to ``out_dir``; []
+    when switched off."""
+    if data.source != "manifest" or not event_eval.recordings:
+        return []
+    wanted = set(test_names)
+    clips = [c for c in read_manifest(data.manifest, classes) if c.name in wanted]
+    negatives, positives = [], []
+    for clip in clips:
+        x = load_clip(resolve_audio(clip, data.audio_root), SAMPLE_RATE)
+        if data.equal_seconds is not None:           # the equal-length control, as in training
+            x = np.resize(x, int(round(data.equal_seconds * SAMPLE_RATE)))
+        if clip.labels:
+            positives.append((clip.name, x, tuple(c for c in classes if c in clip.labels)))
+        else:
+            negatives.append((clip.name, x))
+    try:
+        scapes = build(negatives, positives, soundscape_options(data, event_eval))
+    except DataError as exc:
+        raise DataError(f"event metrics on the test split: {exc}") from None
+    os.makedirs(out_dir, exist_ok=True)
+    rows, out = ["filename\tonset\toffset\tevent_label"], []
+    for i, s in enumerate(scapes):
+        name = f"soundscape_{i:03d}.wav"
+        with atomic_open(os.path.join(out_dir, name), "wb") as fh:
+            sf.write(fh, s.waveform, SAMPLE_RATE, subtype="FLOAT", format="WAV")
+        rows += sed_eval_rows(name, s)
+        truth = [{"class": e["class"], "onset": e["onset"], "offset": e["offset"]}
+                 for e in s.events]
+        out.append((lfbe(s.waveform, SAMPLE_RATE, **feature_options), s.waveform.size, truth))
+    atomic_write_text(os.path.join(out_dir, "annotations.tsv"), "\n".join(rows) + "\n")
+    sources = [{"file": f"soundscape_{i:03d}.wav", "samples": int(s.waveform.size),
+                "background": s.background,
+                "events": [{k: e[k] for k in ("class", "onset_sample", "offset_sample", "source",
+                                               "gain", "ebr_db")} for e in s.events]}
+               for i, s in enumerate(scapes)]
+    atomic_write_text(os.path.join(out_dir, "soundscapes.json"), json.dumps(
+        {"options": dataclasses.asdict(soundscape_options(data, event_eval)),
+         "sample_rate": SAMPLE_RATE, "soundscapes": sources}, indent=1) + "\n")
+    return out
+
+
 def model_event_metrics(det, recs):
     """Event metrics of one detector on the recordings."""
     files = []
@@ -54,6 +123,17 @@ def model_event_metrics(det, recs):
 
 
 def describe(data, event_eval, recs):
+    if data.source == "manifest":
+        opts = soundscape_options(data, event_eval)
+        return {"recordings": len(recs), "kind": "real soundscapes from the test split",
+                "seconds_each": [opts.min_seconds, opts.max_seconds],
+                "seconds_total": round(sum(r[1] for r in recs) / SAMPLE_RATE, 3),
+                "soundscape_seed": opts.seed, "events_each": [opts.min_events, opts.max_events],
+                "event_to_background_db": list(opts.ebr_db), "min_gap": opts.min_gap,
+                "reference_events": int(sum(len(t) for _, _, t in recs)),
+                "hop": "half a window", "median": 3, "segment_resolution": 1.0, "collar": 0.2,
+                "offset_percentage": 0.5, "files": "soundscapes/ (annotations.tsv)",
+                "labels": "the test clips' weak labels; an event spans its whole clip"}
     return {"recordings": len(recs), "seconds_each": data.clip_seconds * event_eval.length,
             "corpus": data.corpus, "corpus_seed": data.synth_seed + 1,
             "reference_events": int(sum(len(t) for _, _, t in recs)),
@@ -62,4 +142,4 @@ def describe(data, event_eval, recs):
             "labels": "clean truth (the generator's events)"}
 
 
-__all__ = ["recordings", "model_event_metrics", "describe"]
+__all__ = ["recordings", "manifest_recordings", "model_event_metrics", "describe"]

@@ -292,9 +292,16 @@ def _decision_lines(results):
              "Precision, recall and F1 of the decisions at each model's stored thresholds (the "
              "validation EER point), mean over classes, on the test clips."]
     if has_events:
+        if isinstance(ev.get("seconds_each"), list):      # real soundscapes (manifest runs)
+            what = (f"{ev.get('recordings')} real soundscapes of "
+                    f"{ev['seconds_each'][0]:g}–{ev['seconds_each'][1]:g} s built from the test "
+                    f"clips only (`soundscapes/`; an event spans its whole weakly labelled "
+                    f"clip)")
+        else:
+            what = (f"{ev.get('recordings')} synthetic recordings of "
+                    f"{ev.get('seconds_each'):g} s")
         lines[-1] += (f" Segment-based (1 s) and event-based (collar 0.2 s, offset 50%) F1 of "
-                      f"`qdaed detect --events` on {ev.get('recordings')} synthetic "
-                      f"recordings of {ev.get('seconds_each'):g} s ({ev.get('reference_events')} "
+                      f"`qdaed detect --events` on {what} ({ev.get('reference_events')} "
                       f"reference events; sed_eval's definitions, micro-averaged).")
     head = "| model | precision | recall | F1 |" + (" segment F1 | event F1 |" if has_events
                                                   else "")

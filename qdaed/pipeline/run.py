@@ -202,7 +202,7 @@ def run_pipeline(cfg, out_dir, resume=False, quiet=False, jobs=1, stop_after=Non
             runs.append((seed, det, det.scores(prep["x_test"])))
     _remove_empty_dirs(out / "checkpoints")
     test = prep["test"]
-    events = _event_recordings(cfg, prep["feature_options"], log)
+    events = _event_recordings(cfg, prep["feature_options"], log, prep["test"].clips, out)
     results = report.build_results(cfg.classes, cfg.to_dict(), versions(), runs, test, log,
                                    events=events)
     results["distill"] = {**spec.to_config(), "temperature": selection["temperature"],
@@ -290,15 +290,23 @@ def _prepare_arrays(cfg, spec, data, out, log):
             "feature_options": data.feature_options}
 
 
-def _event_recordings(cfg, feature_options, log):
+def _event_recordings(cfg, feature_options, log, test_names, out):
     """(recordings, description) for the event metrics (qdaed.pipeline.eventeval), or None."""
     from qdaed.pipeline import eventeval
 
-    recs = eventeval.recordings(cfg.data, cfg.event_eval, cfg.classes, feature_options)
+    if cfg.data.source == "manifest":
+        recs = eventeval.manifest_recordings(cfg.data, cfg.event_eval, cfg.classes,
+                                             feature_options, test_names, out / "soundscapes")
+        if recs:
+            log(f"event metrics: {len(recs)} real soundscapes from the test split "
+                f"({sum(r[1] for r in recs) / 16000:.0f} s, {out / 'soundscapes'}), every model")
+    else:
+        recs = eventeval.recordings(cfg.data, cfg.event_eval, cfg.classes, feature_options)
+        if recs:
+            log(f"event metrics: {len(recs)} synthetic recordings of {recs[0][1] / 16000:g} s, "
+                f"every model")
     if not recs:
         return None
-    log(f"event metrics: {len(recs)} synthetic recordings of {recs[0][1] / 16000:g} s, "
-        f"every model")
     return recs, eventeval.describe(cfg.data, cfg.event_eval, recs)
 
 
