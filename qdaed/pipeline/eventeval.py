@@ -25,8 +25,12 @@ Configuration: the run's :class:`~qdaed.pipeline.config.EventEvalConfig` (``even
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import importlib.util
 import json
 import os
+import sys
+import types
 
 import numpy as np
 import soundfile as sf
@@ -36,7 +40,7 @@ from qdaed.data.manifest import read_manifest, resolve_audio
 from qdaed.data.soundscapes import SoundscapeOptions, build, sed_eval_rows
 from qdaed.errors import DataError
 from qdaed.eventmetrics import event_metrics
-from qdaed.events import scan_events
+from qdaed.events import scan_events, window_edges
 from qdaed.features.fbank import lfbe
 from qdaed.io.atomic import atomic_open, atomic_write_text
 from qdaed.streaming import scan_features
@@ -114,12 +118,68 @@ def manifest_recordings(data, event_eval, classes, feature_options, test_names, 
 
 
 def model_event_metrics(det, recs):
-    """Event metrics of one detector on the recordings."""
-    files = []
+    """Event metrics of one detector on the recordings: sed_eval's segment- and event-based F1
+    (:mod:`qdaed.eventmetrics`) and, where ``sed_scores_eval`` is installed, PSDS."""
+    files, tables = [], []
     for feats, samples, truth in recs:
         sc = scan_features(det, [feats], samples=samples)
         files.append((truth, scan_events(sc, det.thresholds, det.classes), samples / SAMPLE_RATE))
-    return event_metrics(files, det.classes)
+        tables.append((window_edges(sc.window_times(), sc.duration), sc.scores))
+    out = event_metrics(files, det.classes)
+    scores = psds(tables, [(t, d) for t, _, d in files], det.classes)
+    if scores is not None:
+        out.update(scores)
+    return out
+
+
+# PSDS scenarios of DCASE 2021-2023 task 4 (Bilen et al. 2020): detection- and ground-truth
+# intersection criteria, cross-trigger criterion, its weight, the instability weight, and
+# the largest effective false-positive rate per hour
+PSDS_SCENARIOS = {
+    "psds1": {"dtc_threshold": 0.7, "gtc_threshold": 0.7, "cttc_threshold": None,
+              "alpha_ct": 0.0, "alpha_st": 1.0, "max_efpr": 100.0},
+    "psds2": {"dtc_threshold": 0.1, "gtc_threshold": 0.1, "cttc_threshold": 0.3,
+              "alpha_ct": 0.5, "alpha_st": 1.0, "max_efpr": 100.0},
+}
+
+
+def sed_scores_eval_module():
+    """``sed_scores_eval`` (optional extra ``sed``), or None when it is not installed. Its
+    dependency sed_eval imports ``pkg_resources``, which setuptools >= 81 no longer ships and
+    which it uses only for a version lookup: an empty stand-in module is registered first when
+    the real one is absent."""
+    if "pkg_resources" not in sys.modules and importlib.util.find_spec("pkg_resources") is None:
+        sys.modules["pkg_resources"] = types.ModuleType("pkg_resources")
+    try:
+        return importlib.import_module("sed_scores_eval")
+    except ImportError:
+        return None
+
+
+def psds(tables, files, classes):
+    """PSDS1 and PSDS2 of window scores, computed by sed_scores_eval (None without it).
+
+    tables: per recording, (edges (N + 1,), scores (N, C)): window k scores the stretch
+    [edges_k, edges_k+1) it stands for (:func:`qdaed.events.window_edges`), which is what
+    ``qdaed detect --events`` thresholds; files: per recording, (reference events, duration).
+    """
+    sse = sed_scores_eval_module()
+    if sse is None:
+        return None
+    from sed_scores_eval.base_modules.scores import create_score_dataframe
+
+    scores, truth, durations = {}, {}, {}
+    for i, ((edges, s), (ref, dur)) in enumerate(zip(tables, files)):
+        key = f"r{i:04d}"
+        scores[key] = create_score_dataframe(np.asarray(s, np.float64), np.asarray(edges),
+                                             list(classes))
+        truth[key] = [(e["onset"], e["offset"], e["class"]) for e in ref]
+        durations[key] = float(dur)
+    out = {}
+    for name, kw in PSDS_SCENARIOS.items():
+        value = sse.intersection_based.psds(scores, truth, durations, unit_of_time="hour", **kw)[0]
+        out[name] = float(value)
+    return out
 
 
 def describe(data, event_eval, recs):
@@ -142,4 +202,4 @@ def describe(data, event_eval, recs):
             "labels": "clean truth (the generator's events)"}
 
 
-__all__ = ["recordings", "manifest_recordings", "model_event_metrics", "describe"]
+__all__ = ["recordings", "manifest_recordings", "model_event_metrics", "describe", "psds"]

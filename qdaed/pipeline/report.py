@@ -87,6 +87,9 @@ def build_results(classes, config, versions, runs, test, log=None, events=None):
             entry["events"] = {f"{kind}_{stat}": _aggregate(
                 [_nan(e[kind]["overall"]["f1"] if stat == "f1" else e[kind]["macro_f1"])
                  for e in ev]) for kind in ("segment", "event") for stat in ("f1", "macro_f1")}
+            for name in ("psds1", "psds2"):          # with sed_scores_eval installed
+                if all(name in e for e in ev):
+                    entry["events"][name] = _aggregate([e[name] for e in ev])
         models.append(entry)
     comparisons = _comparisons(by_name, metrics_of, test.labels, log)
     out = {"preset": config.get("preset"), "config": config, "versions": versions,
@@ -303,14 +306,21 @@ def _decision_lines(results):
         lines[-1] += (f" Segment-based (1 s) and event-based (collar 0.2 s, offset 50%) F1 of "
                       f"`qdaed detect --events` on {what} ({ev.get('reference_events')} "
                       f"reference events; sed_eval's definitions, micro-averaged).")
+    has_psds = has_events and "psds1" in models[0]["events"]
+    if has_psds:
+        lines[-1] += (" PSDS1 and PSDS2 (DCASE task 4's scenarios, threshold-free, from the "
+                      "window scores) computed by sed_scores_eval.")
     head = "| model | precision | recall | F1 |" + (" segment F1 | event F1 |" if has_events
-                                                  else "")
-    lines += ["", head, "|---|" + "---:|" * (3 + 2 * has_events)]
+                                                  else "") + (" PSDS1 | PSDS2 |" if has_psds
+                                                              else "")
+    lines += ["", head, "|---|" + "---:|" * (3 + 2 * has_events + 2 * has_psds)]
     for m in models:
         row = [m["name"], _fmt(m["precision"]["mean"]), _fmt(m["recall"]["mean"]),
                _fmt(m["f1"]["mean"])]
         if has_events:
             row += [_fmt(m["events"]["segment_f1"]), _fmt(m["events"]["event_f1"])]
+        if has_psds:
+            row += [_fmt(m["events"]["psds1"]), _fmt(m["events"]["psds2"])]
         lines.append("| " + " | ".join(row) + " |")
     return lines
 

@@ -57,3 +57,33 @@ def test_no_soundscapes_when_switched_off_or_for_synthetic_runs(tmp_path):
     assert eventeval.manifest_recordings(cfg.data, EventEvalConfig(recordings=3), cfg.classes,
                                          {}, [], tmp_path / "s") == []
     assert not (tmp_path / "s").exists()
+
+
+def _perfect_tables(truth, duration, classes, step=0.1):
+    """Scores of an oracle: 1 inside each reference event of its class, 0 elsewhere."""
+    edges = np.round(np.arange(0.0, duration + 1e-9, step), 6)
+    mid = 0.5 * (edges[:-1] + edges[1:])
+    s = np.zeros((mid.size, len(classes)))
+    for e in truth:
+        s[(mid >= e["onset"]) & (mid < e["offset"]), classes.index(e["class"])] = 1.0
+    return edges, s
+
+
+def test_psds_of_an_oracle_is_one_and_of_a_silent_detector_is_zero():
+    if eventeval.sed_scores_eval_module() is None:
+        import pytest
+        pytest.skip("sed_scores_eval not installed (extra 'sed')")
+    classes = ["dog", "baby_cry", "gunshot"]
+    truth = [[{"class": "dog", "onset": 1.0, "offset": 3.0},
+              {"class": "gunshot", "onset": 5.0, "offset": 5.5}],
+             [{"class": "baby_cry", "onset": 0.5, "offset": 4.0},
+              {"class": "dog", "onset": 6.0, "offset": 7.0}]]
+    files = [(t, 10.0) for t in truth]
+    oracle = [_perfect_tables(t, 10.0, classes) for t in truth]
+    got = eventeval.psds(oracle, files, classes)
+    assert got["psds1"] == 1.0 and got["psds2"] == 1.0
+    silent = [(edges, np.zeros_like(s)) for edges, s in oracle]
+    assert eventeval.psds(silent, files, classes) == {"psds1": 0.0, "psds2": 0.0}
+    # one class always on: its false positives cost, the others are still found perfectly
+    noisy = [(edges, np.where(np.arange(3) == 0, 1.0, s)) for edges, s in oracle]
+    assert 0.0 <= eventeval.psds(noisy, files, classes)["psds1"] < 1.0
