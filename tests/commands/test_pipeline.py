@@ -179,6 +179,20 @@ def test_a_split_too_small_for_the_metrics_is_refused_before_training(
     assert not out.exists()                 # the start was rolled back: nothing to clean up
 
 
+def test_a_source_recording_in_two_splits_is_refused_before_any_audio_is_read(
+        capsys, tmp_path, corpus):
+    _, rows = corpus
+    # rows 0 (train) and 29 (test) share recording "rec-a"; every other row is its own
+    text = manifest_text(rows, columns=("path", "labels", "split", "group"), edit=lambda r: {
+        **r, "group": "rec-a" if r["path"] in (rows[0]["path"], rows[29]["path"])
+        else r["path"]})
+    assert rows[0]["split"] == "train" and rows[29]["split"] == "test"
+    status, err, out = run_manifest(capsys, tmp_path, corpus, text)
+    assert status == 2, err
+    assert "group 'rec-a' is in train (line 2) and test (line 31)" in err, err
+    assert not out.exists()           # refused before features: nothing was written
+
+
 def test_a_clip_listed_twice_is_refused_naming_both_lines(capsys, tmp_path, corpus):
     _, rows = corpus
     status, err, out = run_manifest(capsys, tmp_path, corpus, manifest_text(rows + rows[3:4]))
