@@ -154,7 +154,7 @@ def test_pipeline_options_set_the_data_config():
     (["--label-noise", "0.1,0.1,0.1"], "one or two rates"),
     (["--corpus", "v1", "--label-noise", "0.2"], "only corpus v2"),
     (["--transfer", "-1"], "--transfer"),
-    (["--transfer", "0"], "needs an unlabelled transfer set"),
+    (["--transfer", "0", "--recipe", "transfer"], "needs an unlabelled transfer set"),
     (["--manifest", "m.csv", "--audio-root", ".", "--corpus", "v1"],
      "applies to the synthetic corpus"),
     (["--manifest", "m.csv", "--audio-root", ".", "--transfer", "3"],
