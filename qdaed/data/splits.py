@@ -10,16 +10,15 @@ deterministic from its seed.
 1. A group's stratum is the stratum of its rows (e.g. its label and source; the rows of one
    group must agree). Strata are taken in sorted order, and within a stratum the groups in
    sorted order, permuted by one ``numpy.random.default_rng(seed)`` consumed stratum after
-   stratum, then sorted by decreasing size (a stable sort: the permutation orders groups of
-   equal size).
-2. Within a stratum, each group in that order goes to the split furthest below its target
-   ``fraction × the stratum's rows`` (the largest deficit in rows; ties to the earlier name).
-   Largest first, the rows come close to the fractions, and the large recordings go to the
-   split with the largest fraction (train) while validation and test fill up with more, smaller
-   ones: a stratum with a few large recordings (gunshot: 22 recordings, three of them 40 of its
-   79 clips) still has several recordings in each evaluation split. A stratum with fewer groups
-   than splits leaves a split without it; callers that need every class in every split check
-   it (:func:`qdaed.data.corpora.check_positives`).
+   stratum.
+2. Within a stratum, each group in the permuted order goes to the split furthest below its
+   targets: the deficit of split s is (f_s·R − r_s)/R + (f_s·G − g_s)/G, with R and G the
+   stratum's rows and groups, r_s and g_s those already in s (ties to the earlier name).
+   Counting groups as well as rows keeps both near the fractions when group sizes are
+   skewed (gunshot in the real corpus: 22 recordings, three of them 40 of its 79 clips; by
+   rows alone a test split could be two recordings). A stratum with fewer groups than splits
+   leaves a split without it; callers that need every class in every split check it
+   (:func:`qdaed.data.corpora.check_positives`).
 
 :func:`carve_unlabeled` takes a share of the *training* groups out as ``unlabeled`` (a
 transfer set), stratum by stratum, by the same procedure with fractions (1 − f, f) and
