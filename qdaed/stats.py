@@ -1,4 +1,5 @@
-"""Paired comparisons of two models: per-seed differences, t-intervals, clip bootstrap.
+"""Paired comparisons of two models: per-seed differences, t-intervals, clip and group
+bootstrap.
 
 Direction. Every difference here is **model minus reference**, b − a: for a metric where lower
 is better (the EER), a negative difference means the model (b) is better than the reference
@@ -30,6 +31,14 @@ every resample and left out, as :func:`qdaed.metrics.compute_metrics` leaves the
 mean). A resample where one of those classes has no positives or no negatives is undefined:
 it is skipped and counted. The (1 − α) interval is the percentile interval of the defined
 Δ_r: the α/2 and 1 − α/2 quantiles (``numpy.percentile``, linear interpolation).
+
+Bootstrap over source recordings (groups). Clips cut from one recording are not independent
+(real corpora: slices of one Freesound file, cries of one app install), so resampling clips
+understates the test set's sampling noise. :func:`group_bootstrap_mean_eer_difference` resamples
+the G distinct groups of the test clips instead: resample r draws G group indices with
+replacement (``numpy.random.default_rng(seed).integers(0, G, size=(n_boot, G))``, groups
+numbered in sorted order of their keys), and holds every clip of a group drawn k times k times.
+Δ_r, the skipped resamples and the percentile interval are as above.
 """
 
 from __future__ import annotations
@@ -261,6 +270,18 @@ def bootstrap_mean_eer_difference(scores_a, scores_b, labels, n_boot=1000, seed=
     the percentile interval of the defined Δ_r (None, None when every resample is undefined)
     and the fraction of resamples skipped.
     """
+    confidence, n_boot, seed, y, sa, sb, defined = _check_bootstrap_input(
+        scores_a, scores_b, labels, n_boot, seed, confidence)
+    n = y.shape[0]
+    indices = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    lo, hi, undefined = _difference_interval(sa, sb, y, defined,
+                                             _counts_from_indices(indices, n), confidence)
+    return {"ci_low": lo, "ci_high": hi, "confidence": confidence, "n_boot": n_boot,
+            "seed": seed, "undefined_fraction": undefined}
+
+
+def _check_bootstrap_input(scores_a, scores_b, labels, n_boot, seed, confidence):
+    """(confidence, n_boot, seed, labels, scores_a, scores_b, defined classes), checked."""
     confidence = _check_confidence(confidence)
     n_boot = check_int("n_boot", n_boot, 1)
     seed = check_int("seed", seed, 0)
@@ -271,15 +292,18 @@ def bootstrap_mean_eer_difference(scores_a, scores_b, labels, n_boot=1000, seed=
     if y.size == 0:
         raise InputError(f"labels: expected a non-empty array, got shape {y.shape}")
     sa, sb = _check_score_lists(scores_a, scores_b, y.shape)
-    n = y.shape[0]
     pos = y.sum(axis=0)
-    defined = (pos > 0) & (pos < n)
+    defined = (pos > 0) & (pos < y.shape[0])
     if not defined.any():
         raise InputError("labels: no class has both positives and negatives in the test set, "
                          "so the mean EER is undefined")
+    return confidence, n_boot, seed, y, sa, sb, defined
 
-    indices = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-    counts = _counts_from_indices(indices, n)
+
+def _difference_interval(sa, sb, y, defined, counts, confidence):
+    """(low, high, undefined fraction): the percentile interval of Δ_r over the resamples
+    ``counts`` (B, N) (module docstring); low, high None when every resample is undefined."""
+    n_boot = counts.shape[0]
     y_def = np.ascontiguousarray(y[:, defined])
     delta = np.zeros(n_boot)
     undefined = np.zeros(n_boot, dtype=bool)
@@ -295,9 +319,67 @@ def bootstrap_mean_eer_difference(scores_a, scores_b, labels, n_boot=1000, seed=
         lo, hi = (float(v) for v in np.percentile(ok, [100 * alpha / 2, 100 * (1 - alpha / 2)]))
     else:
         lo = hi = None
+    return lo, hi, float(undefined.mean())
+
+
+def _group_numbers(groups, n):
+    """(number of each clip's group in sorted order of the keys, G); InputError when groups is
+    not one key per clip."""
+    if isinstance(groups, np.ndarray) and groups.ndim != 1:
+        raise InputError(f"groups: expected one key per clip (1 dimension), got shape "
+                         f"{groups.shape}")
+    groups = list(groups)
+    if len(groups) != n:
+        raise InputError(f"groups: expected one key per test clip ({n}), got {len(groups)}")
+    if any(g is None for g in groups):
+        raise InputError("groups: a clip has no group (None); give every clip its source "
+                         "recording (a clip of its own: a key of its own)")
+    try:
+        keys = sorted(set(groups))
+    except TypeError:
+        raise InputError("groups: expected keys of one sortable type (e.g. strings)") from None
+    number = {k: i for i, k in enumerate(keys)}
+    return np.array([number[g] for g in groups], dtype=np.int64), len(keys)
+
+
+def _group_counts(number, g, n_boot, seed):
+    draws = np.random.default_rng(seed).integers(0, g, size=(n_boot, g))
+    return _counts_from_indices(draws, g)[:, number]
+
+
+def group_bootstrap_counts(groups, n_boot=1000, seed=0):
+    """counts (n_boot, N): how often resample r holds clip i when the groups are resampled
+    (module docstring): ``default_rng(seed).integers(0, G, size=(n_boot, G))`` draws the
+    groups (numbered in sorted key order), and every clip counts as often as its group."""
+    n_boot = check_int("n_boot", n_boot, 1)
+    seed = check_int("seed", seed, 0)
+    number, g = _group_numbers(groups, len(groups))
+    return _group_counts(number, g, n_boot, seed)
+
+
+def group_bootstrap_mean_eer_difference(scores_a, scores_b, labels, groups, n_boot=1000,
+                                        seed=0, confidence=0.95):
+    """Bootstrap interval of the mean-EER difference b − a that resamples source recordings,
+    not clips (module docstring).
+
+    scores_a, scores_b, labels: as :func:`bootstrap_mean_eer_difference`; groups: one key per
+    test clip (its source recording, e.g. a manifest's ``group``), sortable. Resample r holds
+    the clips of the groups ``default_rng(seed).integers(0, G, size=(n_boot, G))[r]`` (see
+    :func:`group_bootstrap_counts`); Δ_r and the interval as the clip bootstrap's.
+
+    Returns ``{"ci_low", "ci_high", "confidence", "n_boot", "seed", "undefined_fraction",
+    "groups"}``, ``groups`` being G. With every clip its own group it is a clip bootstrap (with
+    its own draws, so not the same numbers as :func:`bootstrap_mean_eer_difference`).
+    """
+    confidence, n_boot, seed, y, sa, sb, defined = _check_bootstrap_input(
+        scores_a, scores_b, labels, n_boot, seed, confidence)
+    number, g = _group_numbers(groups, y.shape[0])
+    lo, hi, undefined = _difference_interval(sa, sb, y, defined,
+                                             _group_counts(number, g, n_boot, seed), confidence)
     return {"ci_low": lo, "ci_high": hi, "confidence": confidence, "n_boot": n_boot,
-            "seed": seed, "undefined_fraction": float(undefined.mean())}
+            "seed": seed, "undefined_fraction": undefined, "groups": g}
 
 
 __all__ = ["paired_differences", "paired_comparison", "bootstrap_class_eers",
-           "bootstrap_mean_eer_difference"]
+           "bootstrap_mean_eer_difference", "group_bootstrap_counts",
+           "group_bootstrap_mean_eer_difference"]

@@ -265,3 +265,86 @@ def test_bad_indices_are_refused(idx, match):
     y = np.array([[1], [0], [0], [1]])
     with pytest.raises(InputError, match=match):
         bootstrap_class_eers(s, y, idx)
+
+
+# --------------------------------------------------------------------------- over groups
+# Two recordings of two clips each, one class: A = (positive, negative), B = (positive,
+# negative). Model a ranks A right (0.9 > 0.1) and B wrong (0.2 < 0.8); model b ranks both
+# right. Per resample of the two groups (by hand, EER of qdaed.metrics):
+#   (A, A): a 0, b 0 → Δ = 0;   (B, B): a 1, b 0 → Δ = −1;
+#   (A, B) or (B, A): a's ranking 0.9+ 0.8− 0.2+ 0.1− → ROC (0, .5), (.5, .5) → EER 0.5 → Δ = −0.5.
+GROUP_LABELS = np.array([[1], [0], [1], [0]])
+GROUP_A = [np.array([[0.9], [0.1], [0.2], [0.8]])]
+GROUP_B = [np.array([[0.9], [0.1], [0.8], [0.2]])]
+HAND_DELTA = {(0, 0): 0.0, (0, 1): -0.5, (1, 0): -0.5, (1, 1): -1.0}
+
+
+def test_group_bootstrap_matches_the_hand_enumeration_on_its_own_draws():
+    from qdaed.stats import group_bootstrap_mean_eer_difference
+
+    n_boot, seed = 200, 7
+    draws = np.random.default_rng(seed).integers(0, 2, size=(n_boot, 2))   # the documented draws
+    deltas = np.array([HAND_DELTA[tuple(d)] for d in draws])
+    want = np.percentile(deltas, [2.5, 97.5])
+    got = group_bootstrap_mean_eer_difference(GROUP_A, GROUP_B, GROUP_LABELS,
+                                              ["A", "A", "B", "B"], n_boot=n_boot, seed=seed)
+    assert (got["ci_low"], got["ci_high"]) == (float(want[0]), float(want[1]))
+    assert got["groups"] == 2 and got["undefined_fraction"] == 0.0
+    # the exact distribution has atoms 1/4, 1/2, 1/4 at −1, −0.5, 0: its 2.5% and 97.5%
+    # quantiles are −1 and 0, which 200 draws reach (P(no (B, B) draw) = 0.75^200)
+    assert (got["ci_low"], got["ci_high"]) == (-1.0, 0.0)
+
+
+def test_group_keys_are_numbered_in_sorted_order_not_first_seen():
+    from qdaed.stats import group_bootstrap_mean_eer_difference
+
+    # the same clips with the rows reordered (B's clips first): the same groups are drawn
+    a = [GROUP_A[0][[2, 3, 0, 1]]]
+    b = [GROUP_B[0][[2, 3, 0, 1]]]
+    got = group_bootstrap_mean_eer_difference(a, b, GROUP_LABELS[[2, 3, 0, 1]],
+                                              ["B", "B", "A", "A"], n_boot=50, seed=3)
+    ref = group_bootstrap_mean_eer_difference(GROUP_A, GROUP_B, GROUP_LABELS,
+                                              ["A", "A", "B", "B"], n_boot=50, seed=3)
+    assert (got["ci_low"], got["ci_high"]) == (ref["ci_low"], ref["ci_high"])
+
+
+def test_group_resamples_keep_a_groups_clips_together():
+    from qdaed.stats import group_bootstrap_counts
+
+    groups = ["x", "y", "x", "z", "z", "z"]
+    counts = group_bootstrap_counts(groups, n_boot=30, seed=1)
+    assert counts.shape == (30, 6)
+    assert (counts[:, 0] == counts[:, 2]).all() and (counts[:, 3] == counts[:, 4]).all() \
+        and (counts[:, 4] == counts[:, 5]).all()
+    # each resample draws 3 groups: the multiplicities of x, y, z sum to 3
+    assert (counts[:, [0, 1, 3]].sum(axis=1) == 3).all()
+    draws = np.random.default_rng(1).integers(0, 3, size=(30, 3))       # x=0, y=1, z=2
+    assert (counts[:, 1] == (draws == 1).sum(axis=1)).all()
+
+
+def test_group_resamples_without_a_class_are_skipped_and_counted():
+    from qdaed.stats import group_bootstrap_mean_eer_difference
+
+    # group A holds the only positive: resamples without A have no positive, and A, A, A no
+    # negative → both undefined
+    labels = np.array([[1], [0], [0], [0]])
+    a = [np.array([[0.9], [0.1], [0.2], [0.3]])]
+    got = group_bootstrap_mean_eer_difference(a, a, labels, ["A", "B", "B", "C"], n_boot=400,
+                                              seed=0)
+    draws = np.random.default_rng(0).integers(0, 3, size=(400, 3))
+    undefined = ~(draws == 0).any(axis=1) | (draws == 0).all(axis=1)
+    assert got["undefined_fraction"] == float(undefined.mean()) > 0
+    assert (got["ci_low"], got["ci_high"]) == (0.0, 0.0)      # identical models
+
+
+@pytest.mark.parametrize("groups, match", [
+    (["A", "A", "B"], "one key per test clip"),
+    (["A", None, "B", "B"], "no group"),
+    (["A", 1, "B", "B"], "sortable"),
+    (np.array([["A", "A"], ["B", "B"]]), "1 dimension"),
+])
+def test_bad_groups_are_refused(groups, match):
+    from qdaed.stats import group_bootstrap_mean_eer_difference
+
+    with pytest.raises(InputError, match=match):
+        group_bootstrap_mean_eer_difference(GROUP_A, GROUP_B, GROUP_LABELS, groups, n_boot=5)

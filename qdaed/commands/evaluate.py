@@ -21,7 +21,8 @@ def register(sub):
     p.add_argument("model")
     p.add_argument("--manifest", required=True, help="CSV manifest (path or ytid, labels): a "
                                                      "path, or a shipped manifest's name "
-                                                     "(audioset, real_audio)")
+                                                     "(audioset, real_audio, real_corpus, "
+                                                     "real_corpus_transfer)")
     p.add_argument("--audio-root", required=True, help="folder the manifest's paths are in")
     p.add_argument("--split", help="evaluate only this split of the manifest (e.g. test)")
     p.add_argument("--features-dir", help="feature cache folder (default: a temporary one)")

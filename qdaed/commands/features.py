@@ -24,7 +24,8 @@ def register(sub):
     )
     p.add_argument("manifest", help="manifest CSV (path or ytid+start_seconds, labels, split): "
                                     "a path, or a shipped manifest's name (audioset, "
-                                    "real_audio; then --audio-root is needed)")
+                                    "real_audio, real_corpus, real_corpus_transfer; then "
+                                    "--audio-root is needed)")
     p.add_argument("--audio-root", help="folder the manifest's paths are relative to "
                                         "(default: the manifest's folder)")
     p.add_argument("--out", required=True, help="output folder (cache, index, report)")

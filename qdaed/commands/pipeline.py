@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from qdaed.errors import InputError
 from qdaed.io.paths import check_output_dir
-from qdaed.pipeline.config import RunConfig, merge_dicts, read_config_dict
+from qdaed.pipeline.config import RunConfig, choose_recipe, merge_dicts, read_config_dict
 from qdaed.pipeline.presets import PRESETS, preset_dict
 from qdaed.train.recipes import (MAX_TEMPERATURE, MIN_TEMPERATURE, RECIPES, check_temperature,
                                  recipe_config)
@@ -51,7 +51,8 @@ def register(sub):
                    help="first training seed (default 0); seeds run seed … seed+N−1")
     p.add_argument("--bits", help="comma-separated bit widths (default 8,4,2)")
     p.add_argument("--recipe", choices=list(RECIPES),
-                   help="distillation recipe (default transfer; see qdaed.train.recipes): "
+                   help="distillation recipe (default: transfer when the data has an "
+                        "unlabelled transfer set, else paper; see qdaed.train.recipes): "
                         "paper = cached logits, T 2, λ 0.5; transfer = + unlabelled transfer "
                         "set, T 1, λ 0.9; oof = out-of-fold teacher targets; consistent = "
                         "on-the-fly teacher on augmented views")
@@ -64,7 +65,7 @@ def register(sub):
                    help="choose T and λ on the validation split (first seed) from a small grid")
     p.add_argument("--manifest", help="CSV manifest of real audio (instead of synthetic data): "
                                       "a path, or a shipped manifest's name (audioset, "
-                                      "real_audio)")
+                                      "real_audio, real_corpus, real_corpus_transfer)")
     p.add_argument("--audio-root", help="folder the manifest's paths are relative to")
     p.add_argument("--max-freq", type=float,
                    help="band-limit control: mel filters end at this frequency (Hz)")
@@ -156,12 +157,24 @@ def _option_overrides(args, base):
 
 def resolve_config(args):
     """The run's :class:`~qdaed.pipeline.config.RunConfig`: the preset, then ``--config``,
-    then the options, merged and validated once."""
+    then the options, merged and validated once (:func:`resolve_run` without the choice)."""
+    return resolve_run(args)[0]
+
+
+def resolve_run(args):
+    """(RunConfig, recipe choice): the preset, then ``--config``, then the options; when
+    neither --recipe nor the --config file names a recipe, the recipe that fits the data
+    (:func:`~qdaed.pipeline.config.choose_recipe`)."""
     base = preset_dict(args.preset)
-    if getattr(args, "config", None):
-        base = merge_dicts(base, read_config_dict(args.config))
+    given = read_config_dict(args.config) if getattr(args, "config", None) else {}
+    base = merge_dicts(base, given)
+    over = _option_overrides(args, base)
+    given_distill = given.get("distill") if isinstance(given.get("distill"), dict) else {}
+    named = args.recipe is not None or "recipe" in given_distill
     try:
-        return RunConfig.from_dict(merge_dicts(base, _option_overrides(args, base)))
+        merged, choice = choose_recipe(merge_dicts(base, over), named,
+                                       fixed={**given_distill, **over.get("distill", {})})
+        return RunConfig.from_dict(merged), choice
     except InputError as exc:
         msg = str(exc)
         field = msg.split(":", 1)[0].removeprefix("config.")
@@ -174,10 +187,11 @@ def resolve_config(args):
 def _run(args):
     from qdaed.pipeline.run import run_pipeline
 
-    cfg = resolve_config(args)
+    cfg, choice = resolve_run(args)
     check_output_dir("--out", args.out, inputs=[cfg.data.audio_root])
     jobs = check_int("--jobs", args.jobs, lo=0)
     scheduler = getattr(args, "dask_scheduler", None)
     run_pipeline(cfg, args.out, resume=args.resume, quiet=args.quiet,
-                 jobs=1 if scheduler else jobs, feature_jobs=jobs, dask_scheduler=scheduler)
+                 jobs=1 if scheduler else jobs, feature_jobs=jobs, dask_scheduler=scheduler,
+                 recipe_choice=choice)
     return 0

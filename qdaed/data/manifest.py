@@ -34,11 +34,16 @@ Columns:
 * ``split``: optional; one of train, validation, test, or ``unlabeled`` for a transfer set
   (its labels are ignored: such clips enter only distillation's soft term). ``SPLITS`` lists
   the three labelled splits; ``unlabeled`` is ``UNLABELED``, apart from them.
+* ``group``: optional; the source recording (clips cut from one recording share it). The
+  pipeline refuses a manifest in which a group has rows in two splits
+  (:func:`qdaed.data.splits.check_manifest_groups`), and its seeded split of a manifest
+  without a full ``split`` column keeps each group whole.
 
 Anything malformed raises ``DataError`` naming the file and the line number (the header is
 line 1).
 
-Shipped manifests: the repository's ``data_manifests/*.csv`` (``audioset``, ``real_audio``)
+Shipped manifests: the repository's ``data_manifests/*.csv`` (``audioset``, ``real_audio``,
+``real_corpus``, ``real_corpus_transfer``)
 are installed with the package, under ``qdaed/manifests/`` (setup.cfg maps the one folder
 there; there is no second copy). :func:`manifests_dir` finds them in an install and in a
 checkout; :func:`resolve_manifest` turns a command-line ``--manifest`` value into a path (an
@@ -264,7 +269,7 @@ def manifests_dir() -> str:
 
 
 def shipped_manifests() -> dict:
-    """``{name: path}`` of the shipped manifests (``audioset``, ``real_audio``), by name."""
+    """``{name: path}`` of the shipped manifests (``audioset``, ``real_audio``, …), by name."""
     d = manifests_dir()
     return {f[:-len(SHIPPED_SUFFIX)]: os.path.join(d, f) for f in sorted(os.listdir(d))
             if f.endswith(SHIPPED_SUFFIX) and os.path.isfile(os.path.join(d, f))}
@@ -283,7 +288,7 @@ def shipped_manifest(name: str) -> str:
 
 def resolve_manifest(value: str | os.PathLike[str], option: str = "--manifest") -> str:
     """A command line's manifest value as a path: an existing file as it is, else the name of
-    a shipped manifest (``audioset``, ``real_audio``).
+    a shipped manifest (``audioset``, ``real_audio``, ``real_corpus``, ``real_corpus_transfer``).
 
     A file wins over a name, so every path that worked before still does. Anything else is a
     ``DataError`` that names ``option``, the value and the shipped names, raised before any

@@ -24,7 +24,8 @@ from qdaed.data.manifest import CLASSES
 from qdaed.errors import InputError
 from qdaed.models.quantized import QuantSpec
 from qdaed.train.loop import TrainConfig
-from qdaed.train.recipes import DistillSpec, RECIPES
+from qdaed.pipeline.featuresets import transfer_set_size
+from qdaed.train.recipes import NO_TRANSFER_RECIPE, DistillSpec, RECIPES, recipe_config
 from qdaed.validate import check_choice, check_float, check_int
 
 SOURCES = ("synth", "manifest")
@@ -324,6 +325,41 @@ def merge_dicts(base, over):
         else:
             out[k] = copy.deepcopy(v)
     return out
+
+
+def choose_recipe(d, named, fixed=None):
+    """(config dict, choice) of a run whose recipe was not named: the configured recipe
+    (the presets': ``transfer``) when the data has an unlabelled transfer set or the recipe needs
+    none; otherwise ``paper`` (cached targets on the training clips, no transfer set), with the
+    distill fields the user set (``fixed``: e.g. --lam) applied over it.
+
+    d: a merged config dict (preset, --config, options); named: True when --recipe or the
+    --config file named a recipe (it is then kept, and a recipe that cannot run stays an
+    error). choice: ``{"recipe", "named", "transfer_clips", "reason"}``, for the log and
+    results.json. The data is looked at before any work: the synthetic corpus's n_transfer, a
+    manifest's rows with split ``unlabeled`` (qdaed.pipeline.featuresets.transfer_set_size).
+    """
+    data = _build(DataConfig, d.get("data", {}), "config.data")
+    distill = _build(DistillSpec, d.get("distill", {}), "config.distill")
+    n = transfer_set_size(data)
+    where = (f"manifest {data.manifest}" if data.source == "manifest"
+             else "the synthetic corpus")
+    choice = {"recipe": distill.recipe, "named": bool(named), "transfer_clips": int(n)}
+    if named:
+        choice["reason"] = "as requested"
+        return d, choice
+    if not distill.transfer or n > 0:
+        choice["reason"] = "the default" + (f"; {where} has {n} unlabelled transfer clips"
+                                            if distill.transfer else "")
+        return d, choice
+    d = {**d, "distill": merge_dicts(recipe_config(NO_TRANSFER_RECIPE), fixed or {})}
+    how = ("no rows with split 'unlabeled'" if data.source == "manifest"
+           else "no transfer clips (n_transfer 0)")
+    choice.update(recipe=NO_TRANSFER_RECIPE, reason=(
+        f"no recipe was named, and the default "
+        f"({distill.recipe}) needs an unlabelled transfer set, but {where} has {how}; "
+        f"--recipe names another"))
+    return d, choice
 
 
 def read_config_dict(path):

@@ -12,7 +12,8 @@ later, on the training split only) with every clip brought to one length (the po
   transfer set);
 * manifest: features through the cached feature store (``OUT/features``); the manifest's
   ``split`` column when every clip has one, otherwise a seeded split by ``group`` (a column
-  naming the source recording, so no recording lands in two splits) or by clip; clip length =
+  naming the source recording, so no recording lands in two splits) or by clip; a manifest
+  whose ``group`` has rows in two splits is refused (qdaed.data.splits); clip length =
   ``equal_seconds`` when set (the equal-length control), else the longest clip. Rows with
   split ``unlabeled`` stay the transfer set; a ``clean_labels`` column gives the truth.
 
@@ -33,7 +34,8 @@ import sys
 
 import numpy as np
 
-from qdaed.data.manifest import UNLABELED
+from qdaed.data.manifest import UNLABELED, read_manifest
+from qdaed.data.splits import check_manifest_groups
 from qdaed.errors import DataError, InputError
 from qdaed.features.fbank import LfbeOptions, lfbe, num_frames
 from qdaed.train.dataset import FeatureSet
@@ -64,6 +66,15 @@ def load_dataset(data, features, classes, out, log, jobs=0):
         fs = _manifest(data, tuple(classes), opts, out, log, jobs)
     fs.feature_options = opts.to_dict()
     return fs
+
+
+def transfer_set_size(data):
+    """Clips of a run's unlabelled transfer set, known before any audio is read: the synthetic
+    corpus's ``n_transfer``, or a manifest's rows with split ``unlabeled`` (the manifest is
+    parsed; a malformed one is the DataError it would be later)."""
+    if data.source == "synth":
+        return data.n_transfer
+    return sum(c.split == UNLABELED for c in read_manifest(data.manifest))
 
 
 def _fractions_split(n, fractions):
@@ -224,12 +235,12 @@ def _seeded_split(keys, fractions, seed):
 
 
 def _manifest(d, classes, opts, out, log, jobs):
-    from qdaed.data.manifest import read_manifest
     from qdaed.features.store import extract_features, load_features
 
     clips = read_manifest(d.manifest, classes)
     if not clips:
         raise DataError(f"{d.manifest}: the manifest lists no clips")
+    check_manifest_groups(clips, d.manifest)     # before any audio is read
     log(f"manifest {d.manifest}: {len(clips)} clips; features cached in {out / 'features'}")
     report = extract_features(clips, d.audio_root, out / "features", opts,
                               jobs=jobs, manifest_name=d.manifest,

@@ -139,7 +139,7 @@ class _Start:
 
 
 def run_pipeline(cfg, out_dir, resume=False, quiet=False, jobs=1, stop_after=None,
-                 dask_scheduler=None, feature_jobs=0):
+                 dask_scheduler=None, feature_jobs=0, recipe_choice=None):
     """Run every stage for every seed; return the results dict (also written to disk).
 
     cfg: a :class:`~qdaed.pipeline.config.RunConfig`. The seeds are independent jobs
@@ -150,6 +150,8 @@ def run_pipeline(cfg, out_dir, resume=False, quiet=False, jobs=1, stop_after=Non
     and its soft targets are made first, here.
     stop_after: for tests of --resume — raise KeyboardInterrupt after that many training
     epochs in total (simulates an interruption; in-process runs only).
+    recipe_choice: how the recipe was chosen (:func:`~qdaed.pipeline.config.choose_recipe`),
+    logged and kept in results.json as ``recipe_choice``; None: the configured recipe.
     """
     from qdaed.pipeline.executor import ExecutorSpec, JobRunner
 
@@ -170,6 +172,10 @@ def run_pipeline(cfg, out_dir, resume=False, quiet=False, jobs=1, stop_after=Non
             log = Log(out / "log.txt", quiet=quiet)
             log(f"qdaed {__version__} pipeline, preset {cfg.preset}, recipe {spec.recipe}, "
                 f"out {out}")
+            if recipe_choice is None:
+                recipe_choice = {"recipe": spec.recipe, "named": True,
+                                 "reason": "as configured"}
+            log(f"recipe {recipe_choice['recipe']}: {recipe_choice['reason']}")
             if resume:
                 n = remove_orphan_temporaries(out)
                 if n:
@@ -207,6 +213,7 @@ def run_pipeline(cfg, out_dir, resume=False, quiet=False, jobs=1, stop_after=Non
                                    events=events)
     results["distill"] = {**spec.to_config(), "temperature": selection["temperature"],
                           "lam": selection["lam"], "selection": selection}
+    results["recipe_choice"] = recipe_choice
     results["test_labels"] = prep["test_labels"]
     report.write_outputs(out, results, runs, test, log)
     write_config(out, cfg, "finished")

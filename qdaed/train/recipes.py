@@ -48,6 +48,11 @@ MAX_TEMPERATURE = 100.0
 CONSISTENT_AUGMENT = {"mixup_alpha": 0.4, "max_shift": 50, "time_masks": 2, "time_mask": 30,
                       "freq_masks": 2, "freq_mask": 8, "gain_db": 6.0}
 
+# The presets' recipe, and what a run that did not name one uses when its data has no
+# unlabelled transfer set (qdaed.pipeline.config.choose_recipe)
+DEFAULT_RECIPE = "transfer"
+NO_TRANSFER_RECIPE = "paper"
+
 RECIPES = {
     "paper": {"targets": "cached", "transfer": False, "temperature": 2.0, "lam": 0.5},
     "transfer": {"targets": "cached", "transfer": True, "temperature": 1.0, "lam": 0.9},

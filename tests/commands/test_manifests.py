@@ -20,10 +20,12 @@ def test_path_prints_the_folder_that_holds_the_shipped_manifests(capsys):
     status, out, _ = run_cli(capsys, "manifests", "path")
     folder = Path(out.strip())
     assert status == 0 and out.count("\n") == 1
-    assert sorted(p.name for p in folder.glob("*.csv")) == ["audioset.csv", "real_audio.csv"]
+    assert sorted(p.name for p in folder.glob("*.csv")) == [
+        "audioset.csv", "real_audio.csv", "real_corpus.csv", "real_corpus_transfer.csv"]
 
 
-@pytest.mark.parametrize("name", ["audioset", "real_audio"])
+@pytest.mark.parametrize("name", ["audioset", "real_audio", "real_corpus",
+                                  "real_corpus_transfer"])
 def test_path_of_a_name_prints_its_file(capsys, name):
     status, out, _ = run_cli(capsys, "manifests", "path", name)
     assert status == 0

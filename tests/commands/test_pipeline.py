@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qdaed.cli import main
+from qdaed.errors import InputError
 
 
 @pytest.fixture
@@ -179,6 +180,20 @@ def test_a_split_too_small_for_the_metrics_is_refused_before_training(
     assert not out.exists()                 # the start was rolled back: nothing to clean up
 
 
+def test_a_source_recording_in_two_splits_is_refused_before_any_audio_is_read(
+        capsys, tmp_path, corpus):
+    _, rows = corpus
+    # rows 0 (train) and 29 (test) share recording "rec-a"; every other row is its own
+    text = manifest_text(rows, columns=("path", "labels", "split", "group"), edit=lambda r: {
+        **r, "group": "rec-a" if r["path"] in (rows[0]["path"], rows[29]["path"])
+        else r["path"]})
+    assert rows[0]["split"] == "train" and rows[29]["split"] == "test"
+    status, err, out = run_manifest(capsys, tmp_path, corpus, text)
+    assert status == 2, err
+    assert "group 'rec-a' is in train (line 2) and test (line 31)" in err, err
+    assert not out.exists()           # refused before features: nothing was written
+
+
 def test_a_clip_listed_twice_is_refused_naming_both_lines(capsys, tmp_path, corpus):
     _, rows = corpus
     status, err, out = run_manifest(capsys, tmp_path, corpus, manifest_text(rows + rows[3:4]))
@@ -271,3 +286,77 @@ def test_quiet_prints_nothing_not_even_the_feature_progress_bar(capsys, tmp_path
     status, err, out = run_manifest(capsys, tmp_path, corpus, manifest_text(rows), "--quiet")
     assert status == 0 and err == "", err
     assert (out / "results.md").exists()
+
+
+# ------------------------------------------------------------------ the default recipe
+def resolve_args(*argv):
+    from qdaed.cli import build_parser
+    from qdaed.commands.pipeline import resolve_run
+
+    return resolve_run(build_parser("pipeline").parse_args(["pipeline", *argv]))
+
+
+def test_default_recipe_without_unlabeled_rows_is_paper_and_says_why(tmp_path, corpus):
+    root, rows = corpus
+    m = write(tmp_path / "m.csv", manifest_text(rows))
+    cfg, choice = resolve_args("--preset", "tiny", "--manifest", str(m), "--audio-root",
+                               str(root), "--out", str(tmp_path / "run"))
+    assert cfg.distill.recipe == "paper" and not cfg.distill.transfer
+    assert (cfg.distill.temperature, cfg.distill.lam) == (2.0, 0.5)     # the paper recipe's
+    assert choice["recipe"] == "paper" and choice["named"] is False
+    assert choice["transfer_clips"] == 0 and "no rows with split 'unlabeled'" in choice["reason"]
+
+
+def test_default_recipe_with_unlabeled_rows_is_transfer(tmp_path, corpus):
+    root, rows = corpus
+    text = manifest_text(rows, edit=lambda r: {**r, "split": "unlabeled"}
+                         if r["path"] in {x["path"] for x in rows[:3]} else r)
+    m = write(tmp_path / "m.csv", text)
+    cfg, choice = resolve_args("--preset", "tiny", "--manifest", str(m), "--audio-root",
+                               str(root), "--out", str(tmp_path / "run"))
+    assert cfg.distill.recipe == "transfer" and cfg.distill.transfer
+    assert choice == {"recipe": "transfer", "named": False, "transfer_clips": 3,
+                      "reason": f"the default; manifest {m} has 3 unlabelled transfer clips"}
+
+
+def test_options_set_over_the_fallback_recipe_and_a_named_recipe_is_kept(tmp_path):
+    cfg, choice = resolve_args("--preset", "tiny", "--transfer", "0", "--lam", "0.3",
+                               "--out", str(tmp_path / "run"))
+    assert cfg.distill.recipe == "paper" and cfg.distill.lam == 0.3
+    assert cfg.distill.temperature == 2.0 and "n_transfer 0" in choice["reason"]
+    cfg, choice = resolve_args("--preset", "tiny", "--recipe", "oof", "--out",
+                               str(tmp_path / "run"))
+    assert cfg.distill.recipe == "oof" and choice["named"] and choice["reason"] == "as requested"
+    config = write(tmp_path / "c.json", '{"distill": {"recipe": "transfer"}}')
+    with pytest.raises(InputError, match="needs an unlabelled transfer set"):
+        resolve_args("--preset", "tiny", "--transfer", "0", "--config", str(config),
+                     "--out", str(tmp_path / "run"))
+
+
+def test_a_named_transfer_recipe_without_unlabeled_rows_stays_an_error(capsys, tmp_path,
+                                                                        corpus):
+    root, rows = corpus
+    m = write(tmp_path / "m.csv", manifest_text(rows))
+    out = tmp_path / "run"
+    status, err = run_cli(capsys, "pipeline", "--preset", "tiny", "--recipe", "transfer",
+                          "--out", str(out), "--manifest", str(m), "--audio-root", str(root),
+                          "--jobs", "1")
+    assert status == 2 and "recipe 'transfer': needs an unlabelled transfer set" in err, err
+    assert not out.exists()
+
+
+def test_the_run_logs_and_records_the_chosen_recipe(capsys, tmp_path, corpus):
+    import json
+
+    root, rows = corpus
+    m = write(tmp_path / "m.csv", manifest_text(rows))
+    out = tmp_path / "run"
+    status, err = run_cli(capsys, "pipeline", "--preset", "tiny", "--out", str(out),
+                          "--manifest", str(m), "--audio-root", str(root), "--jobs", "1",
+                          "--bits", "4", "--quiet")
+    assert status == 0, err
+    results = json.loads((out / "results.json").read_text())
+    assert results["recipe_choice"]["recipe"] == "paper"
+    assert results["recipe_choice"]["named"] is False
+    assert results["distill"]["recipe"] == "paper"
+    assert "recipe paper: no recipe was named" in (out / "log.txt").read_text()

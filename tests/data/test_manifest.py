@@ -122,9 +122,9 @@ def test_a_clip_listed_twice_is_refused_with_both_lines():
 
 
 # ------------------------------------------------------------------------ shipped manifests
-def test_the_two_shipped_manifests_are_the_repository_files():
+def test_the_shipped_manifests_are_the_repository_files():
     found = shipped_manifests()
-    assert list(found) == ["audioset", "real_audio"]
+    assert list(found) == ["audioset", "real_audio", "real_corpus", "real_corpus_transfer"]
     for name, path in found.items():
         assert Path(path).read_bytes() == (REPO_MANIFESTS / f"{name}.csv").read_bytes()
         assert shipped_manifest(name) == path
@@ -133,6 +133,8 @@ def test_the_two_shipped_manifests_are_the_repository_files():
 def test_shipped_manifests_hold_the_clip_counts_the_readme_states():
     assert len(read_manifest(shipped_manifest("real_audio"))) == 222
     assert len(read_manifest(shipped_manifest("audioset"))) == 40_616
+    assert len(read_manifest(shipped_manifest("real_corpus"))) == 1_597
+    assert len(read_manifest(shipped_manifest("real_corpus_transfer"))) == 1_597
 
 
 def test_an_unknown_name_is_an_input_error_listing_the_names():

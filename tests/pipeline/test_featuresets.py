@@ -154,7 +154,7 @@ def test_pipeline_options_set_the_data_config():
     (["--label-noise", "0.1,0.1,0.1"], "one or two rates"),
     (["--corpus", "v1", "--label-noise", "0.2"], "only corpus v2"),
     (["--transfer", "-1"], "--transfer"),
-    (["--transfer", "0"], "needs an unlabelled transfer set"),
+    (["--transfer", "0", "--recipe", "transfer"], "needs an unlabelled transfer set"),
     (["--manifest", "m.csv", "--audio-root", ".", "--corpus", "v1"],
      "applies to the synthetic corpus"),
     (["--manifest", "m.csv", "--audio-root", ".", "--transfer", "3"],
@@ -165,3 +165,53 @@ def test_bad_data_options_exit_2_with_a_clear_message(capsys, tmp_path, args, ne
     err = capsys.readouterr().err
     assert status == 2 and needle in err and "Traceback" not in err, err
     assert not (tmp_path / "run").exists()
+
+
+def _prepared(tmp_path, rows, name, unlabeled_labels):
+    """The arrays the pipeline writes for the seed jobs and the test set it scores, from a
+    manifest whose unlabeled rows carry ``unlabeled_labels``."""
+    from qdaed.pipeline.run import _prepare_arrays
+
+    root = tmp_path / "c"
+    lines = ["path,labels,clean_labels,split"]
+    for r in rows:
+        wrong = unlabeled_labels is not None and r["split"] == "unlabeled"
+        labels = unlabeled_labels if wrong else r["labels"]
+        clean = unlabeled_labels if wrong else r["clean_labels"]
+        lines.append(f'{r["path"]},"{labels}","{clean}",{r["split"]}')
+    (tmp_path / f"{name}.csv").write_text("\n".join(lines) + "\n")
+    cfg = preset_config("tiny").merged({"data": dict(
+        source="manifest", manifest=str(tmp_path / f"{name}.csv"), audio_root=str(root),
+        n_transfer=0)})
+    out = tmp_path / name
+    out.mkdir()
+    data = load(cfg, jobs=1, tmp_path=out)
+    prep = _prepare_arrays(cfg, cfg.distill, data, out, lambda msg: None)
+    arrays = {p.name: (np.load(p) if p.suffix == ".npy" else p.read_text())
+              for p in sorted((out / "arrays").iterdir())}
+    return arrays, prep
+
+
+def test_unlabeled_rows_labels_reach_no_loss_target_and_no_metric(tmp_path):
+    # The transfer rows get their true labels in one manifest and every class wrongly
+    # positive in the other: the hard-loss targets (y_train), the validation labels (early
+    # stopping, thresholds), the test set the metrics use and the normalisation must be
+    # identical, and the transfer set reaches the seed jobs as features only.
+    rows = write_corpus(tmp_path / "c", 20, seed=3, config=corpus_config("v1", 0.5),
+                        validation_fraction=0.3, test_fraction=0.3, n_transfer=4)
+    assert [r["split"] for r in rows].count("unlabeled") == 4
+    truth, prep_t = _prepared(tmp_path, rows, "truth", None)
+    wrong, prep_w = _prepared(tmp_path, rows, "wrong", "dog;baby_cry;gunshot")
+    assert sorted(truth) == sorted(wrong)
+    assert not any("transfer" in k and not k.startswith("x_") for k in truth)   # no labels
+    assert "x_transfer.npy" in truth and truth["x_transfer.npy"].shape[0] == 4
+    for k in truth:
+        same = np.array_equal(truth[k], wrong[k]) if k.endswith(".npy") else truth[k] == wrong[k]
+        assert same, k
+    n_train = sum(r["split"] == "train" for r in rows)           # 8 of 20: by write_corpus
+    assert truth["y_train.npy"].shape == (n_train, 3) == (8, 3)
+    assert prep_t["test"].clips == prep_w["test"].clips
+    assert not any(n in prep_t["test"].clips for n in
+                   (r["path"] for r in rows if r["split"] == "unlabeled"))
+    assert np.array_equal(prep_t["test"].labels, prep_w["test"].labels)
+    assert np.array_equal(prep_t["x_test"], prep_w["x_test"])

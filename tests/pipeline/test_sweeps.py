@@ -94,7 +94,7 @@ def test_ablate_writes_its_table_for_both_label_conditions(tmp_path, capsys):
     (["pipeline", "--preset", "tiny", "--label-noise", "1.0"], "noise rate must be in [0, 1)"),
     (["pipeline", "--preset", "tiny", "--label-noise", "0.2,-0.1"], "noise rate"),
     (["pipeline", "--preset", "tiny", "--transfer", "-1"], "--transfer"),
-    (["pipeline", "--preset", "tiny", "--transfer", "0"], "needs an unlabelled transfer set"),
+    (["pipeline", "--preset", "tiny", "--transfer", "0", "--recipe", "transfer"], "needs an unlabelled transfer set"),
 ])
 def test_bad_distillation_options_exit_2_and_write_nothing(tmp_path, capsys, argv, needle):
     out = tmp_path / "o"
