@@ -75,7 +75,7 @@ def _run(args):
     model = model_from_state(state, args.arch, args.state, pooling=args.pooling,
                              hidden_size=args.hidden_size, num_layers=args.num_layers,
                              depth=args.depth, width=args.width)
-    cfg = preset_config(args.preset)
+    cfg = preset_config(args.preset, audio_root=args.audio_root)
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else list(cfg.classes)
     if len(classes) != model.num_classes:
         raise InputError(f"--classes: {len(classes)} names ({', '.join(classes)}) for the "

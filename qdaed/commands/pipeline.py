@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from qdaed.data.manifest import resolve_manifest
 from qdaed.errors import InputError
 from qdaed.io.paths import check_output_dir
 from qdaed.pipeline.config import RunConfig, choose_recipe, merge_dicts, read_config_dict
@@ -132,16 +133,30 @@ def _option_overrides(args, base):
         data["n_transfer"] = args.transfer
     if args.clips is not None:
         data["n_clips"] = args.clips
-    if (args.manifest is None) != (args.audio_root is None):
+    preset_reads_manifest = base["data"]["source"] == "manifest"
+    if args.manifest is not None and args.audio_root is None:
         raise InputError("--manifest and --audio-root go together")
+    if args.audio_root is not None and args.manifest is None and not preset_reads_manifest:
+        raise InputError("--manifest and --audio-root go together (or a preset of real "
+                         "recordings: --preset real --audio-root DIR)")
+    if preset_reads_manifest and args.manifest is None:
+        if args.audio_root is None:
+            raise InputError(f"--audio-root: preset {base.get('preset')} trains on the real "
+                             f"recordings its manifest ({base['data']['manifest']}) lists; "
+                             f"give the folder that holds them (for the real corpus: the "
+                             f"folder with audio/urbansound8k, audio/donateacry, audio/esc10)")
+        for opt in ("corpus", "label_noise", "transfer", "clips"):
+            if getattr(args, opt, None) is not None:
+                raise InputError(f"--{opt.replace('_', '-')}: applies to the synthetic corpus, "
+                                 f"not to preset {base.get('preset')}'s recordings")
+        data.update(manifest=resolve_manifest(base["data"]["manifest"]),
+                    audio_root=str(args.audio_root))
     if args.manifest is not None:
         for opt in ("corpus", "label_noise", "transfer", "clips"):
             if getattr(args, opt, None) is not None:
                 raise InputError(f"--{opt.replace('_', '-')}: applies to the synthetic corpus, "
                                  f"not to --manifest (a manifest's transfer set is its rows "
                                  f"with split 'unlabeled')")
-        from qdaed.data.manifest import resolve_manifest
-
         data.update(source="manifest", manifest=resolve_manifest(args.manifest),
                     audio_root=str(args.audio_root), n_transfer=0)
     if args.max_freq is not None:

@@ -23,7 +23,7 @@ import numpy as np
 
 from qdaed.errors import InputError
 from qdaed.io.atomic import atomic_write_bytes
-from qdaed.pipeline.presets import preset_config
+from qdaed.pipeline.presets import preset_config, preset_dict
 from qdaed.train.recipes import RECIPES, recipe_config
 
 LABELS = {"clean": {"missing": 0.0, "false_positive": 0.0}, "noisy": None}
@@ -35,6 +35,9 @@ def ablation_configs(preset, recipe, seeds, seed=0):
     if recipe == "paper":
         raise InputError("--recipe: the ablation already holds the paper's recipe; choose "
                          f"another of {', '.join(r for r in RECIPES if r != 'paper')}")
+    if preset_dict(preset)["data"]["source"] != "synth":
+        raise InputError(f"--preset {preset}: the ablation compares clean and noisy labels of "
+                         f"the synthetic corpus; choose a synthetic preset (tiny, demo, paper)")
     out = {}
     for cond, noise in LABELS.items():
         data = {"corpus": "v2"} if noise is None else {"corpus": "v2", "label_noise": dict(noise)}
