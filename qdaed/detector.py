@@ -15,7 +15,9 @@ tensor of the model's state_dict under its name, in state_dict order — float32
 quantized tensor ``NAME.codes`` (packed) and ``NAME.scales`` (α, β per group) — then
 ``normalizer.mean`` and ``normalizer.std``; the document holds the architecture, classes,
 thresholds, frames, the LFBE options in full and the provenance (``info``), and a SHA-256 covers
-it and the tensors. :meth:`Detector.load` checks every field before it builds anything.
+it and the tensors — against accidental damage, not tampering (anyone who edits a file can
+recompute it): pin the whole file's digest with ``Detector.load(path, expect_sha256=HEX)``.
+:meth:`Detector.load` checks every field, then every tensor value, before it builds anything.
 """
 
 from __future__ import annotations

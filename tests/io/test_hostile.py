@@ -24,6 +24,7 @@ from qdaed.io import modelfile
 from qdaed.io.modelfile import JSONError, json_depth, parse_json
 from tests.io import files
 from tests.io.detectors import resnet, student
+from tests.io.fuzz_modelfile import adversarial_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -161,17 +162,9 @@ def test_a_resnet_depth_given_as_a_float_is_refused(tmp_path, saved):
 
 # --------------------------------------------------------------------------- the depth scan
 
-ADVERSARIAL = {     # 1 MiB tables (the model file's limit) that were quadratic, or deep
-    "escaped quotes": b'["' + b'\\"' * (2**19 - 1),
-    "escaped quotes, closed": b'["' + b'\\"' * (2**19 - 2) + b'"]',
-    "quote runs": b'"\\"\\"\\"' * (2**20 // 7),
-    "deep nesting": b"[" * 2**20,
-    "backslashes": b'["' + b"\\" * (2**20 - 2),
-    "quotes and brackets": b'"\\"[' * (2**20 // 4),
-}
-
 def test_the_depth_scan_is_linear_on_1_mib_adversarial_tables(tmp_path):
-    """Each table through parse_json and through Detector.load (as the table of a file), in a
+    """1 MiB tables of escaped quotes (open and closed), quote runs, brackets, backslashes
+    (``adversarial_tables``), each through parse_json and Detector.load (as a file's table), in a
     subprocess under a time limit: each under 2 s (the regular expression it replaces took
     0.86 s at 16 KiB, 3.4 s at 32 KiB, about an hour at 1 MiB)."""
     script = (
@@ -179,9 +172,9 @@ def test_the_depth_scan_is_linear_on_1_mib_adversarial_tables(tmp_path):
         "from qdaed.detector import Detector\n"
         "from qdaed.errors import ModelFileError\n"
         "from qdaed.io.modelfile import JSONError, MAX_HEADER_BYTES, parse_json\n"
-        "from tests.io.test_hostile import ADVERSARIAL\n"
+        "from tests.io.fuzz_modelfile import adversarial_tables\n"
         "times, loaded = {}, []\n"
-        "for name, raw in ADVERSARIAL.items():\n"
+        "for name, raw in adversarial_tables().items():\n"
         "    assert len(raw) <= MAX_HEADER_BYTES, name\n"
         "    path = sys.argv[1] + '/m'\n"
         "    with open(path, 'wb') as f:\n"
@@ -205,7 +198,7 @@ def test_the_depth_scan_is_linear_on_1_mib_adversarial_tables(tmp_path):
         pytest.fail("the 1 MiB adversarial tables did not finish in 120 s (a quadratic scan)")
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout)
-    assert out["loaded"] == [] and set(out["times"]) == set(ADVERSARIAL)
+    assert out["loaded"] == [] and set(out["times"]) == set(adversarial_tables())
     print("seconds per 1 MiB table (parse_json + Detector.load):", out["times"])
     assert max(out["times"].values()) < 2.0, out["times"]
 
