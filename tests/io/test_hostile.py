@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -271,7 +272,6 @@ def test_detect_names_the_normaliser_not_its_input(tmp_path, saved, capsys):
     p = tmp_path / "m.safetensors"
     p.write_bytes(_set_tensor(saved["float"], "normalizer.std", 0, 1e-45))
     wav = tmp_path / "a.wav"
-    import soundfile as sf
     sf.write(wav, np.zeros(8000, np.float32), 16000)
     assert main(["detect", str(p), str(wav)]) == 2
     err = capsys.readouterr().err
