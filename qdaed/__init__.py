@@ -15,11 +15,12 @@ __version__ = "0.1.0"
 from qdaed.errors import QdaedError  # noqa: E402,F401
 
 
-def load(path):
-    """A :class:`qdaed.detector.Detector` from a model file (``Detector.load``)."""
+def load(path, expect_sha256=None):
+    """A :class:`qdaed.detector.Detector` from a model file (``Detector.load``; with
+    ``expect_sha256``, the file's SHA-256 must be that digest)."""
     from qdaed.detector import Detector
 
-    return Detector.load(path)
+    return Detector.load(path, expect_sha256=expect_sha256)
 
 
 def __getattr__(name):

@@ -15,7 +15,9 @@ tensor of the model's state_dict under its name, in state_dict order — float32
 quantized tensor ``NAME.codes`` (packed) and ``NAME.scales`` (α, β per group) — then
 ``normalizer.mean`` and ``normalizer.std``; the document holds the architecture, classes,
 thresholds, frames, the LFBE options in full and the provenance (``info``), and a SHA-256 covers
-it and the tensors. :meth:`Detector.load` checks every field before it builds anything.
+it and the tensors — against accidental damage, not tampering (anyone who edits a file can
+recompute it): pin the whole file's digest with ``Detector.load(path, expect_sha256=HEX)``.
+:meth:`Detector.load` checks every field, then every tensor value, before it builds anything.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class Detector:
     thresholds: NDArray[np.float64]
     quantized: dict[str, QuantizedTensor] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)  # name, schedule, seed, config, ...
+    # SHA-256 of the model file's bytes when loaded from one (what sha256sum prints)
+    file_sha256: str | None = field(default=None, compare=False)
 
     # ---- size accounting -------------------------------------------------------------
     def num_parameters(self) -> int:
@@ -243,25 +247,28 @@ class Detector:
         write_model(path, doc, tensors)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], expect_arch: str | None = None
-             ) -> Detector:
+    def load(cls, path: str | os.PathLike[str], expect_arch: str | None = None,
+             expect_sha256: str | None = None) -> Detector:
         """Read a model file written by :meth:`save` (or ``qdaed import``); ModelFileError
-        (naming the file and the field) for anything that is not exactly such a file."""
+        (naming the file and the field) for anything that is not exactly such a file.
 
-        from qdaed.io.header import check_document
+        expect_sha256: the SHA-256 of the whole file (64 hex digits, as ``sha256sum`` or
+        ``qdaed info FILE --sha256`` print it; InputError if malformed): a file with any
+        other digest is refused. The file's own digest only detects accidental damage (anyone
+        who edits a file can recompute it); a pinned digest detects any change."""
+
+        from qdaed.io.header import check_document, check_tensor_values
         from qdaed.io.modelfile import read_model
         from qdaed.nn.quant import QuantizedTensor
 
         path = os.fspath(path)
-        mf = read_model(path, lambda doc: check_document(path, doc))
+        mf = read_model(path, lambda doc: check_document(path, doc), expect_sha256)
         c, t = mf.checked, mf.tensors
         if expect_arch is not None and c.architecture != expect_arch:
             raise ModelFileError(f"{path}: holds a {c.architecture!r} model, expected "
                                  f"{expect_arch!r}")
+        check_tensor_values(path, c, t)
         mean, std = t["normalizer.mean"], t["normalizer.std"]
-        if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
-            raise ModelFileError(f"{path}: normalizer.mean/std: expected finite values and a "
-                                 f"positive std")
         quantized, state = {}, {}
         try:
             for name in c.state_shapes:
@@ -282,4 +289,4 @@ class Detector:
         except InputError as exc:
             raise ModelFileError(f"{path}: {exc}") from None
         return cls(model, Normalizer(mean, std), c.frames, c.classes, c.features,
-                   c.thresholds.copy(), quantized, dict(c.info))
+                   c.thresholds.copy(), quantized, dict(c.info), mf.file_sha256)

@@ -38,6 +38,9 @@ def register(sub):
     p.add_argument("--min-gap", type=float, default=0.0, metavar="SECONDS")
     p.add_argument("--min-duration", type=float, default=0.0, metavar="SECONDS")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    p.add_argument("--expect-sha256", metavar="HEX",
+                   help="refuse the model file unless its SHA-256 (sha256sum, or qdaed info "
+                        "MODEL --sha256) is HEX")
     p.set_defaults(func=_run)
 
 
@@ -93,7 +96,7 @@ def _run(args):
     check_event_options(args)
     if args.features_dir is not None:
         check_output_dir("--features-dir", args.features_dir, inputs=[args.audio_root])
-    det = Detector.load(args.model)
+    det = Detector.load(args.model, expect_sha256=args.expect_sha256)
     clips = read_manifest(args.manifest, det.classes)
     if args.split:
         clips = [c for c in clips if c.split == args.split]

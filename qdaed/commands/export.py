@@ -19,6 +19,9 @@ def register(sub):
     p.add_argument("model", help="model file written by qdaed")
     p.add_argument("--torch", metavar="OUT.safetensors", help="write a PyTorch state_dict")
     p.add_argument("--onnx", metavar="OUT.onnx", help="write an ONNX model")
+    p.add_argument("--expect-sha256", metavar="HEX",
+                   help="refuse the model file unless its SHA-256 (sha256sum, or qdaed info "
+                        "MODEL --sha256) is HEX")
     p.set_defaults(func=_run)
 
 
@@ -34,7 +37,7 @@ def _run(args):
     if args.onnx is not None:
         check_output_file("--onnx", args.onnx, inputs=[args.model],
                           others=[("--torch", args.torch)])
-    det = Detector.load(args.model)
+    det = Detector.load(args.model, expect_sha256=args.expect_sha256)
     sha = read_model_document(args.model)[2]["__metadata__"]["qdaed_sha256"]
     if args.torch:
         from qdaed.io.interchange import export_torch

@@ -4,6 +4,13 @@ The file is loaded (every check of ``Detector.load``, the SHA-256 included) befo
 printed; every string that comes from the file is printed with its control characters escaped
 (``qdaed.io.header.printable``), so a model name cannot move the cursor or recolour the
 terminal. ``--json`` prints the file's document (ASCII JSON, escapes included).
+
+``--sha256`` prints only the SHA-256 of the whole file, as ``sha256sum FILE`` prints it
+(``HEX  FILE``), after the same checks: the digest to pin with ``Detector.load(path,
+expect_sha256=HEX)`` or ``qdaed detect|evaluate|export --expect-sha256 HEX``. The file's own
+checksum (``qdaed_sha256``, over the document and the tensors; the ``checksum`` line) detects
+accidental damage only: anyone who edits a file can recompute it. A pinned digest detects any
+change.
 """
 
 from __future__ import annotations
@@ -15,6 +22,9 @@ def register(sub):
     p = sub.add_parser("info", help="a model file's config, bits, parameters and bytes")
     p.add_argument("model", help="model file (.safetensors) written by qdaed")
     p.add_argument("--json", action="store_true", help="print the file's document as JSON")
+    p.add_argument("--sha256", action="store_true",
+                   help="print only the SHA-256 of the whole file, as sha256sum does, to pin "
+                        "with --expect-sha256")
     p.set_defaults(func=_run)
 
 
@@ -24,6 +34,9 @@ def _run(args):
     from qdaed.io.modelfile import read_model_document
 
     det = Detector.load(args.model)
+    if args.sha256:
+        print(f"{det.file_sha256}  {printable(args.model)}")
+        return 0
     doc, _, table, header_len, size = read_model_document(args.model)
     if args.json:
         print(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True))
@@ -58,5 +71,8 @@ def _run(args):
             + (", symmetric" if q.symmetric else "") for n, q in det.quantized.items()))
     else:
         print("quantized    none (float32)")
-    print(f"sha256       {table['__metadata__']['qdaed_sha256']}")
+    print(f"sha256       {det.file_sha256} (the whole file, as sha256sum prints it; pin it "
+          f"with --expect-sha256)")
+    print(f"checksum     {table['__metadata__']['qdaed_sha256']} (the format's SHA-256 of the "
+          f"document and tensors: detects accidental damage, not tampering)")
     return 0

@@ -13,7 +13,7 @@ has exactly these fields:
     frames          the clip length the network sees (every input is cut or looped to it)
     features        every LfbeOptions field (qdaed.features.fbank), written out in full;
                     the samples are at 16 kHz
-    thresholds      C decision thresholds in [0, 1] ("present" iff score ≥ threshold)
+    thresholds      C decision thresholds in (0, 1] ("present" iff score ≥ threshold)
     quantized       {state_dict name: {bits, group, rounding, symmetric, shape}} for every
                     k-bit tensor, stored as NAME.codes + NAME.scales (others: float32 NAME)
     info            provenance: name, schedule, bits, seed (each may be null), and, for a
@@ -23,12 +23,29 @@ has exactly these fields:
 :func:`check_document` checks the type and range of every field, in an order where nothing is
 allocated: the architecture's sizes are bounded (``ARCH_LIMITS``) and its tensor shapes derived
 as plain integers (``state_shapes`` of each model, nothing built), their bytes summed and
-bounded; classes must be unique non-empty strings without control characters, one per logit;
-thresholds finite, one per class; frames within ``MAX_FRAMES`` (a ResNet runs on any
-non-empty input in evaluation mode, as PyTorch's does); the LFBE options pass LfbeOptions' own checks, give valid frame sizes at
-16 kHz and a filterbank without empty bins, within bounds that keep the front end small
-(``FEATURE_LIMITS``; no dither, a detector is deterministic). It returns a
+bounded; every field's type is checked before its value is used (a list where a string is
+expected is refused naming the field). Classes must be non-empty strings without control
+characters, one per logit, stored NFC-normalised and without surrounding whitespace — a name
+that is not is refused (not normalised: what the file says is what is printed and matched
+against manifests), and names that are the same once normalised and stripped are refused as
+duplicates. Thresholds are in (0, 1], one per class: 0 would detect the class in every input
+(no score is below it), while exactly 1 is what the pipeline's EER threshold is for a class
+whose validation positives all saturate float32's sigmoid (logits above about 17) and still
+decides. Frames are within ``MAX_FRAMES`` (a ResNet runs on any non-empty input in evaluation
+mode, as PyTorch's does). The LFBE options pass LfbeOptions' own checks, give valid frame
+sizes at 16 kHz and a filterbank without empty bins, within bounds that keep the front end
+small (``FEATURE_LIMITS``; no dither, a detector is deterministic) and meaningful
+(``FEATURE_RANGES``: blackman_coeff in [0, 0.5], log_floor at most 1). It returns a
 :class:`CheckedDocument` whose ``layout`` is the list of tensors the file must hold.
+
+Tensor values (:func:`check_values`, after the data are read and the digest checked, before
+anything is built): every float32 value finite; a network parameter (weight, bias, batch-norm
+weight and bias, running mean), a quantized tensor's β and the normaliser's mean within
+±``MAX_VALUE`` = 1e6, α in [0, 1e6]; a running variance in [0, ``MAX_VARIANCE`` = 1e12]; the
+normaliser's std in [``MIN_STD`` = 1e-6, 1e6] (``Normalizer.fit`` floors it at 1e-5). Trained
+networks' values are O(1); with these bounds a student's float32 arithmetic cannot overflow
+(its normalised inputs stay below about 1e12, its LSTM states in [−1, 1]), where a std of
+1e-45 or a weight of 3.4e38 made every score NaN and ``detect`` blame its input.
 
 Allocation bound: the loader reads the data section only once the file's size equals what the
 layout implies, then builds the network from it; what it allocates is the tensor data (a
@@ -64,6 +81,19 @@ ARCH_LIMITS = {
 }
 FEATURE_LIMITS = {"frame_length_ms": 256.0, "frame_shift_ms": 1000.0, "fft_size": 4096,
                   "num_mel_bins": 256}
+# name -> (lo, hi, why): ranges of LFBE options narrower than LfbeOptions' own checks, so that
+# a file cannot describe a front end whose features are meaningless
+FEATURE_RANGES = {
+    "blackman_coeff": (0.0, 0.5, "a0 of the generalised Blackman window, (1 - alpha)/2 for "
+                                 "alpha in [0, 1]; Kaldi's 0.42"),
+    "log_floor": (0.0, 1.0, "a floor above 1 flattens the energies of ordinary sounds to one "
+                            "value; qdaed and Kaldi use float32 eps, 1.19e-7"),
+}
+MAX_VALUE = 1e6                 # |v| of a weight, bias, BN parameter, running mean, alpha, beta,
+#                                 normaliser mean (trained networks: O(1); PyTorch's too)
+MAX_VARIANCE = MAX_VALUE ** 2   # a BN running variance: in [0, 1e12]
+MIN_STD = 1e-6                  # the normaliser's std: in [1e-6, 1e6] (Normalizer.fit: >= 1e-5)
+MAX_INT_AS_FLOAT = 10 ** 300    # an integer where a number is expected: |v| at most this
 QUANT_FIELDS = ("bits", "group", "rounding", "symmetric", "shape")
 
 
@@ -127,6 +157,9 @@ def _int(field, v, lo, hi):
 def _number(field, v, lo=None, hi=None):
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise HeaderError(field, f"expected a number, got {show(v)}")
+    if isinstance(v, int) and not -MAX_INT_AS_FLOAT <= v <= MAX_INT_AS_FLOAT:
+        raise HeaderError(field, f"expected a finite number in [{lo}, {hi}], got an integer of "
+                                 f"{len(str(abs(v)))} digits")
     v = float(v)
     if not np.isfinite(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
         raise HeaderError(field, f"expected a finite number in [{lo}, {hi}], got {show(v)}")
@@ -156,7 +189,7 @@ def _fields(field, obj, names):
 
 def _arch(doc):
     arch = doc["architecture"]
-    if arch not in ARCH_LIMITS:
+    if not isinstance(arch, str) or arch not in ARCH_LIMITS:
         raise HeaderError("architecture", f"expected one of {sorted(ARCH_LIMITS)}, got "
                                           f"{show(arch)}")
     limits = ARCH_LIMITS[arch]
@@ -171,7 +204,7 @@ def _arch(doc):
                                                          f"{show(v)}")
             out[name] = v
         elif arch == "ResNet" and name == "depth":
-            if isinstance(v, bool) or v not in lim:
+            if isinstance(v, bool) or not isinstance(v, int) or v not in lim:
                 raise HeaderError("arch_config.depth", f"expected one of {list(lim)}, got "
                                                        f"{show(v)}")
             out[name] = int(v)
@@ -208,6 +241,10 @@ def _features(doc, arch, cfg):
         v = f[name]
         if v is not None and v > hi:
             raise HeaderError(f"features.{name}", f"expected at most {hi:g}, got {show(v)}")
+    for name, (lo, hi, why) in FEATURE_RANGES.items():
+        if not lo <= f[name] <= hi:
+            raise HeaderError(f"features.{name}", f"expected a number in [{lo:g}, {hi:g}] "
+                                                  f"({why}), got {show(f[name])}")
     if f["dither"] != 0:
         raise HeaderError("features.dither", f"expected 0 (a detector's front end is "
                                              f"deterministic), got {show(f['dither'])}")
@@ -239,8 +276,24 @@ def _classes(doc, num_classes):
         if not isinstance(c, str) or not c or len(c) > MAX_NAME or _has_control(c):
             raise HeaderError(f"classes[{i}]", f"expected a non-empty name of at most "
                                                f"{MAX_NAME} printable characters, got {show(c)}")
-    if len(set(classes)) != len(classes):
-        raise HeaderError("classes", f"names must be unique, got {show(classes)}")
+    seen = {}
+    for i, c in enumerate(classes):
+        key = unicodedata.normalize("NFC", c).strip()
+        if key in seen:
+            j = seen[key]
+            same = "the same name" if classes[j] == c else (
+                "the same name once NFC-normalised and stripped of surrounding whitespace")
+            raise HeaderError("classes", f"names must be unique: classes[{j}] {show(classes[j])} "
+                                         f"and classes[{i}] {show(c)} are {same}")
+        seen[key] = i
+    for i, c in enumerate(classes):
+        if c != c.strip():
+            raise HeaderError(f"classes[{i}]", f"{show(c)} has surrounding whitespace; class "
+                                               f"names are stored stripped ({show(c.strip())})")
+        if not unicodedata.is_normalized("NFC", c):
+            raise HeaderError(f"classes[{i}]", f"{show(c)} is not in Unicode NFC form; class "
+                                               f"names are stored NFC-normalised "
+                                               f"({show(unicodedata.normalize('NFC', c))})")
     return tuple(classes)
 
 
@@ -249,8 +302,14 @@ def _thresholds(doc, num_classes):
     if not isinstance(t, list) or len(t) != num_classes:
         raise HeaderError("thresholds", f"expected a list of {num_classes} numbers (one per "
                                         f"class), got {show(t)}")
-    return np.array([_number(f"thresholds[{i}]", v, 0.0, 1.0) for i, v in enumerate(t)],
-                    dtype=np.float64)
+    out = np.array([_number(f"thresholds[{i}]", v, 0.0, 1.0) for i, v in enumerate(t)],
+                   dtype=np.float64)
+    for i, v in enumerate(out):
+        if v <= 0.0:
+            raise HeaderError(f"thresholds[{i}]", f"expected a threshold in (0, 1], got "
+                                                  f"{show(t[i])}: a score is never below 0, so "
+                                                  f"the class would be detected in every input")
+    return out
 
 
 def _quantized(doc, shapes):
@@ -341,6 +400,54 @@ def validate(doc):
                            writer, shapes, layout, total)
 
 
+def _value_range(name):
+    """(lo, hi, what) of the values of the file's float tensor ``name`` (for NAME.scales,
+    per column: alpha, beta)."""
+    if name.endswith(".scales"):
+        return (0.0, -MAX_VALUE), (MAX_VALUE, MAX_VALUE), "a quantized tensor's (alpha, beta)"
+    if name == "normalizer.std":
+        return MIN_STD, MAX_VALUE, ("a normaliser's standard deviation (dividing by less "
+                                    "overflows float32 features; Normalizer.fit floors it at "
+                                    "1e-5)")
+    if name.endswith(".running_var"):
+        return 0.0, MAX_VARIANCE, "a batch-norm running variance"
+    if name == "normalizer.mean":
+        return -MAX_VALUE, MAX_VALUE, "a normaliser's mean (LFBE values are within ±750)"
+    return -MAX_VALUE, MAX_VALUE, ("a network parameter (a trained network's are O(1); "
+                                   "larger ones overflow float32 activations)")
+
+
+def check_values(checked, tensors):
+    """Check the float32 tensors read from the file (``tensors``: name -> array, the layout
+    of ``checked``) before anything is built from them: finite, and within the ranges of the
+    module docstring, which keep a network's float32 arithmetic finite and its inputs
+    meaningful. HeaderError naming the tensor, the value, its index and the range."""
+    for name, code, _ in checked.layout:
+        if code != "F32":
+            continue
+        a = tensors[name]
+        lo, hi, what = _value_range(name)
+        lo, hi = np.broadcast_to(lo, a.shape), np.broadcast_to(hi, a.shape)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(a) | (a < lo) | (a > hi)
+        if bad.any():
+            at = np.unravel_index(int(np.argmax(bad)), a.shape)
+            v = float(a[at])
+            reason = "is not finite" if not np.isfinite(v) else \
+                f"is outside [{lo[at]:g}, {hi[at]:g}], the range of {what}"
+            raise HeaderError(f"tensor {name!r}", f"value {v:g} at [{', '.join(map(str, at))}] "
+                                                   f"{reason}; the model cannot work: the file "
+                                                   f"is damaged or was edited, re-create it")
+
+
+def check_tensor_values(path, checked, tensors):
+    """:func:`check_values`, with a failure as a ModelFileError naming the file and tensor."""
+    try:
+        check_values(checked, tensors)
+    except HeaderError as exc:
+        raise ModelFileError(f"{path}: {exc.field}: {exc.msg}") from None
+
+
 def check_document(path, doc):
     """:func:`validate`, with a failure as a ModelFileError naming the file and the field."""
     try:
@@ -349,5 +456,6 @@ def check_document(path, doc):
         raise ModelFileError(f"{path}: {exc.field}: {exc.msg}") from None
 
 
-__all__ = ["DOCUMENT_FIELDS", "ARCH_LIMITS", "FEATURE_LIMITS", "MAX_FRAMES", "CheckedDocument",
-           "HeaderError", "validate", "check_document", "printable", "show"]
+__all__ = ["DOCUMENT_FIELDS", "ARCH_LIMITS", "FEATURE_LIMITS", "FEATURE_RANGES", "MAX_FRAMES",
+           "MAX_VALUE", "MAX_VARIANCE", "MIN_STD", "CheckedDocument", "HeaderError", "validate",
+           "check_document", "check_values", "check_tensor_values", "printable", "show"]

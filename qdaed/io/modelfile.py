@@ -35,10 +35,22 @@ checked on load, so a changed bit anywhere in the document or the tensor data is
 JSON table's entries must be exactly the ones the document implies (names, dtypes, shapes,
 offsets in layout order), so nothing outside the digest carries meaning.
 
+The digest detects accidental corruption, not tampering: it is a checksum that anyone who
+edits a file can recompute, not a signature. To know that a file is the one you trained or
+were given, pin the SHA-256 of the whole file — what ``sha256sum FILE`` and ``qdaed info FILE
+--sha256`` print — and load with ``read_model(..., expect_sha256=HEX)`` (``Detector.load(path,
+expect_sha256=HEX)``, ``qdaed detect|evaluate|export --expect-sha256 HEX``): the file's bytes
+are hashed and compared before anything is parsed, and again over the very bytes that were
+parsed, so a file replaced during the read is refused too.
+
 Reading trusts nothing (:func:`read_model`): the 8-byte length is read first and a table over
 ``MAX_HEADER_BYTES`` (or longer than the file) is refused before it is read; JSON is parsed
-strictly (UTF-8, no NaN/Infinity, numbers finite, nesting at most ``MAX_JSON_DEPTH``,
-duplicate keys refused); the document is checked field by field by the caller's ``validate``
+strictly (:func:`parse_json`: UTF-8 and no string holding a lone surrogate such as
+``"\ud800"``; no NaN/Infinity, numbers finite, and a number literal of more than
+``MAX_NUMBER_CHARS`` characters refused before it is converted; nesting at most
+``MAX_JSON_DEPTH``, measured first by a scan whose time is linear in the table's bytes whatever
+they are; duplicate keys refused); the document is checked field by field by the caller's
+``validate``
 (which derives the layout from the architecture without allocating anything); the file's size
 must be exactly what that layout implies (bounded by ``MAX_MODEL_BYTES``) before the data
 section is read; then the digest. Every failure is a :class:`~qdaed.errors.ModelFileError`
@@ -59,6 +71,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import struct
@@ -81,6 +94,7 @@ FORMAT_VERSION = MODEL_FORMAT_VERSION
 MAX_HEADER_BYTES = 1 << 20      # 1 MiB; a ResNet-50's table is about 50 KB
 MAX_CHECKPOINT_HEADER_BYTES = 100 * 2**20   # safetensors' own limit
 MAX_JSON_DEPTH = 32
+MAX_NUMBER_CHARS = 100         # characters of one number literal (a 128-bit integer has 39)
 MAX_MODEL_BYTES = 2**31         # tensor data of a model file, 2 GiB (a ResNet-50: 94 MB)
 DTYPES = {"F32": np.dtype("<f4"), "U8": np.dtype("u1")}
 DIGEST_KEY = "qdaed_sha256"
@@ -118,28 +132,82 @@ class JSONError(ValueError):
     """Strict-parse failure (message says what and where)."""
 
 
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_SCAN_BLOCK = 1 << 20                 # bytes per block of the depth scan
+_QUOTE, _BACKSLASH = ord('"'), ord("\\")
+_OPEN = np.zeros(256, np.int8)
+_OPEN[[ord("["), ord("{")]] = 1
+_OPEN[[ord("]"), ord("}")]] = -1
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")     # fixed length: linear
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def json_depth(raw: bytes) -> int:
-    """Deepest nesting of [ and { in JSON bytes ``raw`` (strings left out), without parsing."""
-    stripped = _STRING.sub(b'""', raw)
-    a = np.frombuffer(stripped, np.uint8)
-    step = ((a == ord("[")) | (a == ord("{"))).astype(np.int64) - \
-           ((a == ord("]")) | (a == ord("}"))).astype(np.int64)
-    return int(np.cumsum(step).max()) if a.size else 0
+    """Deepest nesting of [ and { in JSON bytes ``raw`` (strings left out), without parsing.
+
+    One pass over the bytes, in blocks of 1 MiB with NumPy, so the time is linear in
+    ``len(raw)`` whatever the bytes are (runs of escaped quotes, backslashes, brackets): a
+    quote opens or closes a string unless an odd number of backslashes precedes it, and the
+    brackets outside strings are summed. The state carried from block to block is whether the
+    scan is inside a string, whether the block ended in an odd run of backslashes, and the
+    depth. (Where the bytes are not JSON, the parser that follows refuses them at or before
+    the first byte where this count could be wrong.)
+    """
+    a_all = np.frombuffer(raw, np.uint8)
+    in_string, odd, depth, deepest = 0, 0, 0, 0
+    for start in range(0, a_all.size, _SCAN_BLOCK):
+        a = a_all[start:start + _SCAN_BLOCK]
+        idx = np.arange(a.size, dtype=np.int64)
+        last = np.maximum.accumulate(np.where(a == _BACKSLASH, -1, idx))
+        # run[i]: backslashes in the run ending at i (parity only), the carried run included
+        run = (idx - last + np.where(last < 0, odd, 0)) & 1
+        escaped = np.empty(a.size, bool)
+        escaped[0] = odd
+        escaped[1:] = run[:-1] == 1
+        quotes = np.cumsum((a == _QUOTE) & ~escaped, dtype=np.int64)
+        outside = ((quotes + in_string) & 1) == 0
+        level = np.cumsum(np.where(outside, _OPEN[a], 0), dtype=np.int64)
+        deepest = max(deepest, depth + int(level.max()))
+        depth += int(level[-1])
+        in_string = int(quotes[-1] + in_string) & 1
+        odd = int(run[-1])
+    return deepest
+
+
+def _check_text(obj):
+    """JSONError if a string (key or value) of the parsed ``obj`` holds a lone UTF-16
+    surrogate (a ``\\ud800`` escape without its pair): not Unicode text, and not UTF-8."""
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        if isinstance(o, str):
+            m = None if o.isascii() else _SURROGATE.search(o)
+            if m:
+                at = m.start()
+                raise JSONError(f"a string holds a lone UTF-16 surrogate "
+                                f"(\\u{ord(m.group()):04x}), which is not Unicode text: "
+                                f"{_short(o[max(0, at - 20):at + 20], 60)}")
+        elif isinstance(o, dict):
+            stack += o.keys()
+            stack += o.values()
+        elif isinstance(o, list):
+            stack += o
 
 
 def parse_json(raw: bytes | str, allow_nan: bool = False,
                max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Parse JSON bytes strictly; JSONError otherwise.
 
-    UTF-8 only; nesting of at most ``max_depth``; duplicate keys refused; without
-    ``allow_nan`` the constants NaN, Infinity, -Infinity and numbers that overflow a double
-    (1e400) are refused; integers of more than 4300 digits are refused (Python's limit).
+    UTF-8 only, and no string holding a lone surrogate (``"\\ud800"``); nesting of at most
+    ``max_depth`` (checked first, in linear time: :func:`json_depth`); duplicate keys
+    refused; a number of more than ``MAX_NUMBER_CHARS`` characters refused before it is
+    converted; without ``allow_nan`` the constants NaN, Infinity, -Infinity and numbers that
+    overflow a double (1e400) are refused.
     """
     if isinstance(raw, str):
-        raw = raw.encode("utf-8")
+        try:
+            raw = raw.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise JSONError(f"not UTF-8 (a lone surrogate at character {exc.start})") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -152,28 +220,42 @@ def parse_json(raw: bytes | str, allow_nan: bool = False,
         out = {}
         for k, v in items:
             if k in out:
-                raise JSONError(f"duplicate key {k!r}")
+                raise JSONError(f"duplicate key {_short(k, 40)}")
             out[k] = v
         return out
 
     def constant(name):
         raise JSONError(f"{name} is not JSON (a finite number is required)")
 
+    def digits(s):
+        if len(s) > MAX_NUMBER_CHARS:
+            raise JSONError(f"a number of {len(s):,} characters ({s[:20]}…; at most "
+                            f"{MAX_NUMBER_CHARS})")
+
+    def integer(s):
+        digits(s)
+        return int(s)
+
     def number(s):
+        digits(s)
         v = float(s)
-        if not np.isfinite(v):
+        if not allow_nan and not math.isfinite(v):
             raise JSONError(f"number {s[:40]} overflows a double")
         return v
 
-    kw = {} if allow_nan else {"parse_constant": constant, "parse_float": number}
+    kw = {} if allow_nan else {"parse_constant": constant}
     try:
-        return json.loads(text, object_pairs_hook=pairs, **kw)
+        obj = json.loads(text, object_pairs_hook=pairs, parse_int=integer, parse_float=number,
+                         **kw)
     except JSONError:
         raise
     except RecursionError:                  # cannot happen below max_depth; kept as a guard
         raise JSONError("nested too deeply") from None
-    except ValueError as exc:               # JSONDecodeError, int digits limit
+    except ValueError as exc:               # JSONDecodeError
         raise JSONError(str(exc)) from None
+    if _SURROGATE_ESCAPE.search(raw):       # only a \\uD800-\\uDFFF escape can make one
+        _check_text(obj)
+    return obj
 
 
 # --------------------------------------------------------------------------- size
@@ -248,9 +330,10 @@ class ModelFileContents:
     doc: dict               # the document, parsed
     checked: object         # what the caller's validate(doc) returned
     tensors: dict           # name -> array (a writeable copy), in layout order
-    sha256: str
+    sha256: str             # the format's digest (document and tensor data)
     header_bytes: int       # 8 + N: the file's overhead over its data section
     file_bytes: int
+    file_sha256: str        # SHA-256 of the whole file's bytes (what sha256sum prints)
 
 
 def _fail(path, msg):
@@ -263,12 +346,12 @@ def read_model_document(path: str | os.PathLike[str],
     after every check that does not need the data section."""
     path = os.fspath(path)
     with _open(path) as f:
-        return _document(path, f, validate)
+        return _document(path, f, validate)[:5]
 
 
 def _document(path, f, validate):
     size = os.fstat(f.fileno()).st_size
-    n, table = _read_table(path, f, size, MAX_HEADER_BYTES, allow_nan=False)
+    n, table, head = _read_table(path, f, size, MAX_HEADER_BYTES, allow_nan=False)
     meta = table.get("__metadata__")
     if not isinstance(meta, dict) or "qdaed" not in meta:
         raise _fail(path, "a safetensors file without a qdaed document; it was not written "
@@ -288,26 +371,62 @@ def _document(path, f, validate):
         raise _fail(path, f"__metadata__.{DIGEST_KEY}: expected 64 lowercase hex digits, "
                           f"got {_short(h)}")
     checked = validate(doc) if validate is not None else None
-    return doc, checked, table, n, size
+    return doc, checked, table, n, size, head
 
 
-def read_model(path: str | os.PathLike[str],
-               validate: Callable[[dict], Any]) -> ModelFileContents:
+def check_sha256(value: str, name: str = "expect_sha256 (--expect-sha256)") -> str:
+    """``value`` as 64 lowercase hex digits (upper case accepted, as ``sha256sum`` users
+    paste either), else InputError naming ``name``."""
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+        raise InputError(f"{name}: expected a SHA-256 digest, 64 hexadecimal digits as "
+                         f"`sha256sum FILE` or `qdaed info FILE --sha256` print it, got "
+                         f"{_short(value, 72)}")
+    return value.lower()
+
+
+def read_model(path: str | os.PathLike[str], validate: Callable[[dict], Any],
+               expect_sha256: str | None = None) -> ModelFileContents:
     """Read a v3 model file; returns :class:`ModelFileContents`.
 
     validate(doc) checks the document (raising ModelFileError) and returns an object whose
     ``layout`` is the list of (tensor name, dtype code "F32"/"U8", shape) the file must hold,
     in order. The JSON table must list exactly those, back to back; the file size must be
     8 + N + their bytes (at most ``MAX_MODEL_BYTES``) before the data are read; then the
-    SHA-256 must match.
+    format's SHA-256 must match.
+
+    expect_sha256 (64 hex digits, else InputError): the SHA-256 of the whole file must equal
+    it, checked before anything is parsed, and again over the very bytes that were parsed (a
+    file replaced during the read is refused too).
     """
     path = os.fspath(path)
+    if expect_sha256 is not None:
+        expect_sha256 = check_sha256(expect_sha256)
     with _open(path) as f:
-        return _read_model(path, f, validate)
+        if expect_sha256 is not None:
+            _check_pinned(path, f, expect_sha256)
+            f.seek(0)
+        return _read_model(path, f, validate, expect_sha256)
 
 
-def _read_model(path, f, validate):
-    doc, checked, table, n, size = _document(path, f, validate)
+def _check_pinned(path, f, expect_sha256):
+    """ModelFileError unless the open file's bytes (bounded) have the SHA-256 expected."""
+    size, limit = os.fstat(f.fileno()).st_size, 8 + MAX_HEADER_BYTES + MAX_MODEL_BYTES
+    if size > limit:
+        raise _fail(path, f"{size:,} bytes, more than a model file may have ({limit:,})")
+    h = hashlib.sha256()
+    for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
+    if h.hexdigest() != expect_sha256:
+        raise _not_pinned(path, h.hexdigest(), expect_sha256)
+
+
+def _not_pinned(path, got, expected):
+    return _fail(path, f"its SHA-256 is {got}, expected {expected} (the pinned digest): this "
+                       f"is not the file that was pinned; refusing it")
+
+
+def _read_model(path, f, validate, expect_sha256):
+    doc, checked, table, n, size, head = _document(path, f, validate)
     layout = checked.layout
     names = [name for name, _, _ in layout]
     have = sorted(set(table) - {"__metadata__"})
@@ -334,6 +453,11 @@ def _read_model(path, f, validate):
     data = f.read(offset)
     if len(data) != offset or f.read(1):
         raise _fail(path, "the file changed while it was read")
+    whole = hashlib.sha256(head)
+    whole.update(data)
+    file_sha256 = whole.hexdigest()
+    if expect_sha256 is not None and file_sha256 != expect_sha256:
+        raise _not_pinned(path, file_sha256, expect_sha256)
     meta = table["__metadata__"]
     if digest(meta["qdaed"].encode("utf-8"), data) != meta[DIGEST_KEY]:
         raise _fail(path, f"__metadata__.{DIGEST_KEY}: the SHA-256 of the document and tensor "
@@ -344,7 +468,8 @@ def _read_model(path, f, validate):
         a = np.frombuffer(data, DTYPES[code], count, pos).reshape(shape)
         tensors[name] = a.astype(a.dtype.newbyteorder("="), copy=True)
         pos += count * DTYPES[code].itemsize
-    return ModelFileContents(doc, checked, tensors, meta[DIGEST_KEY], 8 + n, size)
+    return ModelFileContents(doc, checked, tensors, meta[DIGEST_KEY], 8 + n, size,
+                             file_sha256)
 
 
 def _list(names):
@@ -393,7 +518,7 @@ def load_checkpoint(path: str | os.PathLike[str]
     path = os.fspath(path)
     with _open(path) as f:
         size = os.fstat(f.fileno()).st_size
-        n, table = _read_table(path, f, size, MAX_CHECKPOINT_HEADER_BYTES, allow_nan=True)
+        n, table, _ = _read_table(path, f, size, MAX_CHECKPOINT_HEADER_BYTES, allow_nan=True)
         meta = table.get("__metadata__")
         if not isinstance(meta, dict) or not isinstance(meta.get("qdaed"), str):
             raise _fail(path, "a safetensors file without a qdaed header; it was not written "
@@ -450,8 +575,9 @@ class _open:
 
 
 def _read_table(path, f, size, limit, allow_nan):
-    """(N, the parsed JSON table) of an open safetensors file, reading 8 + N bytes at most,
-    N checked against ``limit`` and the file size before the table is read."""
+    """(N, the parsed JSON table, the 8 + N bytes read) of an open safetensors file, reading
+    8 + N bytes at most, N checked against ``limit`` and the file size before the table is
+    read."""
     not_st = "not a safetensors file (a qdaed model or checkpoint is one)"
     head = f.read(8)
     if len(head) < 8:
@@ -470,7 +596,7 @@ def _read_table(path, f, size, limit, allow_nan):
         raise _fail(path, not_st + f": its JSON table is not strict JSON ({exc})") from None
     if not isinstance(table, dict):
         raise _fail(path, not_st + ": its JSON table is not an object")
-    return n, table
+    return n, table, head + raw
 
 
 def _check_format(path, doc, expected):
@@ -480,8 +606,11 @@ def _check_format(path, doc, expected):
                           f"(malformed qdaed header)")
     fmt = doc.get("format")
     kinds = {MODEL_FORMAT: "a model file", CHECKPOINT_FORMAT: "a training checkpoint"}
+    if not isinstance(fmt, str):
+        raise _fail(path, f"format: expected the string {expected!r}, got {_short(fmt)} "
+                          f"(malformed qdaed header)")
     if fmt != expected:
-        raise _fail(path, f"is {kinds.get(fmt, f'of format {_short(fmt)}')}, expected "
+        raise _fail(path, f"is {kinds.get(fmt, f'of format {_short(fmt, 40)}')}, expected "
                           f"{kinds[expected]}")
     current = MODEL_FORMAT_VERSION if expected == MODEL_FORMAT else CHECKPOINT_FORMAT_VERSION
     writer = doc.get("writer") if isinstance(doc.get("writer"), str) else "another qdaed"
@@ -503,5 +632,6 @@ def _check_format(path, doc, expected):
 
 __all__ = ["MODEL_FORMAT_VERSION", "CHECKPOINT_FORMAT_VERSION", "ModelFileContents",
            "accounted_bytes", "canonical_json", "parse_json", "json_depth", "digest",
+           "check_sha256",
            "encode_model", "write_model", "read_model", "read_model_document",
            "save_checkpoint", "load_checkpoint"]

@@ -64,7 +64,7 @@ def _file(tmp_path, tensors=None, doc=DOC, name="m"):
     ('[' * 33 + ']' * 33, "nested 33 levels deep"),
     ('{"a": "' + '[' * 100 + '"}', None),            # brackets inside a string do not count
     (b'{"a": "\xff"}'.decode("unicode_escape").encode("latin-1"), "not UTF-8"),
-    ('{"a": ' + "9" * 5000 + '}', "digits"),
+    ('{"a": ' + "9" * 5000 + '}', "a number of 5,000 characters"),
     ('{"a": 1} x', "Extra data"),
 ])
 def test_strict_json(text, match):
