@@ -40,17 +40,13 @@ def register(sub):
     p.add_argument("--min-duration", type=float, default=0.0, metavar="SECONDS",
                    help="drop events shorter than this (default 0)")
     p.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
-<<<<<<< HEAD
+    p.add_argument("--expect-sha256", metavar="HEX",
+                   help="refuse the model file unless its SHA-256 (sha256sum, or qdaed info "
+                        "MODEL --sha256) is HEX")
     p.add_argument("--csv", metavar="OUT",
                    help="also write the results as CSV rows to OUT (checked before any file "
                         "is scored: not the model or an audio file, not a directory or FIFO; "
                         "file names that are not UTF-8 are written with \\xNN escapes)")
-=======
-    p.add_argument("--expect-sha256", metavar="HEX",
-                   help="refuse the model file unless its SHA-256 (sha256sum, or qdaed info "
-                        "MODEL --sha256) is HEX")
-    p.add_argument("--csv", metavar="OUT", help="also write the results as CSV rows to OUT")
->>>>>>> hostile-loader
     p.add_argument("--max-duration", type=float, default=86400.0, metavar="SECONDS",
                    help="refuse files longer than this (from the header; default 86400 = 24 h)")
     p.add_argument("--max-size", type=int, default=16 * 1024 ** 3, metavar="BYTES",
