@@ -34,7 +34,7 @@ from qdaed import __version__
 from qdaed.errors import InputError, ModelFileError
 from qdaed.features.prepare import Normalizer, fix_length
 from qdaed.models import ResNet, StudentLSTM
-from qdaed.models.predict import predict_logits
+from qdaed.models.predict import deployed_logits
 from qdaed.models.quantized import dequantized_state
 from qdaed.nn.losses import sigmoid
 
@@ -91,7 +91,7 @@ class Detector:
 
     def scores(self, x: np.ndarray) -> NDArray[np.float64]:
         """σ(logits) (N, C) for prepared inputs (N, frames, F)."""
-        return sigmoid(predict_logits(self.model, x)).astype(np.float64)
+        return sigmoid(deployed_logits(self.model, x)).astype(np.float64)
 
     def decisions(self, scores: np.ndarray) -> NDArray[np.bool_]:
         return scores >= self.thresholds[None, :]

@@ -12,6 +12,11 @@ class InputError(QdaedError, ValueError):
     """
 
 
+class NonFiniteError(InputError):
+    """An array holds NaN or infinity (``qdaed.validate.check_array``). Inside a deployed
+    model, whose inputs were checked first, it means the model file's weights overflow."""
+
+
 class DataError(QdaedError):
     """Audio files or manifests that cannot be used (missing, unreadable, malformed)."""
 

@@ -57,7 +57,7 @@ from qdaed.errors import DataError, InputError
 from qdaed.features.fbank import lfbe_of_frames, make_options, num_frames
 from qdaed.features.prepare import fix_length
 from qdaed.kernels.resample import polyphase_block
-from qdaed.models.predict import model_input
+from qdaed.models.predict import checked_logits, model_input, model_overflow
 from qdaed.nn import lstm
 from qdaed.nn.losses import sigmoid
 from qdaed.validate import check_float, check_int
@@ -605,7 +605,18 @@ def scan_features(detector, feature_blocks, *, rate=TARGET_RATE, samples, hop=No
                   frames=False, too_short=None):
     """:func:`scan` from the recording's raw LFBE, given as blocks of frames (T_i, F) (the
     pipeline computes a recording's LFBE once for all its models); samples: the recording's
-    length in samples at ``rate`` (a number, or a function called at the end)."""
+    length in samples at ``rate`` (a number, or a function called at the end). Non-finite
+    logits are the model file's fault (``ModelFileError``, :func:`checked_logits`)."""
+    with np.errstate(over="ignore", invalid="ignore"), model_overflow():
+        sc = _scan_features(detector, feature_blocks, rate=rate, samples=samples, hop=hop,
+                            frames=frames, too_short=too_short)
+    checked_logits(sc.logits)
+    if sc.frame_logits is not None:
+        checked_logits(sc.frame_logits)
+    return sc
+
+
+def _scan_features(detector, feature_blocks, *, rate, samples, hop, frames, too_short):
     model, window = detector.model, int(detector.frames)
     is_student = getattr(model, "input_layout", "BTF") == "BTF"
     if frames and not is_student:

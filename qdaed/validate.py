@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qdaed.errors import InputError
+from qdaed.errors import InputError, NonFiniteError
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -38,7 +38,7 @@ def check_array(name, x, *, ndim=None, shape=None, dtype=None, finite=True):
     if any(d == 0 for d in x.shape):
         raise InputError(f"{name}: expected a non-empty array, got shape {x.shape}")
     if finite and not np.isfinite(x).all():
-        raise InputError(f"{name}: contains NaN or infinity")
+        raise NonFiniteError(f"{name}: contains NaN or infinity")
     return np.ascontiguousarray(x)
 
 

@@ -155,3 +155,24 @@ def test_a_version_2_file_names_the_fix(tmp_path):
     with pytest.raises(ModelFileError, match=r"old.safetensors: a model file of format version "
                                              r"2 .*Re-create it with this qdaed"):
         Detector.load(tmp_path / "old.safetensors")
+
+
+def test_weights_within_bounds_that_overflow_in_a_resnet_are_a_model_file_error(tmp_path):
+    import warnings
+
+    from tests.io.detectors import resnet
+
+    det = resnet()
+    state = det.model.state_dict()
+    det.model.load_state_dict({k: (np.full_like(v, 1e6) if v.ndim == 4 else v)
+                               for k, v in state.items()})      # every conv weight at 1e6
+    path = tmp_path / "overflow.safetensors"
+    det.save(path)
+    loaded = Detector.load(path)       # every value is within the loader's bound of 1e6
+    wav = np.random.default_rng(0).normal(scale=0.1, size=16000).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # no NumPy overflow warning leaks out
+        with pytest.raises(ModelFileError, match="non-finite logits on finite input"):
+            loaded.predict(wav, 16000)
+        with pytest.raises(ModelFileError, match="non-finite logits"):
+            loaded.scores(loaded.prepare([np.zeros((40, 32), np.float32)]))
