@@ -20,7 +20,8 @@ import numpy as np
 
 from qdaed.io.atomic import atomic_write_bytes
 from qdaed.metrics import DECISION_METRICS, METRICS, compute_metrics, decision_metrics
-from qdaed.stats import bootstrap_mean_eer_difference, paired_comparison, paired_differences
+from qdaed.stats import (bootstrap_mean_eer_difference, group_bootstrap_mean_eer_difference,
+                         paired_comparison, paired_differences)
 
 # Fixed, so results.json is byte-identical between runs of one config.
 BOOTSTRAP_RESAMPLES = 1000
@@ -48,10 +49,11 @@ def _aggregate(values):
             "per_seed": [_json_float(v) for v in values]}
 
 
-def build_results(classes, config, versions, runs, test, log=None, events=None):
+def build_results(classes, config, versions, runs, test, log=None, events=None, groups=None):
     """classes: the class names; config: the run's configuration as JSON (RunConfig.to_dict());
     runs: list of (seed, Detector, test scores (N, C)); events: (recordings, description) of
-    :mod:`qdaed.pipeline.eventeval`, or None. Returns the results.json dict."""
+    :mod:`qdaed.pipeline.eventeval`, or None; groups: the source recording of each test clip
+    (manifest runs), or None. Returns the results.json dict."""
     classes = list(classes)
     by_name = {}
     for seed, det, scores in runs:
@@ -91,7 +93,7 @@ def build_results(classes, config, versions, runs, test, log=None, events=None):
                 if all(name in e for e in ev):
                     entry["events"][name] = _aggregate([e[name] for e in ev])
         models.append(entry)
-    comparisons = _comparisons(by_name, metrics_of, test.labels, log)
+    comparisons = _comparisons(by_name, metrics_of, test.labels, log, groups)
     out = {"preset": config.get("preset"), "config": config, "versions": versions,
            "models": models, "comparisons": comparisons}
     if events:
@@ -119,9 +121,17 @@ def comparison_pairs(names):
     return [(m, r) for m, r in pairs if m in names and r in names]
 
 
-def _comparisons(by_name, metrics_of, labels, log):
+def _comparisons(by_name, metrics_of, labels, log, groups=None):
     """The "comparisons" list of results.json (module docstring); [] when the test labels
-    leave the mean EER undefined (no class with both positives and negatives)."""
+    leave the mean EER undefined (no class with both positives and negatives).
+
+    Which interval carries the verdict ("significant"): on synthetic data, the t-interval
+    over seeds (the test split is large and fresh from the generator; the seeds are the
+    variance that matters). With ``groups`` (real recordings, whose test split holds a few
+    source recordings per class), both the t-interval over seeds (training variance) and the
+    group bootstrap — source recordings resampled, Δ averaged over seeds (test-sampling
+    variance) — must exclude 0; the clip bootstrap is reported but treats clips of one
+    recording as independent, which they are not."""
     pos = np.asarray(labels).sum(axis=0)
     if not np.any((pos > 0) & (pos < len(labels))):
         if log is not None:
@@ -159,7 +169,20 @@ def _comparisons(by_name, metrics_of, labels, log):
             bootstrap_resamples=boot["n_boot"], bootstrap_seed=boot["seed"],
             bootstrap_undefined_fraction=boot["undefined_fraction"],
             significant=(None if entry["ci95"] is None
-                         else not (entry["ci95"][0] <= 0.0 <= entry["ci95"][1])))
+                         else not (entry["ci95"][0] <= 0.0 <= entry["ci95"][1])),
+            verdict_rule="t-interval over seeds excludes 0")
+        if groups is not None:
+            gb = group_bootstrap_mean_eer_difference(
+                [scores_r[s] for s in seeds], [scores_m[s] for s in seeds], labels, groups,
+                n_boot=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED, confidence=CONFIDENCE)
+            gci = None if gb["ci_low"] is None else [gb["ci_low"], gb["ci_high"]]
+            entry.update(group_bootstrap_ci95=gci, group_bootstrap_groups=gb["groups"],
+                         group_bootstrap_undefined_fraction=gb["undefined_fraction"],
+                         verdict_rule="t-interval over seeds and group bootstrap over source "
+                                      "recordings both exclude 0")
+            if entry["significant"] is not None:
+                entry["significant"] = bool(entry["significant"] and gci is not None
+                                            and not (gci[0] <= 0.0 <= gci[1]))
         out.append(entry)
     return out
 
@@ -204,24 +227,39 @@ def _comparison_lines(comparisons):
     if not comparisons:
         return []
     c0 = comparisons[0]
+    grouped = "group_bootstrap_ci95" in c0
     lines = ["", "## Paired comparisons", "",
              "Δ = model − reference in mean EER (percentage points; negative = lower EER = "
              "better), paired by seed (same split, batch order and initialisation). 95% "
              "t-interval over seeds and two-sided paired t-test p; bootstrap: percentile "
              f"interval over {c0['bootstrap_resamples']} resamples of the test clips (seed "
-             f"{c0['bootstrap_seed']}), Δ averaged over seeds. \"not significant\": the "
-             "t-interval contains 0."]
+             f"{c0['bootstrap_seed']}), Δ averaged over seeds."]
+    if grouped:
+        lines[-1] += (f" Group bootstrap: the same, resampling the "
+                      f"{c0['group_bootstrap_groups']} source recordings of the test split "
+                      f"instead of clips (clips of one recording are not independent). "
+                      f"**The verdict needs both the t-interval over seeds (training "
+                      f"variance) and the group bootstrap (test-sampling variance) to exclude "
+                      f"0**; the clip bootstrap is shown for comparison only.")
+    else:
+        lines[-1] += " \"not significant\": the t-interval contains 0."
     if c0["bootstrap_undefined_fraction"] > 0:
         lines.append(f"{100 * c0['bootstrap_undefined_fraction']:.1f}% of the bootstrap "
                      "resamples left a class without positives or negatives and were skipped.")
+    if grouped and c0["group_bootstrap_undefined_fraction"] > 0:
+        lines.append(f"{100 * c0['group_bootstrap_undefined_fraction']:.1f}% of the group "
+                     "bootstrap's resamples left a class without positives or negatives and "
+                     "were skipped.")
     lines += ["", "| model | reference | mean Δ EER (points) | 95% t-interval | p | "
-                  "bootstrap 95% interval | relative change | verdict |",
-              "|---|---|---:|---:|---:|---:|---:|---|"]
+                  "bootstrap 95% interval | " + ("group bootstrap 95% | " if grouped else "")
+              + "relative change | verdict |",
+              "|---|---|---:|---:|---:|---:|" + ("---:|" if grouped else "") + "---:|---|"]
     for c in comparisons:
         rel = "n/a" if c["relative"] is None else f"{100 * c['relative']:+.1f}%"
+        group = f"{_interval(c['group_bootstrap_ci95'])} | " if grouped else ""
         lines.append(f"| {c['model']} | {c['reference']} | {_pts(c['mean'])} | "
                      f"{_interval(c['ci95'])} | {_p(c['p_value'])} | "
-                     f"{_interval(c['bootstrap_ci95'])} | {rel} | {_verdict(c)} |")
+                     f"{_interval(c['bootstrap_ci95'])} | {group}{rel} | {_verdict(c)} |")
     return lines
 
 
@@ -265,7 +303,11 @@ def results_markdown(results):
                     f"{100 * (d - s) / s:+.1f}% (paper: −15%)")
             c = next((c for c in comparisons
                       if (c["model"], c["reference"]) == ("distilled", "student")), None)
-            if c is not None and c["ci95"] is not None:
+            if c is not None and c["ci95"] is not None and "group_bootstrap_ci95" in c:
+                line += (f"; Δ {_pts(c['mean'])} points, 95% t-interval {_interval(c['ci95'])}, "
+                         f"group bootstrap {_interval(c['group_bootstrap_ci95'])}: "
+                         f"{_verdict(c)}")
+            elif c is not None and c["ci95"] is not None:
                 line += (f"; Δ {_pts(c['mean'])} points, 95% t-interval {_interval(c['ci95'])}, "
                          f"bootstrap {_interval(c['bootstrap_ci95'])}: {_verdict(c)}")
             elif c is not None:

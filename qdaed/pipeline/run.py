@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from qdaed import __version__
+from qdaed.data.manifest import read_manifest
 from qdaed.detector import Detector
 from qdaed.errors import DataError, InputError, QdaedError
 from qdaed.features.prepare import Normalizer
@@ -210,7 +211,7 @@ def run_pipeline(cfg, out_dir, resume=False, quiet=False, jobs=1, stop_after=Non
     test = prep["test"]
     events = _event_recordings(cfg, prep["feature_options"], log, prep["test"].clips, out)
     results = report.build_results(cfg.classes, cfg.to_dict(), versions(), runs, test, log,
-                                   events=events)
+                                   events=events, groups=_test_groups(cfg, test))
     results["distill"] = {**spec.to_config(), "temperature": selection["temperature"],
                           "lam": selection["lam"], "selection": selection}
     results["recipe_choice"] = recipe_choice
@@ -219,6 +220,15 @@ def run_pipeline(cfg, out_dir, resume=False, quiet=False, jobs=1, stop_after=Non
     write_config(out, cfg, "finished")
     log(f"done: {out / 'results.md'}")
     return results
+
+
+def _test_groups(cfg, test):
+    """The source recording of each test clip (its manifest row's ``group``, else the clip
+    itself) for the group bootstrap of a manifest run; None for the synthetic corpus."""
+    if cfg.data.source != "manifest":
+        return None
+    group = {c.name: c.group or c.name for c in read_manifest(cfg.data.manifest, cfg.classes)}
+    return [group[name] for name in test.clips]
 
 
 def _remove_empty_dirs(root):

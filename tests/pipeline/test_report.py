@@ -243,3 +243,33 @@ def test_two_seed_pipeline_comparisons_recompute_from_scores_csv(two_seed_run):
         verdict = "not significant" if not c["significant"] else "significant"
         assert re.search(rf"^\| {c['model']} \| {c['reference']} \| .* \| {verdict} \|$", md,
                          re.M), c["model"]
+
+
+def test_with_source_recordings_the_verdict_needs_the_group_bootstrap_to_exclude_zero_too():
+    # four recordings of two clips each (a dog positive and a negative); the distilled model
+    # ranks three recordings perfectly and reverses the fourth: dog EER ¼ on the whole split
+    # (Δ −¼ on both seeds: the seed interval is [−¼, −¼]), but a resample holding the fourth
+    # recording twice or more (P ≈ 0.26) gives Δ ≥ 0, so the group interval contains 0
+    distilled = np.array([0.9, 0.8, 0.7, 0.2, 0.1, 0.15, 0.25, 0.85])
+    groups = ["r1", "r2", "r3", "r4", "r1", "r2", "r3", "r4"]
+    test = SimpleNamespace(labels=LABELS, clips=[f"c{i}" for i in range(8)])
+    cfg = _cfg(2)
+    runs = _runs({"student": [EQUAL, EQUAL], "distilled": [distilled, distilled]})
+    plain = build_results(CLASSES, cfg, {}, runs, test)["comparisons"][0]
+    assert plain["per_seed"] == [-0.25, -0.25] and plain["significant"] is True
+    assert "group_bootstrap_ci95" not in plain
+    r = build_results(CLASSES, cfg, {}, runs, test, groups=groups)
+    c = r["comparisons"][0]
+    assert c["ci95"] == [-0.25, -0.25] and c["group_bootstrap_groups"] == 4
+    lo, hi = c["group_bootstrap_ci95"]
+    assert lo < 0.0 <= hi
+    assert c["significant"] is False and "group bootstrap" in c["verdict_rule"]
+    md = results_markdown(r)
+    assert "The verdict needs both the t-interval over seeds" in md
+    row = next(line for line in md.splitlines() if line.startswith("| distilled | student |"))
+    assert row.endswith("| not significant |") and row.count("[") == 3
+    # every recording its own perfect ranking: the group interval agrees with the seeds
+    good = build_results(CLASSES, cfg, {}, _runs({"student": [EQUAL, EQUAL],
+                                                  "distilled": [PERFECT, PERFECT]}), test,
+                         groups=groups)["comparisons"][0]
+    assert good["group_bootstrap_ci95"] == [-0.5, -0.5] and good["significant"] is True
