@@ -116,14 +116,24 @@ class FeaturesConfig:
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    """ResNet teacher: depth (18, 34, 50) and stem width (DESIGN 2.3)."""
+    """ResNet teacher: depth (18, 34, 50) and stem width (DESIGN 2.3); ``pretrain_clips`` > 0
+    pretrains it on that many clips of the synthetic corpus (v2, through the run's own front
+    end and normalisation, cut or looped to the run's clip length) for ``pretrain_epochs``
+    epochs before its training on the run's data (0: no pretraining)."""
 
     depth: int = 18
     width: int = 16
+    pretrain_clips: int = 0
+    pretrain_epochs: int = 6
 
     def __post_init__(self):
         check_choice("depth", self.depth, TEACHER_DEPTHS)
         check_int("width", self.width, lo=1, hi=1024)
+        if check_int("pretrain_clips", self.pretrain_clips, lo=0, hi=1_000_000) and \
+                self.pretrain_clips < 50:
+            raise InputError(f"pretrain_clips: 0 (off) or at least 50 (a validation split "
+                             f"with every class), got {self.pretrain_clips}")
+        check_int("pretrain_epochs", self.pretrain_epochs, lo=1, hi=1000)
 
 
 @dataclass(frozen=True)
@@ -227,6 +237,10 @@ class RunConfig:
             except InputError as exc:
                 raise InputError(f"{name}.{exc}") from None
         _bool("shared_teacher", self.shared_teacher)
+        if self.teacher.pretrain_clips and "oof" in (self.distill.targets, *[
+                RECIPES[r]["targets"] for r in self.extra_recipes if r in RECIPES]):
+            raise InputError("teacher.pretrain_clips: the out-of-fold teachers are not "
+                             "pretrained; use another recipe, or pretrain_clips 0")
         check_int("threads_per_job", self.threads_per_job, lo=1, hi=1024)
         check_int("seed", self.seed, lo=0, hi=2**31 - 1)
         check_int("seeds", self.seeds, lo=1, hi=10_000)

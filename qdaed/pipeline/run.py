@@ -37,10 +37,10 @@ from qdaed import __version__
 from qdaed.data.manifest import read_manifest
 from qdaed.detector import Detector
 from qdaed.errors import DataError, InputError, QdaedError
-from qdaed.features.prepare import Normalizer
+from qdaed.features.prepare import Normalizer, fix_length
 from qdaed.io.atomic import atomic_write_text
 from qdaed.pipeline import report
-from qdaed.pipeline.config import RunConfig, read_config_dict
+from qdaed.pipeline.config import DataConfig, RunConfig, read_config_dict
 from qdaed.pipeline.featuresets import load_dataset
 from qdaed.pipeline.stages import (SeedStages, distilled_name, remove_orphan_temporaries,
                                    save_array)
@@ -298,6 +298,8 @@ def _prepare_arrays(cfg, spec, data, out, log):
     for name, part in (("train", train), ("val", val)):   # the truth, for `qdaed diagnose`
         if part.clean_labels is not None:
             items[f"y_{name}_clean"] = part.clean_labels
+    if cfg.teacher.pretrain_clips:
+        items.update(_pretraining_arrays(cfg, data.features.shape[1], norm, log))
     for name, a in items.items():
         save_array(arrays / f"{name}.npy", a)
     atomic_write_text(arrays / "meta.json", json.dumps({
@@ -305,6 +307,28 @@ def _prepare_arrays(cfg, spec, data, out, log):
         "classes": list(cfg.classes)}) + "\n")
     return {"x_test": norm.apply(test.features), "test": test, "test_labels": test_labels,
             "feature_options": data.feature_options}
+
+
+def _pretraining_arrays(cfg, frames, norm, log, jobs=0):
+    """The teacher's synthetic pretraining clips (``teacher.pretrain_clips`` of corpus v2,
+    its own seed ``synth_seed + 3``, split 90/10 into training and validation clips) through
+    the run's front end — the same LFBE options, band limit included — cut or looped to the
+    run's ``frames`` and normalised with the run's training statistics, so the network sees
+    them exactly as it will see the run's clips."""
+    seconds = cfg.data.equal_seconds or cfg.data.clip_seconds
+    d = DataConfig(source="synth", corpus="v2", n_clips=cfg.teacher.pretrain_clips,
+                   n_transfer=0, clip_seconds=seconds, synth_seed=cfg.data.synth_seed + 3,
+                   split_fractions=(0.8, 0.1, 0.1), max_freq=cfg.data.max_freq)
+    fs = load_dataset(d, cfg.features, cfg.classes, None, log, jobs=jobs)
+    out = {}
+    for split, name in (("train", "pretrain"), ("validation", "pretrain_val")):
+        part = fs.subset(split)
+        x = np.stack([fix_length(f, frames) for f in part.features])
+        out[f"x_{name}"], out[f"y_{name}"] = norm.apply(x), part.labels
+    log(f"teacher pretraining: {len(out['x_pretrain'])} + {len(out['x_pretrain_val'])} "
+        f"synthetic clips (corpus v2, seed {d.synth_seed}), {cfg.teacher.pretrain_epochs} "
+        f"epochs before the run's data")
+    return out
 
 
 def _event_recordings(cfg, feature_options, log, test_names, out):

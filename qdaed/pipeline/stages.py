@@ -157,7 +157,8 @@ class SeedStages:
         tdir.mkdir(parents=True, exist_ok=True)
         teacher = self.stage("teacher", "teacher", None, lambda: _with_quantized(S.train_teacher(
             self.split, dataclasses.asdict(cfg.teacher), cfg.schedule("train_teacher", self.seed),
-            **self._fit_kw("teacher"))), models_dir=tdir)
+            pretrain=self._pretraining(), pretrain_progress=self._fit_kw(
+                "teacher-pretrain")["progress"], **self._fit_kw("teacher"))), models_dir=tdir)
         self._teacher = teacher
         for kind in sorted({s.targets for s in specs} - {"on_the_fly"}):
             z_path = targets_path(tdir, kind, "train")
@@ -179,6 +180,15 @@ class SeedStages:
                 save_array(u_path, z_u)
             save_array(z_path, z)      # last: its presence means the pair is complete
         return teacher
+
+    def _pretraining(self):
+        """(Split of the synthetic pretraining clips, epochs), or None (no pretraining)."""
+        if not self.cfg.teacher.pretrain_clips:
+            return None
+        arrays = self.out / "arrays"
+        split = S.Split(*(load_array(arrays / f"{n}.npy") for n in (
+            "x_pretrain", "y_pretrain", "x_pretrain_val", "y_pretrain_val")))
+        return split, self.cfg.teacher.pretrain_epochs
 
     @property
     def teacher(self):

@@ -17,6 +17,7 @@ its :class:`~qdaed.train.loop.History` (PTQ returns no history).
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,10 +46,20 @@ class Split:
         return self.x_val, self.y_val
 
 
-def train_teacher(split, arch, cfg, **fit_kw):
-    """ResNet(depth, width) on hard labels. arch: dict(depth=, width=)."""
+def train_teacher(split, arch, cfg, pretrain=None, pretrain_progress=None, **fit_kw):
+    """ResNet(depth, width) on hard labels. arch: dict(depth=, width=).
+
+    pretrain: None, or (Split, epochs): first ``epochs`` epochs on that split's clips (the
+    synthetic corpus), early-stopped on its validation clips, then the run's training from
+    those weights with a fresh optimiser (transfer learning: the pretrained network is the
+    initialisation, nothing of the pretraining's optimiser state carries over).
+    """
     model = ResNet(depth=arch["depth"], num_classes=split.y_train.shape[1], in_channels=1,
                    width=arch["width"], seed=cfg.seed)
+    if pretrain is not None:
+        pre, epochs = pretrain
+        fit(model, pre.train, pre.val, dataclasses.replace(cfg, epochs=epochs),
+            progress=pretrain_progress)
     return model, fit(model, split.train, split.val, cfg, **fit_kw)
 
 

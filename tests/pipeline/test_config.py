@@ -15,8 +15,8 @@ from qdaed.train.recipes import DistillSpec
 
 
 @pytest.mark.parametrize("name", PRESETS)
-def test_every_preset_round_trips_through_json(name):
-    cfg = preset_config(name)
+def test_every_preset_round_trips_through_json(name, tmp_path):
+    cfg = preset_config(name, audio_root=tmp_path)
     assert isinstance(cfg.data, DataConfig) and isinstance(cfg.distill, DistillSpec)
     assert isinstance(cfg.train_student, TrainConfig) and isinstance(cfg.quant, QuantConfig)
     text = json.dumps(cfg.to_dict())
@@ -56,6 +56,10 @@ def test_quant_config_gives_one_spec_per_width_with_its_seed():
     ({"quant": {"rounding": "up"}}, "config.quant.rounding"),
     ({"student": {"pooling": "median"}}, "config.student.pooling"),
     ({"teacher": {"depth": 20}}, "config.teacher.depth"),
+    ({"teacher": {"pretrain_clips": 10}}, "pretrain_clips: 0 (off) or at least 50"),
+    ({"teacher": {"pretrain_epochs": 0}}, "config.teacher.pretrain_epochs"),
+    ({"teacher": {"pretrain_clips": 100}, "distill": {"recipe": "oof", "targets": "oof"}},
+     "the out-of-fold teachers are not pretrained"),
     ({"train_student": {"lr": 0}}, "config.train_student.lr"),
     ({"train_student": {"seed": 4}}, "set by the run's seed"),
     ({"classes": ["dog", "cat"]}, "config.classes"),

@@ -121,3 +121,21 @@ def test_distillation_needs_teacher_logits_of_the_right_shape(split):
         Distillation(2.0, 0.5)
     with pytest.raises(InputError, match="distill: expected a Distillation"):
         fit(model, split.train, split.val, cfg(epochs=1), distill={"lam": 0.5})
+
+
+def test_teacher_pretraining_is_the_initialisation_of_the_run_training(split):
+    """With pretrain=(P, E): E epochs on P first, then the run's schedule from those weights
+    (a fresh optimiser) — the same as fitting the pretrained network by hand."""
+    arch, c = {"depth": 18, "width": 2}, cfg(epochs=2, lr=3e-3)
+    pre = learnable_split(n=32, seed=5)
+    epochs_seen = []
+    teacher, _ = S.train_teacher(split, arch, c, pretrain=(pre, 1),
+                                 pretrain_progress=lambda rec: epochs_seen.append(rec["epoch"]))
+    assert epochs_seen == [1]
+    plain, _ = S.train_teacher(split, arch, c)
+    by_hand, _ = S.train_teacher(pre, arch, cfg(epochs=1, lr=3e-3))   # the pretraining alone
+    fit(by_hand, split.train, split.val, c)
+    for name, v in teacher.state_dict().items():
+        np.testing.assert_array_equal(v, by_hand.state_dict()[name])
+    assert any(not np.array_equal(v, plain.state_dict()[name])
+               for name, v in teacher.state_dict().items())
