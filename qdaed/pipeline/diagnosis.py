@@ -20,7 +20,13 @@ Reads the run directory (its arrays, teacher, students and training histories) a
    baseline students' (their deployed, early-stopped models; mean over seeds) and the relative
    margin (e_student − e_teacher) / e_student — what distillation could gain if the student
    matched the teacher exactly; negative where the teacher is the worse model. The test split
-   is never used for it.
+   is never used for it;
+6. the comparisons of the results table on the validation split, paired by seed: distilled −
+   student, qd-4bit − distilled, qat-4bit − qd-4bit (every width the run has), each model's
+   validation mean EER being that of its deployed (early-stopped) epoch, with the 95%
+   t-interval over seeds. This is what a recipe, a (T, λ) or any knob may be chosen on
+   (early stopping picked these very epochs, so the values are optimistic for every model
+   alike); the test split is never read.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from qdaed.io.atomic import atomic_write_text
 from qdaed.metrics import compute_metrics
 from qdaed.pipeline.config import read_config
 from qdaed.pipeline.stages import targets_path
+from qdaed.stats import paired_comparison
 
 
 def calibration(z, y):
@@ -150,6 +157,7 @@ def diagnose(run_dir):
                               "val_eer_last": h["val_mean_eer"][-1],
                               "test_eer": test_eer.get((name, seed))})
     out["early_stopping"] = stops
+    out["validation_comparisons"] = validation_comparisons(run, cfg)
     students = [run / "models" / f"seed{seed}" / "student.safetensors" for seed in cfg.seed_list]
     s_val = [sigmoid(predict_logits(Detector.load(p).model, a["x_val"]))
              for p in students if p.is_file()]
@@ -162,6 +170,34 @@ def diagnose(run_dir):
         out["teacher_margin_students"] = len(s_val)
     atomic_write_text(run / "diagnosis.json", json.dumps(out, indent=1) + "\n")
     atomic_write_text(run / "diagnosis.md", diagnosis_markdown(out))
+    return out
+
+
+def validation_comparisons(run, cfg):
+    """Item 6 of the module docstring: [{model, reference, seeds, model_mean, reference_mean,
+    mean, ci95 (None with one seed), relative}] from the models' training histories."""
+    val = {}
+    for seed in cfg.seed_list:
+        for p in (run / "models" / f"seed{seed}").glob("*.history.json"):
+            name = p.name[:-len(".history.json")]
+            val.setdefault(name, {})[seed] = min(json.loads(p.read_text())["val_mean_eer"])
+    pairs = [("distilled", "student")]
+    for k in cfg.quant.bits:
+        pairs += [(f"qd-{k}bit", "distilled"), (f"qat-{k}bit", f"qd-{k}bit")]
+    out = []
+    for model, ref in pairs:
+        seeds = sorted(set(val.get(model, {})) & set(val.get(ref, {})))
+        if not seeds:
+            continue
+        a, b = [val[ref][s] for s in seeds], [val[model][s] for s in seeds]
+        row = {"model": model, "reference": ref, "seeds": seeds,
+               "model_mean": float(np.mean(b)), "reference_mean": float(np.mean(a)),
+               "mean": float(np.mean(np.subtract(b, a))), "ci95": None,
+               "relative": float((np.mean(b) - np.mean(a)) / np.mean(a))}
+        if len(seeds) >= 2:
+            pc = paired_comparison(a, b)
+            row.update(ci95=[pc["ci_low"], pc["ci_high"]], p_value=pc["p_value"])
+        out.append(row)
     return out
 
 
@@ -204,6 +240,18 @@ def diagnosis_markdown(d):
         lines.append(f"| {s['seed']} | {s['model']} | {s['best_epoch']} / {s['epochs_run']} | "
                      f"{pct(s['val_eer_best'])} | {pct(s['val_eer_last'])} | "
                      f"{pct(s['test_eer'])} |")
+    if d.get("validation_comparisons"):
+        lines += ["", "## Comparisons on the validation split (what choices may be made on)",
+                  "", "Each model's validation mean EER at its deployed (early-stopped) epoch, "
+                  "paired by seed; 95% t-interval over seeds. The test split is not read.", "",
+                  "| model | reference | model (%) | reference (%) | Δ (points) | 95% interval "
+                  "| relative |", "|---|---|---:|---:|---:|---:|---:|"]
+        for c in d["validation_comparisons"]:
+            ci = "—" if c["ci95"] is None else \
+                f"[{100 * c['ci95'][0]:+.1f}, {100 * c['ci95'][1]:+.1f}]"
+            lines.append(f"| {c['model']} | {c['reference']} | {pct(c['model_mean'])} | "
+                         f"{pct(c['reference_mean'])} | {100 * c['mean']:+.1f} | {ci} | "
+                         f"{100 * c['relative']:+.1f}% |")
     if d.get("teacher_margin"):
         lines += ["", "## The teacher's margin on the validation split", "",
                   f"Teacher against the mean of {d['teacher_margin_students']} baseline "

@@ -1,13 +1,16 @@
 """`qdaed diagnose`: calibration figures on hand cases, and the report of a tiny run."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import scipy.stats as sps
 
 from qdaed.cli import main
 from qdaed.errors import InputError
-from qdaed.pipeline.diagnosis import calibration, diagnose, gradient_scales
+from qdaed.pipeline.diagnosis import (calibration, diagnose, gradient_scales,
+                                      validation_comparisons)
 
 
 def logit(p):
@@ -100,3 +103,28 @@ def test_teacher_margin_leaves_out_a_class_without_negatives():
     assert m["b"]["student"] == pytest.approx(0.5)
     with pytest.raises(InputError, match="at least one student"):
         teacher_margin(t, [], y, ["a", "b"])
+
+
+def test_validation_comparisons_pair_the_best_validation_eer_of_each_seed(tmp_path):
+    hist = {0: {"student": [0.30, 0.20, 0.25], "distilled": [0.18, 0.16]},
+            1: {"student": [0.24, 0.22], "distilled": [0.21, 0.19, 0.20],
+                "qd-4bit": [0.19]}}
+    for seed, models in hist.items():
+        d = tmp_path / "models" / f"seed{seed}"
+        d.mkdir(parents=True)
+        for name, curve in models.items():
+            (d / f"{name}.history.json").write_text(json.dumps({"val_mean_eer": curve}))
+    cfg = SimpleNamespace(seed_list=[0, 1], quant=SimpleNamespace(bits=(4,)))
+    rows = validation_comparisons(tmp_path, cfg)
+    first = rows[0]
+    assert (first["model"], first["reference"], first["seeds"]) == ("distilled", "student",
+                                                                   [0, 1])
+    # best epochs: student 0.20, 0.22; distilled 0.16, 0.19 → Δ −0.04, −0.03
+    assert first["mean"] == pytest.approx(-0.035)
+    half = sps.t.ppf(0.975, 1) * np.std([-0.04, -0.03], ddof=1) / np.sqrt(2)
+    assert first["ci95"] == pytest.approx([-0.035 - half, -0.035 + half])
+    assert first["relative"] == pytest.approx((0.175 - 0.21) / 0.21)
+    qd = rows[1]                          # one seed only: a difference, no interval
+    assert (qd["model"], qd["seeds"], qd["ci95"]) == ("qd-4bit", [1], None)
+    assert qd["mean"] == pytest.approx(0.19 - 0.19)
+    assert len(rows) == 2                 # no qat-4bit history: no row
