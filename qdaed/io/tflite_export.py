@@ -70,7 +70,8 @@ class ModelBuilder:
                     builder.StartVector(1, len(payload), 16)
                     builder.head -= len(payload)
                     builder.Bytes[builder.head:builder.head + len(payload)] = payload
-                    vec = builder.EndVector(len(payload))
+                    builder.vectorNumElems = len(payload)
+                    vec = builder.EndVector()
                 schema.BufferStart(builder)
                 if vec is not None:
                     schema.BufferAddData(builder, vec)

@@ -14,6 +14,10 @@ Rounding rules (the ones a port most often gets wrong):
                                    s ≤ 0: rounding_divide_by_pot(srdhm(x, m), −s)
                                    ≈ x · m · 2^(s − 31), rounded twice ("double rounding",
                                    TFLite's default build)
+
+Editing this file: the array kernels of qdaed.kernels.integer compile these functions into
+their own on-disk cache, which Numba does not invalidate when only this file changes; delete
+qdaed/kernels/__pycache__/integer.* after an edit here.
 """
 
 import numpy as np
