@@ -10,14 +10,19 @@ from :func:`qdaed.integer.fixedpoint.quantize_multiplier`, applied by
 sat8/sat16 clamp to [−128, 127] / [−32768, 32767]. Sums are int32.
 
 How each multiplier is derived from the float32 scales matters to the last bit, and follows
-TFLite Micro's Prepare functions:
+TFLite Micro's Prepare functions: every product and quotient of scales in double precision,
 
-    LSTM gate FC:     M = double(float32(s_in · s_w)) / 2^-12     (product rounded to float32)
-    LSTM Mul ops:     M = double(s_a) · double(s_b) / double(s_out)  (double product)
+    LSTM gate FC:     M = double(s_in) · double(s_w) / 2^-12
+    LSTM Mul ops:     M = double(s_a) · double(s_b) / double(s_out)
     MEAN:             M = double(s_in) / double(s_out), then divided by the count (below)
-    FULLY_CONNECTED:  per tensor:  M = double(float32(s_in · s_w)) / double(s_out)
-                      per channel: M_c = double(s_in) · double(s_w[c]) / double(s_out)
+    FULLY_CONNECTED:  M_c = double(s_in) · double(s_w[c]) / double(s_out)  (s_w[c] = s_w per
+                      tensor)
     LOGISTIC (int8):  frexp(double(s_in) · 2^27) (its own rule, see :func:`logistic`)
+
+(The TFLite source of 2026-08 rounds s_in · s_w to float32 before the division; the
+tflite-micro build qdaed's tests pin computes it in double, and a float32 product differs
+from it by up to 2^-24 relatively — enough to move a double-rounded result across a tie,
+which the conformance tests caught in an H = 512 layer.)
 """
 
 from __future__ import annotations
@@ -63,10 +68,6 @@ class QuantParams:
     def dequantize(self, q):
         """float64 scale · (q − zero_point)."""
         return self.scale * (np.asarray(q, np.float64) - self.zero_point)
-
-
-def _multiplier_from_f32_product(s_a, s_b, s_out):
-    return quantize_multiplier(float(np.float32(s_a) * np.float32(s_b)) / float(s_out))
 
 
 def _multiplier_from_double_product(s_a, s_b, s_out):
@@ -131,8 +132,8 @@ class LstmLayer:
     def _derive(self):
         """The integer parameters TFLite Micro's Prepare computes from the stored tensors:
 
-            m_ih[k], s_ih[k] = qm(double(float32(s_in · s_w_ih[k])) / 2^-12)
-            m_hh[k], s_hh[k] = qm(double(float32(s_h · s_w_hh[k])) / 2^-12)
+            m_ih[k], s_ih[k] = qm(double(s_in) · double(s_w_ih[k]) / 2^-12)
+            m_hh[k], s_hh[k] = qm(double(s_h) · double(s_w_hh[k]) / 2^-12)
             forget·cell:  qm(2^-15 · 2^p / 2^p) = (2^30, −14)
             input·cell gate:  qm(2^-15 · 2^-15 / 2^p)
             output·tanh(c):   qm(2^-15 · 2^-15 / double(s_h))
@@ -144,8 +145,8 @@ class LstmLayer:
         """
         s_in, s_h = self.input.scale, self.hidden.scale
         c_scale = 2.0 ** self.cell_power
-        ih = [_multiplier_from_f32_product(s_in, s, GATE_PRE_SCALE) for s in self.w_ih_scales]
-        hh = [_multiplier_from_f32_product(s_h, s, GATE_PRE_SCALE) for s in self.w_hh_scales]
+        ih = [_multiplier_from_double_product(s_in, s, GATE_PRE_SCALE) for s in self.w_ih_scales]
+        hh = [_multiplier_from_double_product(s_h, s, GATE_PRE_SCALE) for s in self.w_hh_scales]
 
         def wrap(v):
             return (((v.astype(np.int64) + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)).astype(np.int32)
@@ -278,15 +279,13 @@ class FullyConnected:
         return self.weight_scales.size > 1
 
     def _derive(self):
-        """Per-row (multiplier, shift) — the per-channel or per-tensor rule in the module
-        docstring — and the folded bias b'[c] = bias[c] − z_in · Σ_j w[c, j]."""
+        """Per-row (multiplier, shift) — the rule in the module docstring — and the folded
+        bias b'[c] = bias[c] − z_in · Σ_j w[c, j]."""
         C = self.weights.shape[0]
-        if self.weight_scales.size > 1:
-            pairs = [_multiplier_from_double_product(self.input.scale, s, self.output.scale)
-                     for s in self.weight_scales]
-        else:
-            pairs = [_multiplier_from_f32_product(self.input.scale, self.weight_scales[0],
-                                                  self.output.scale)] * C
+        scales = (self.weight_scales if self.weight_scales.size > 1
+                  else np.repeat(self.weight_scales, C))
+        pairs = [_multiplier_from_double_product(self.input.scale, s, self.output.scale)
+                 for s in scales]
         b = self.bias.astype(np.int64) - self.input.zero_point * self.weights.astype(
             np.int64).sum(axis=1)
         b = (((b + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)).astype(np.int32)

@@ -18,9 +18,9 @@ def _naive_layer(layer, x):
     d = layer.derived
     return naive.int8_lstm_layer(
         x, layer.w_ih, layer.w_hh, layer.bias, layer.input.zero_point, layer.hidden.zero_point,
-        [naive.quantize_multiplier(float(np.float32(layer.input.scale) * s) / 2.0 ** -12)
+        [naive.quantize_multiplier(layer.input.scale * float(s) / 2.0 ** -12)
          for s in layer.w_ih_scales],
-        [naive.quantize_multiplier(float(np.float32(layer.hidden.scale) * s) / 2.0 ** -12)
+        [naive.quantize_multiplier(layer.hidden.scale * float(s) / 2.0 ** -12)
          for s in layer.w_hh_scales],
         naive.quantize_multiplier(2.0 ** -15), naive.quantize_multiplier(
             2.0 ** -30 / 2.0 ** layer.cell_power),
@@ -127,12 +127,8 @@ def test_fully_connected_equals_the_python_int_reference(per_channel):
                             q_out)
         x = rng.integers(-128, 128, (B, D)).astype(np.int8)
         x[-1] = 127
-        if per_channel and C > 1:
-            pairs = [naive.quantize_multiplier(q_in.scale * float(s) / q_out.scale)
-                     for s in fc.weight_scales]
-        else:
-            pairs = [naive.quantize_multiplier(
-                float(np.float32(q_in.scale) * fc.weight_scales[0]) / q_out.scale)] * C
+        pairs = [naive.quantize_multiplier(q_in.scale * float(s) / q_out.scale)
+                 for s in np.broadcast_to(fc.weight_scales, (C,))]
         np.testing.assert_array_equal(fully_connected(fc, x), naive.int8_fully_connected(
             x, w, fc.bias, q_in.zero_point, q_out.zero_point, pairs))
 
@@ -191,3 +187,48 @@ def test_mean_and_fully_connected_match_tflite_micro_on_varied_shapes_and_scales
         mine = mean_over_time(x, q_in, q_pool)
         np.testing.assert_array_equal(mine, pooled)
         np.testing.assert_array_equal(fully_connected(fc, mine), logits)
+
+
+def _double_rounding(acc, m, s):
+    """Vectorised search aid: rescale(acc, m, s ≤ 0) for an int64 array (the test checks the
+    value it finds with tests/naive.py)."""
+    ab = acc * m
+    q = np.where(ab >= 0, (ab + (1 << 30)) >> 31, -((-(ab + 1 - (1 << 30))) >> 31))
+    mask = (1 << -s) - 1
+    return (q >> -s) + ((q & mask) > (mask >> 1) + (q < 0))
+
+
+def test_fully_connected_multiplier_is_the_double_product_of_the_scales_as_in_tflite_micro():
+    """Cases where the multiplier from double(s_in)·double(s_w) and from a float32 product
+    round an accumulator differently (acc set through the bias): TFLite Micro and qdaed give
+    the double-product result."""
+    runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
+    rng = np.random.default_rng(40)
+    checked = 0
+    while checked < 4:
+        s_in, s_w, s_out = (np.float32(np.exp(rng.uniform(a, b)))
+                            for a, b in ((-7, -3), (-9, -3), (-6, -2)))
+        m_f32 = naive.quantize_multiplier(float(s_in * s_w) / float(s_out))
+        m_dbl = naive.quantize_multiplier(float(s_in) * float(s_w) / float(s_out))
+        if m_f32 == m_dbl:
+            continue
+        limit = int(120 / (float(s_in) * float(s_w) / float(s_out)))
+        candidates = np.arange(-limit, limit, dtype=np.int64)
+        differ = np.nonzero(_double_rounding(candidates, *m_f32)
+                            != _double_rounding(candidates, *m_dbl))[0]
+        if not differ.size:
+            continue
+        accs = [int(candidates[differ[0]])]
+        assert naive.rescale(accs[0], *m_f32) != naive.rescale(accs[0], *m_dbl)
+        fc = FullyConnected(np.zeros((1, 1), np.int8), [s_w], np.array(accs, np.int32),
+                            QuantParams(s_in, 0), QuantParams(s_out, 0))
+        mb = ModelBuilder()
+        x = mb.tensor("x", (1, 1), np.int8, scales=s_in, zero_points=0)
+        w = mb.tensor("w", (1, 1), np.int8, scales=s_w, data=fc.weights)
+        b = mb.tensor("b", (1,), np.int32, scales=np.float32(s_in * s_w), data=fc.bias)
+        o = mb.tensor("o", (1, 1), np.int8, scales=s_out, zero_points=0)
+        mb.operator("FULLY_CONNECTED", [x, w, b], [o], mb.s.FullyConnectedOptionsT())
+        (want,) = run_tflm(runtime, mb.finish([x], [o]), [np.zeros((1, 1), np.int8)])
+        got = fully_connected(fc, np.zeros((1, 1), np.int8))
+        assert int(want[0, 0]) == naive.rescale(accs[0], *m_dbl) == int(got[0, 0])
+        checked += 1
