@@ -7,6 +7,7 @@ k-bit student and a representative set). ``qdaed.io.tflite_export`` writes the s
 as a .tflite file.
 """
 
+from qdaed.integer.calibrate import calibrate
 from qdaed.integer.fixedpoint import quantize_multiplier, rescale, sigmoid_int16, tanh_int16
 from qdaed.integer.ops import (FullyConnected, LstmLayer, QuantParams, fully_connected,
                                logistic, lstm_layer, mean_over_time)
@@ -14,4 +15,4 @@ from qdaed.integer.student import IntegerOutputs, IntegerStudent
 
 __all__ = ["quantize_multiplier", "rescale", "sigmoid_int16", "tanh_int16", "QuantParams",
            "LstmLayer", "FullyConnected", "lstm_layer", "mean_over_time", "fully_connected",
-           "logistic", "IntegerStudent", "IntegerOutputs"]
+           "logistic", "IntegerStudent", "IntegerOutputs", "calibrate"]

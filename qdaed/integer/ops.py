@@ -61,8 +61,8 @@ class QuantParams:
         x = np.asarray(x, np.float32)
         if not np.all(np.isfinite(x)):
             raise InputError("x: expected finite values")
-        v = x / np.float32(self.scale)
-        r = np.sign(v) * np.floor(np.abs(v) + np.float32(0.5))
+        v = (x / np.float32(self.scale)).astype(np.float64)   # the float32 quotient, exactly
+        r = np.sign(v) * np.floor(np.abs(v) + 0.5)             # std::round: ties away from 0
         return np.clip(r.astype(np.float64) + self.zero_point, -128, 127).astype(np.int8)
 
     def dequantize(self, q):

@@ -232,3 +232,12 @@ def test_fully_connected_multiplier_is_the_double_product_of_the_scales_as_in_tf
         got = fully_connected(fc, np.zeros((1, 1), np.int8))
         assert int(want[0, 0]) == naive.rescale(accs[0], *m_dbl) == int(got[0, 0])
         checked += 1
+
+
+def test_quantize_input_rounds_the_float32_quotient_half_away_from_zero():
+    q = QuantParams(0.5, 3)
+    # quotients 0.5, −0.5, 1.5, −2.5 are ties; 0.49999997 (float32 just below 0.5) is not
+    x = np.array([0.25, -0.25, 0.75, -1.25, 0.49999997 * 0.5, 1000.0, -1000.0], np.float32)
+    assert q.quantize(x).tolist() == [4, 2, 5, 0, 3, 127, -128]
+    with pytest.raises(InputError):
+        q.quantize(np.array([np.nan]))
