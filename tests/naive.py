@@ -1,6 +1,7 @@
 """Obvious NumPy references for qdaed's kernels and running computations, for tests only:
 every fast kernel is compared with one of these (the LSTM cell, convolution, batch-norm,
-max-pool, the quantizer and its bit packing, LFBE, resampling, running window means), and
+max-pool, the quantizer and its bit packing, LFBE, resampling, running window means, the
+integer student's rescales, int16 sigmoid/tanh, int8 LSTM, mean, FC and logistic), and
 bench/bench_student.py times the textbook LSTM training step against qdaed's.
 
 Each is the textbook formula written as directly as possible (slow, no cleverness), so that
@@ -8,8 +9,11 @@ a test compares the optimised code against something a reader can check by eye.
 """
 
 import math
+from fractions import Fraction
 
 import numpy as np
+
+from qdaed.kernels.fixedpoint import SIGMOID_TABLE_UINT16
 
 FLOAT32_EPS = float(np.finfo(np.float32).eps)   # Kaldi's log floor
 
@@ -309,3 +313,207 @@ def lstm_training_step(params, num_layers, x, y):
         grads[f"lstm.bias_ih_l{layer}"] = grads[f"lstm.bias_hh_l{layer}"] = db
         dout = dinp
     return grads
+
+
+# ---- integer student (qdaed/integer, qdaed/kernels/fixedpoint.py, integer.py) -------------
+# Python integers and fractions: every rounding written as the real number it rounds.
+
+def round_half_away(r):
+    """Nearest integer to the Fraction r, ties away from zero."""
+    r = Fraction(r)
+    n = math.floor(abs(r) + Fraction(1, 2))
+    return n if r >= 0 else -n
+
+
+def wrap32(v):
+    """v as two's complement int32."""
+    return (v + 2 ** 31) % 2 ** 32 - 2 ** 31
+
+
+def quantize_multiplier(real):
+    """(m, e) with real = m·2^(e − 31), 2^30 ≤ m < 2^31, m rounded half away; exact rationals."""
+    r = Fraction(real)
+    if r == 0:
+        return 0, 0
+    e = 0
+    while r >= Fraction(2) ** e:
+        e += 1
+    while r < Fraction(2) ** (e - 1):
+        e -= 1
+    m = round_half_away(r * Fraction(2) ** (31 - e))
+    if m == 2 ** 31:
+        m, e = 2 ** 30, e + 1
+    return (0, 0) if e < -31 else (m, e)
+
+
+def srdhm(a, b):
+    """a·b / 2^31 rounded to nearest, ties toward +∞; (−2^31)² saturates to 2^31 − 1."""
+    if a == b == -2 ** 31:
+        return 2 ** 31 - 1
+    return math.floor(Fraction(a * b, 2 ** 31) + Fraction(1, 2))
+
+
+def rdbpot(x, e):
+    """x / 2^e rounded to nearest, ties away from zero."""
+    return round_half_away(Fraction(x, 2 ** e))
+
+
+def rescale(x, m, s):
+    """TFLite's MultiplyByQuantizedMultiplier (double rounding) on a Python int."""
+    if s > 0:
+        return srdhm(wrap32(x * 2 ** s), m)
+    return rdbpot(srdhm(x, m), -s)
+
+
+def _table_input(x, mult, shift):
+    if mult == 0:
+        mult, shift = 3 * 2 ** shift, 0
+    return math.floor(Fraction(x * mult + (2 ** (shift - 1) if shift else 0), 2 ** shift))
+
+
+def sigmoid_int16(x, mult=0, shift=0):
+    """The table σ: v in units of 1/(3·4096) (table step 1/24 = 512 units); L = T[k] + (T[k+1]
+    − T[k])·u/512 (2^-16 units; 65534 past the table); σ(|x|) ≈ L/2 in Q0.15, rounded half up
+    for v ≥ 0; for v < 0, 1 − σ(|x|) = floor(32768 − L/2 + 511/1024)."""
+    T = SIGMOID_TABLE_UINT16
+    v = _table_input(x, mult, shift)
+    k, u = divmod(abs(v), 512)
+    L = Fraction(65534) if k >= 255 else T[k] + Fraction(int(T[k + 1] - T[k]) * u, 512)
+    if v >= 0:
+        return math.floor(L / 2 + Fraction(1, 2))
+    return math.floor(32768 - L / 2 + Fraction(511, 1024))
+
+
+def tanh_int16(x, mult=0, shift=0):
+    """tanh = 2σ(2x) − 1 on the same table: step 1/48 = 256 units; L = T[k] + (T[k+1] − T[k])
+    ·u/256 (65535 past the table); v ≥ 0: floor(L − 32768 + 1/2); v < 0: floor(32768 − L
+    + 127/256) (Q0.15)."""
+    T = SIGMOID_TABLE_UINT16
+    v = _table_input(x, mult, shift)
+    k, u = divmod(abs(v), 256)
+    L = Fraction(65535) if k >= 255 else T[k] + Fraction(int(T[k + 1] - T[k]) * u, 256)
+    if v >= 0:
+        return math.floor(L - 32768 + Fraction(1, 2))
+    return math.floor(32768 - L + Fraction(127, 256))
+
+
+def _sat(v, lo, hi):
+    return max(lo, min(hi, v))
+
+
+def int8_lstm_layer(x, w_ih, w_hh, bias, z_in, z_h, m_ih, m_hh, forget_cell, input_cell,
+                    output, tanh_params):
+    """The textbook int8 LSTM, element by element in Python ints, zero points *not* folded:
+    a_k = sat16(sat16(rescale(Σ w_ih·(x − z_in) + bias)) + sat16(rescale(Σ w_hh·(h − z_h)))),
+    i, f, o = σ, g = tanh; c = sat16(sat16(rescale(f·c)) + sat16(rescale(i·g)));
+    h = sat8(z_h + rescale(tanh(c)·o)). m_ih, m_hh: 4 (m, s) pairs. Returns y, cells."""
+    B, T, _ = x.shape
+    H = w_hh.shape[1]
+    y = np.zeros((B, T, H), np.int64)
+    cells = np.zeros((B, T, H), np.int64)
+    for b in range(B):
+        h = [z_h] * H
+        c = [0] * H
+        for t in range(T):
+            xt = [int(v) for v in x[b, t]]
+            gates = []
+            for k in range(4):
+                row = []
+                for r in range(H):
+                    ax = sum(int(w_ih[k, r, j]) * (xt[j] - z_in) for j in range(len(xt)))
+                    ax = _sat(rescale(ax + int(bias[k, r]), *m_ih[k]), -32768, 32767)
+                    ah = sum(int(w_hh[k, r, j]) * (h[j] - z_h) for j in range(H))
+                    ah = _sat(rescale(ah, *m_hh[k]), -32768, 32767)
+                    a = _sat(ax + ah, -32768, 32767)
+                    row.append(tanh_int16(a) if k == 2 else sigmoid_int16(a))
+                gates.append(row)
+            i, f, g, o = gates
+            for r in range(H):
+                c[r] = _sat(_sat(rescale(f[r] * c[r], *forget_cell), -32768, 32767)
+                            + _sat(rescale(i[r] * g[r], *input_cell), -32768, 32767),
+                            -32768, 32767)
+                cells[b, t, r] = c[r]
+            h = [_sat(z_h + rescale(tanh_int16(c[r], *tanh_params) * o[r], *output), -128, 127)
+                 for r in range(H)]
+            y[b, t] = h
+    return y, cells
+
+
+def int8_mean(x, z_in, z_out, m, s):
+    """TFLite's int8 MEAN over axis 1 of (B, T, H): the multiplier divided by T as the kernel
+    does (n = min(⌊log2 T⌋, 32, 31 + s), m' = ⌊m·2^n / T⌋, s' = s − n)."""
+    B, T, H = x.shape
+    n = min(int(math.floor(math.log2(T))), 32, 31 + s)
+    m2, s2 = (m * 2 ** n) // T, s - n
+    out = np.zeros((B, H), np.int64)
+    for b in range(B):
+        for j in range(H):
+            total = sum(int(x[b, t, j]) - z_in for t in range(T))
+            out[b, j] = _sat(z_out + rescale(total, m2, s2), -128, 127)
+    return out
+
+
+def int8_fully_connected(x, w, bias, z_in, z_out, pairs):
+    """out[b, c] = sat8(z_out + rescale(Σ_j w[c, j]·(x[b, j] − z_in) + bias[c], *pairs[c]))."""
+    out = np.zeros((x.shape[0], w.shape[0]), np.int64)
+    for b in range(x.shape[0]):
+        for c in range(w.shape[0]):
+            acc = sum(int(w[c, j]) * (int(x[b, j]) - z_in) for j in range(w.shape[1]))
+            out[b, c] = _sat(z_out + rescale(acc + int(bias[c]), *pairs[c]), -128, 127)
+    return out
+
+
+def _gemmlowp_logistic_q4(a):
+    """gemmlowp::logistic on a raw Q4.27 int32, transcribed with Python ints (F0 result)."""
+    def add(u, v):
+        return wrap32(u + v)
+
+    def shl_sat(v, e):
+        t = 2 ** (31 - e) - 1
+        return 2 ** 31 - 1 if v > t else (-2 ** 31 if v < -t else v * 2 ** e)
+
+    def exp_quarter(v):                        # exp on [−1/4, 0), F0
+        x = add(v, 2 ** 28)
+        x2 = srdhm(x, x)
+        x3 = srdhm(x2, x)
+        x4 = srdhm(x2, x2)
+        poly = rdbpot(add(srdhm(add(rdbpot(x4, 2), x3), 715827883), x2), 1)
+        return add(1895147668, srdhm(1895147668, add(x, poly)))
+
+    def exp_neg(v):                            # exp(v), v ≤ 0 in Q4.27
+        if v == 0:
+            return 2 ** 31 - 1
+        a_mod = (v & (2 ** 25 - 1)) - 2 ** 25
+        result = exp_quarter(shl_sat(a_mod, 4))
+        rem = wrap32(a_mod - v)
+        for bit, mult in zip(range(25, 31), (1672461947, 1302514674, 790015084, 290630308,
+                                             39332535, 720401)):
+            if rem & 2 ** bit:
+                result = srdhm(result, mult)
+        return result
+
+    def one_over_one_plus(v):                  # 1/(1 + v), F0
+        s = v + 2 ** 31 - 1
+        half = int(Fraction(s + (1 if s >= 0 else -1), 2))    # C division truncates
+        x = add(1515870810, srdhm(half, -1010580540))
+        for _ in range(3):
+            x = add(x, shl_sat(srdhm(x, wrap32(2 ** 29 - srdhm(half, x))), 2))
+        return shl_sat(x, 1)
+
+    if a == 0:
+        return 2 ** 30
+    pos = one_over_one_plus(exp_neg(-abs(a)))
+    return pos if a > 0 else wrap32(2 ** 31 - 1 - pos)
+
+
+def int8_logistic(x, z_in, scale):
+    """TFLite's int8 LOGISTIC (out scale 1/256, zp −128) of one int8 value."""
+    q, e = math.frexp(float(scale) * 2.0 ** 27)
+    m = round_half_away(Fraction(q) * 2 ** 31)
+    radius = math.floor(15 * 2 ** 27 / 2 ** e)
+    d = int(x) - z_in
+    if d <= -radius:
+        return -128
+    if d >= radius:
+        return 127
+    return _sat(rdbpot(_gemmlowp_logistic_q4(rescale(d, m, e)), 23) - 128, -128, 127)

@@ -2,7 +2,8 @@
 
 Every kernel is compiled through :func:`kernel`, so the Numba options live in one place:
 on-disk cache on (start-up), fastmath off (results reproducible and auditable, DESIGN 4).
-Public callers live in ``qdaed.nn``; they validate shapes and dtypes before calling in here.
+Public callers live in ``qdaed.nn`` (and ``qdaed.integer`` for the integer student); they
+validate shapes and dtypes before calling in here.
 """
 
 import os
