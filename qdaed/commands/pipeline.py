@@ -72,6 +72,10 @@ def register(sub):
                    help="band-limit control: mel filters end at this frequency (Hz)")
     p.add_argument("--equal-seconds", type=float,
                    help="equal-length control: cut/loop every clip to this many seconds")
+    p.add_argument("--skip-missing", action="store_true",
+                   help="train without the manifest's missing or unreadable clips (listed in "
+                        "OUT/features/bad_audio.csv); without it such clips stop the run "
+                        "before any training")
     p.add_argument("--clips", type=int, help="synthetic clips to generate (default: preset's)")
     p.add_argument("--corpus", choices=["v1", "v2"],
                    help="synthetic corpus: v2 (default; AudioSet-like noisy weak labels, test "
@@ -159,6 +163,8 @@ def _option_overrides(args, base):
                                  f"with split 'unlabeled')")
         data.update(source="manifest", manifest=resolve_manifest(args.manifest),
                     audio_root=str(args.audio_root), n_transfer=0)
+    if getattr(args, "skip_missing", False):
+        data["skip_missing"] = True
     if args.max_freq is not None:
         data["max_freq"] = args.max_freq
     if args.equal_seconds is not None:

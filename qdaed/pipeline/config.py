@@ -67,6 +67,8 @@ class DataConfig:
     audio_root: str = None
     max_freq: float = None          # band-limit control: mel filters stop here (Hz)
     equal_seconds: float = None     # equal-length control: every clip cut/looped to this
+    skip_missing: bool = False      # manifest: train without missing/unreadable clips (else
+                                    # the run is refused before training)
 
     def __post_init__(self):
         from qdaed.data.synth import LabelNoise
@@ -98,6 +100,7 @@ class DataConfig:
             raise InputError("source 'manifest': needs manifest and audio_root")
         _optional_float("max_freq", self.max_freq, 100.0, 1e6)
         _optional_float("equal_seconds", self.equal_seconds, 0.05, 3600.0)
+        _bool("skip_missing", self.skip_missing)
 
 
 @dataclass(frozen=True)

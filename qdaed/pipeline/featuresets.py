@@ -245,6 +245,14 @@ def _manifest(d, classes, opts, out, log, jobs):
     report = extract_features(clips, d.audio_root, out / "features", opts,
                               jobs=jobs, manifest_name=d.manifest,
                               progress=not getattr(log, "quiet", False))
+    if report.bad and not d.skip_missing:
+        listing = "\n".join(f"  line {c.line}: {reason}" for c, _, reason in report.bad[:10])
+        more = f"\n  … and {len(report.bad) - 10} more" if len(report.bad) > 10 else ""
+        raise DataError(f"{d.manifest}: {len(report.bad)} of {len(clips)} clip(s) missing or "
+                        f"unreadable under {d.audio_root}; nothing was trained and --out is "
+                        f"as it was. Fix them, or run with --skip-missing to train on the "
+                        f"others (they are then listed in OUT/features/bad_audio.csv):\n"
+                        f"{listing}{more}")
     for clip, path, reason in report.bad:
         log(f"skipped {clip.name}: {reason}")
     log(f"features: {report.computed} computed, {report.reused} reused, "

@@ -1,6 +1,9 @@
 """`qdaed pipeline` and the model-file commands refuse bad input cleanly: exit status 2, a
 message naming the problem, no traceback, and nothing already in --out destroyed."""
 
+import csv
+
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -360,3 +363,34 @@ def test_the_run_logs_and_records_the_chosen_recipe(capsys, tmp_path, corpus):
     assert results["recipe_choice"]["named"] is False
     assert results["distill"]["recipe"] == "paper"
     assert "recipe paper: no recipe was named" in (out / "log.txt").read_text()
+
+
+def test_missing_or_unreadable_manifest_clips_refuse_the_run_unless_skip_missing(capsys,
+                                                                                tmp_path):
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "audio"
+    root.mkdir()
+    rows = ["path,labels,split"]
+    for i in range(24):
+        split = ("train", "validation", "test")[i % 3]
+        labels = ("dog", "baby_cry", "gunshot", "")[(i // 3) % 4]
+        sf.write(root / f"c{i}.wav", rng.normal(scale=0.1, size=16000), 16000)
+        rows.append(f"c{i}.wav,{labels},{split}")
+    rows += ["gone.wav,dog,train", "bad.mp3,gunshot,train"]
+    (root / "bad.mp3").write_bytes(b"ID3 not really an mp3")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    args = ["pipeline", "--preset", "tiny", "--manifest", str(tmp_path / "m.csv"),
+            "--audio-root", str(root), "--out", str(out), "--quiet"]
+    status, err = run_cli(capsys, *args)
+    assert status == 2 and "2 of 26 clip(s) missing or unreadable" in err
+    assert "gone.wav" in err and "bad.mp3" in err and "--skip-missing" in err
+    assert not out.exists()                  # the new run's first writes were rolled back
+    assert "Traceback" not in err
+    status, err = run_cli(capsys, *args, "--skip-missing")
+    assert status == 0, err
+    assert (out / "results.json").is_file()
+    with open(out / "features" / "bad_audio.csv", newline="") as fh:
+        assert {r["path"] for r in csv.DictReader(fh)} == {"gone.wav", "bad.mp3"}
