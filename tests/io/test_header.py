@@ -19,16 +19,6 @@ from tests.io import files
 from tests.io.detectors import resnet, student
 
 
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    d = tmp_path_factory.mktemp("saved")
-    out = {}
-    for key, det in (("float", student()), ("q4", student(4)), ("resnet", resnet())):
-        det.save(d / key)
-        out[key] = (d / key).read_bytes()
-    return out
-
-
 def _set(path, value):
     def edit(doc):
         *head, last = path

@@ -30,16 +30,6 @@ from tests.io.fuzz_modelfile import adversarial_tables
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    d = tmp_path_factory.mktemp("saved")
-    out = {}
-    for key, det in (("float", student()), ("q4", student(4)), ("resnet", resnet())):
-        det.save(d / key)
-        out[key] = (d / key).read_bytes()
-    return out
-
-
 def _set(*path_value):
     *path, value = path_value
 
