@@ -16,7 +16,7 @@ from qdaed.models import ResNet, StudentLSTM
 from qdaed.models.resnet import state_shapes as resnet_shapes
 from qdaed.models.student import state_shapes as student_shapes
 from tests.io import files
-from tests.io.detectors import resnet, student
+from tests.io.detectors import student
 
 
 def _set(path, value):

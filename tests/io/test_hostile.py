@@ -24,7 +24,7 @@ from qdaed.errors import InputError, ModelFileError
 from qdaed.io import modelfile
 from qdaed.io.modelfile import JSONError, json_depth, parse_json
 from tests.io import files
-from tests.io.detectors import resnet, student
+from tests.io.detectors import student
 from tests.io.fuzz_modelfile import adversarial_tables
 
 ROOT = Path(__file__).resolve().parents[2]
