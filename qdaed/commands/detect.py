@@ -27,7 +27,7 @@ def register(sub):
                     "in training (with a note). Exit status 0: every file scored; 3: some "
                     "files could not be read (reported, the others scored); 2: none could, "
                     "or a usage or model-file error.")
-    p.add_argument("model")
+    p.add_argument("model", help="model file (qdaed pipeline, qdaed import)")
     p.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg, ...)")
     p.add_argument("--hop", type=float, metavar="SECONDS",
                    help="window hop in seconds (default: half the model's window)")

@@ -18,7 +18,7 @@ EXIT_SOME_FAILED = 3
 def register(sub):
     p = sub.add_parser("evaluate", help="metrics of a model file on a manifest's clips (clip "
                                         "and event metrics)")
-    p.add_argument("model")
+    p.add_argument("model", help="model file (qdaed pipeline, qdaed import)")
     p.add_argument("--manifest", required=True, help="CSV manifest (path or ytid, labels): a "
                                                      "path, or a shipped manifest's name "
                                                      "(audioset, real_audio, real_corpus, "
@@ -35,8 +35,10 @@ def register(sub):
                    help="with --events: window hop (default half a window)")
     p.add_argument("--median", type=int, default=3, metavar="N",
                    help="with --events: median filter over N windows (default 3)")
-    p.add_argument("--min-gap", type=float, default=0.0, metavar="SECONDS")
-    p.add_argument("--min-duration", type=float, default=0.0, metavar="SECONDS")
+    p.add_argument("--min-gap", type=float, default=0.0, metavar="SECONDS",
+                   help="with --events: merge events of a class closer than this (default 0)")
+    p.add_argument("--min-duration", type=float, default=0.0, metavar="SECONDS",
+                   help="with --events: drop events shorter than this (default 0)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("--expect-sha256", metavar="HEX",
                    help="refuse the model file unless its SHA-256 (sha256sum, or qdaed info "
