@@ -262,7 +262,8 @@ def check_outputs(args, entries):
     from qdaed.io.sedformats import check_names, file_names
 
     paths = [p for p, _ in entries]
-    inputs = [args.model, *paths]
+    folders = [a for a in args.audio if os.path.isdir(a)]
+    inputs = [args.model, *paths, *folders]     # a score folder may not be an audio folder
     outputs = [("--csv", args.csv), ("--events-tsv", args.events_tsv)]
     for i, (option, path) in enumerate(outputs):
         if path is not None:

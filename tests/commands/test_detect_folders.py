@@ -211,11 +211,12 @@ def test_one_stem_with_two_extensions_shares_a_score_table_and_is_refused(tree, 
     (["--events-tsv", "{dir}/no/such/x.tsv"], "does not exist"),
     (["--scores-dir", "{a}"], "--scores-dir {a}: exists and is not a folder"),
     (["--scores-dir", ""], "--scores-dir: an empty path"),
+    (["--scores-dir", "{root}"], "--scores-dir {root}: is an input of this command"),
     (["--jobs", "-1"], "--jobs"),
 ])
 def test_output_paths_are_checked_before_any_work(tree, capsys, argv, needle):
     fill = {"a": tree["root"] / "a.wav", "root": tree["root"], "dir": tree["dir"]}
     argv = [a.format(**fill) for a in argv]
-    status, out, err = run(capsys, tree["model"], tree["root"] / "a.wav", *argv)
+    status, out, err = run(capsys, tree["model"], tree["root"] / "a.wav", tree["root"], *argv)
     assert status == 2 and out == "" and needle.format(**fill) in err
     assert len(err.strip().splitlines()) == 1
