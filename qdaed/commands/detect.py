@@ -41,9 +41,12 @@ def register(sub):
         description="Scores each file over its whole length: a window of the model's "
                     "training length every --hop seconds, the file's score per class the "
                     "maximum over windows; a file shorter than one window is looped to it as "
-                    "in training (with a note). Exit status 0: every file scored; 3: some "
-                    "files could not be read (reported, the others scored); 2: none could, "
-                    "or a usage or model-file error.")
+                    "in training (with a note, as is a mixdown of several channels or a "
+                    "resampling from an unusual rate). A folder stands for its audio files at "
+                    "any depth. A summary line on stderr ends the run: files scored, files "
+                    "skipped with their reasons. Exit status 0: every file scored; 3: some "
+                    "files or folders could not be read (reported, the others scored); 2: "
+                    "none could, or a usage or model-file error.")
     p.add_argument("model", help="model file (qdaed pipeline, qdaed import)")
     p.add_argument("audio", nargs="+",
                    help="audio files (wav, flac, ogg, ...) or folders: every .wav, .flac and "
