@@ -513,7 +513,8 @@ class Scan:
     logits: (N, C) float64 window logits; ``scores`` = σ(logits);
     frame_logits: (T, C) the student's per-frame logits W_fc h_t + b (with ``frames=True``),
         else None;
-    short: the file had fewer than W frames and was looped to W as in training (one window).
+    short: the file had fewer than W frames and was looped to W as in training (one window);
+    channels: the recording's channel count before the mixdown to mono.
     """
 
     sample_rate: int
@@ -527,6 +528,7 @@ class Scan:
     logits: np.ndarray
     frame_logits: np.ndarray | None
     short: bool
+    channels: int = 1
 
     @property
     def duration(self):
@@ -674,13 +676,18 @@ def _scan_features(detector, feature_blocks, *, rate, samples, hop, frames, too_
 def scan_file(detector, path, *, hop=None, frames=False, bounds=None):
     """:func:`scan` of an audio file read block by block (:class:`AudioSource`)."""
     src = AudioSource(path, bounds)
-    return scan(detector, src.rate, iter(src), hop=hop, frames=frames, name=src.name)
+    sc = scan(detector, src.rate, iter(src), hop=hop, frames=frames, name=src.name)
+    sc.channels = src.channels
+    return sc
 
 
 def scan_waveform(detector, waveform, sample_rate, *, hop=None, frames=False, bounds=None):
     """:func:`scan` of an in-memory waveform, in the blocks a file of it would be read in."""
     rate, n, blocks = waveform_source(waveform, sample_rate, bounds)
-    return scan(detector, rate, blocks, hop=hop, frames=frames, samples=n)
+    sc = scan(detector, rate, blocks, hop=hop, frames=frames, samples=n)
+    shape = np.shape(waveform)
+    sc.channels = int(shape[1]) if len(shape) == 2 else 1
+    return sc
 
 
 def _drop_before(buf, buf0, keep):

@@ -34,3 +34,40 @@ def test_full_parser_and_unknown_command(capsys):
         main(["nonsense"])
     except SystemExit as exc:
         assert exc.code == 2
+
+
+def _options_without_help(parser, prefix):
+    """(command, option) of every argument of ``parser`` and its sub-parsers, at any depth,
+    whose help text is missing or empty."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _options_without_help(sub, f"{prefix} {name}")
+        elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            if not (action.help or "").strip():
+                yield prefix, "/".join(action.option_strings) or action.dest
+
+
+def test_every_option_of_every_command_has_help():
+    assert list(_options_without_help(build_parser(), "qdaed")) == []
+
+
+def test_the_help_walker_finds_an_option_without_help():
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers().add_parser("x").add_subparsers().add_parser("y")
+    sub.add_argument("--bare")
+    sub.add_argument("--blank", help=" ")
+    sub.add_argument("--fine", help="documented")
+    assert list(_options_without_help(parser, "p")) == [("p x y", "--bare"),
+                                                        ("p x y", "--blank")]
+
+
+def test_ablate_help_lists_every_file_it_writes(capsys):
+    try:
+        main(["ablate", "--help"])
+    except SystemExit as exc:
+        assert exc.code == 0
+    out = capsys.readouterr().out
+    assert "This command writes" in out
+    for name in ("ablation.json", "ablation.md", "ablation.png"):
+        assert name in out

@@ -2,28 +2,43 @@
 
 from __future__ import annotations
 
+import argparse
+
 from qdaed.errors import InputError
 from qdaed.io.paths import check_output_dir
 from qdaed.pipeline.ablation import __doc__ as ABLATION_DOC
 from qdaed.pipeline.ablation import ablation_markdown, run_ablation
-from qdaed.pipeline.presets import PRESETS
+from qdaed.pipeline.presets import PRESETS, preset_dict
 from qdaed.train.recipes import RECIPES
 from qdaed.validate import check_int
 
+
+def description():
+    """The ablation module docstring's paragraphs after the title, as written (the list of
+    files included): the whole text, not its first paragraph only."""
+    return "\n\n".join(ABLATION_DOC.strip().split("\n\n")[1:])
+
+
 def register(sub):
+    synthetic = [n for n in PRESETS if preset_dict(n)["data"]["source"] == "synth"]
     p = sub.add_parser("ablate", help="when does distillation help? baseline / paper recipe / "
                                       "a recipe x clean / noisy labels x seeds",
-                       description=ABLATION_DOC.split("\n\n")[1])
+                       description=description(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--preset", default="demo", help=f"one of {', '.join(PRESETS)}")
+    p.add_argument("--preset", default="demo",
+                   help=f"pipeline preset, a synthetic one: {', '.join(synthetic)} "
+                        "(default demo)")
     p.add_argument("--recipe", default="transfer",
-                   choices=[r for r in RECIPES if r != "paper"])
-    p.add_argument("--seeds", type=int, default=5, help="seeds per cell (default 5)")
-    p.add_argument("--seed", type=int, default=0, help="first seed")
+                   choices=[r for r in RECIPES if r != "paper"],
+                   help="the distillation recipe of the third cell (default transfer)")
+    p.add_argument("--seeds", type=int, default=5, help="seeds per cell, at least 2 (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--jobs", type=int, default=0, help="seed jobs at once (0: one per core)")
     p.add_argument("--dask-scheduler", metavar="ADDRESS", help="run on a Dask cluster")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse the finished stages of an earlier run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress log on stderr")
     p.set_defaults(func=_run)
 
 

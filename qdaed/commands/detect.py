@@ -1,6 +1,13 @@
 """``qdaed detect MODEL AUDIO...``: per-class scores, decisions and events for recordings of
 any length (``qdaed.streaming``: whole file, in blocks, sliding windows).
 
+AUDIO: files, or folders searched recursively for audio files (``qdaed.io.audiofiles``).
+``--jobs N`` scores files in N processes; the output is the same, in the same order. For the
+field's evaluation tools (``qdaed.io.sedformats``): ``--events-tsv`` writes the events as
+sed_eval's event list, ``--scores-dir`` one sed_scores_eval score table per file. A summary
+line on stderr ends every run: files scored, files skipped with their reasons; a progress bar
+on stderr for several files when stderr is a terminal (``--no-progress``: none).
+
 Exit status: 0 every file scored; 3 some files could not be read (each is reported with its
 reason, the others are scored); 2 no file could be scored, or a usage or model-file error.
 """
@@ -10,12 +17,22 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
 
 from qdaed.io.paths import check_output_file, display_path
 
 EXIT_SOME_FAILED = 3
 CSV_COLUMNS = ("file", "record", "class", "score", "detected", "onset", "offset", "message")
+# sample rates resampled to 16 kHz without a note (the usual recording rates); any other
+# rate, and any mixdown of several channels, is noted in the result
+USUAL_RATES = (16000, 22050, 24000, 32000, 44100, 48000)
+# the reason of a skipped file for the summary line: the first of these found in its message
+SKIP_REASONS = (("missing", "missing"), ("not a regular file", "not a file"),
+                ("truncated", "truncated"), ("empty", "empty"), ("sample rate", "sample rate"),
+                ("channels", "channels"), ("--max-duration", "too long"),
+                ("--max-size", "too large"), ("non-finite", "non-finite samples"),
+                ("too short", "too short"), ("unreadable", "unreadable"))
 
 
 def register(sub):
@@ -24,11 +41,16 @@ def register(sub):
         description="Scores each file over its whole length: a window of the model's "
                     "training length every --hop seconds, the file's score per class the "
                     "maximum over windows; a file shorter than one window is looped to it as "
-                    "in training (with a note). Exit status 0: every file scored; 3: some "
-                    "files could not be read (reported, the others scored); 2: none could, "
-                    "or a usage or model-file error.")
-    p.add_argument("model")
-    p.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg, ...)")
+                    "in training (with a note, as is a mixdown of several channels or a "
+                    "resampling from an unusual rate). A folder stands for its audio files at "
+                    "any depth. A summary line on stderr ends the run: files scored, files "
+                    "skipped with their reasons. Exit status 0: every file scored; 3: some "
+                    "files or folders could not be read (reported, the others scored); 2: "
+                    "none could, or a usage or model-file error.")
+    p.add_argument("model", help="model file (qdaed pipeline, qdaed import)")
+    p.add_argument("audio", nargs="+",
+                   help="audio files (wav, flac, ogg, ...) or folders: every .wav, .flac and "
+                        ".ogg file under a folder, at any depth, in sorted order")
     p.add_argument("--hop", type=float, metavar="SECONDS",
                    help="window hop in seconds (default: half the model's window)")
     p.add_argument("--events", action="store_true",
@@ -51,12 +73,30 @@ def register(sub):
                    help="refuse files longer than this (from the header; default 86400 = 24 h)")
     p.add_argument("--max-size", type=int, default=16 * 1024 ** 3, metavar="BYTES",
                    help="refuse files larger than this on disk (default 16 GiB)")
+    p.add_argument("--events-tsv", metavar="OUT",
+                   help="also write the events (as --events finds them, with --median, "
+                        "--min-gap, --min-duration) to OUT as sed_eval's event list: "
+                        "filename, onset, offset, event_label, tab-separated, with a header; "
+                        "filename: the path under the folder given, or a file's base name")
+    p.add_argument("--scores-dir", metavar="DIR",
+                   help="also write one sed_scores_eval score table per file to DIR "
+                        "(NAME.tsv, NAME the file's event-list name without extension): "
+                        "onset, offset and one column per class, one row per window, each "
+                        "window scoring the stretch of the file it stands for")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="score files in N processes (0: one per core; default 1); the output "
+                        "is the same, in the same order")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (shown on stderr for several files when stderr is a "
+                        "terminal)")
     p.set_defaults(func=_run)
 
 
-def detect_file(det, path, hop, bounds, event_options=None):
-    """The result object of one file (what ``--json`` prints); DataError if unreadable."""
-    from qdaed.events import scan_events
+def detect_file(det, path, hop, bounds, event_options=None, table=False):
+    """The result object of one file (what ``--json`` prints); DataError if unreadable.
+    table: also the window stretches' edges and window scores under ``"_table"`` (for
+    ``--scores-dir``; not printed)."""
+    from qdaed.events import scan_events, window_edges
     from qdaed.streaming import scan_file
 
     sc = scan_file(det, path, hop=hop, bounds=bounds)
@@ -68,9 +108,74 @@ def detect_file(det, path, hop, bounds, event_options=None):
            "detected": [c for c, p in zip(det.classes, present) if p]}
     if event_options is not None:
         out["events"] = scan_events(sc, det.thresholds, det.classes, event_options)
-    if sc.short:
-        out["note"] = sc.note()
+    notes = ([sc.note()] if sc.short else []) + input_notes(sc.channels, sc.sample_rate)
+    if notes:
+        out["note"] = "; ".join(notes)
+    if table:
+        out["_table"] = (window_edges(sc.window_times(), sc.duration), sc.scores)
     return out
+
+
+def input_notes(channels, rate):
+    """What was done to a recording before the front end that a user should know: a mixdown
+    of several channels, a resampling from a rate other than ``USUAL_RATES``."""
+    from qdaed.data.audio import TARGET_RATE
+
+    notes = []
+    if channels > 1:
+        notes.append(f"{channels} channels mixed down to mono (their mean)")
+    if rate < TARGET_RATE:
+        notes.append(f"upsampled from {rate} Hz to {TARGET_RATE} Hz: the model sees nothing "
+                     f"above {rate // 2} Hz")
+    elif rate not in USUAL_RATES:
+        notes.append(f"resampled from {rate} Hz to {TARGET_RATE} Hz")
+    return notes
+
+
+def skip_reason(message):
+    """The short reason of a skipped file's message (without its file name), for the
+    summary line."""
+    return next((reason for key, reason in SKIP_REASONS if key in message), "other")
+
+
+# ---- one file, in this process or a worker -------------------------------------------------
+
+_WORKER = {}
+
+
+def _init_worker(det, hop, bounds, event_options, table):
+    _WORKER.update(det=det, hop=hop, bounds=bounds, event_options=event_options, table=table)
+
+
+def _detect_or_error(path):
+    """detect_file with the worker's settings; an unreadable file gives ``{"file", "error",
+    "_reason"}`` instead of raising."""
+    from qdaed.errors import DataError
+
+    w = _WORKER
+    try:
+        return detect_file(w["det"], path, w["hop"], w["bounds"], w["event_options"],
+                           w["table"])
+    except DataError as exc:
+        text = str(exc)
+        own = os.fspath(path) + ": "
+        return {"file": display_path(path), "error": display_path(text),
+                "_reason": skip_reason(text[len(own):] if text.startswith(own) else text)}
+
+
+def results_in_order(paths, jobs, settings):
+    """Result objects of ``paths``, in their order, from ``jobs`` processes (1: this one);
+    ``settings``: (detector, hop, bounds, event options, table) of :func:`detect_file`."""
+    if jobs == 1 or len(paths) < 2:
+        _init_worker(*settings)
+        yield from map(_detect_or_error, paths)
+        return
+    import concurrent.futures
+
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(paths)),
+                                                initializer=_init_worker,
+                                                initargs=settings) as pool:
+        yield from pool.map(_detect_or_error, paths)
 
 
 def csv_rows(result):
@@ -103,57 +208,177 @@ def _run(args):
     from qdaed.detector import Detector
     from qdaed.errors import DataError
     from qdaed.events import EventOptions
-    from qdaed.io.atomic import atomic_write_text
+    from qdaed.io.audiofiles import find_audio
     from qdaed.streaming import Bounds, hop_frames
     from qdaed.validate import check_float, check_int
 
     check_float("--max-duration", args.max_duration, 0.0, lo_open=True)
     check_int("--max-size", args.max_size, lo=1)
+    jobs = check_int("--jobs", args.jobs, lo=0) or os.cpu_count() or 1
     check_event_options(args)
-    if args.csv is not None:
-        check_output_file("--csv", args.csv, inputs=[args.model, *args.audio])
+    found = find_audio(args.audio)
+    paths = [p for p, _ in found.entries]
+    names = check_outputs(args, found.entries)
+    if not paths:
+        raise DataError(f"no audio file (.wav, .flac, .ogg) in {display_path(found.empty[0])}"
+                        if len(found.empty) == 1 else "no audio file in the folders given")
     bounds = Bounds(max_seconds=args.max_duration, max_bytes=args.max_size)
+    want_events = args.events or args.events_tsv is not None
     event_options = EventOptions(args.median, args.min_gap, args.min_duration) \
-        if args.events else None
+        if want_events else None
     det = Detector.load(args.model, expect_sha256=args.expect_sha256)
     hop = hop_frames(det, args.hop)
-    results, failed = [], 0
-    for path in args.audio:
-        try:
-            res = detect_file(det, path, hop, bounds, event_options)
-        except DataError as exc:
-            res = {"file": display_path(path), "error": display_path(str(exc))}
-            print(f"qdaed detect: skipped {res['error']}", file=sys.stderr)
-            failed += 1
-        results.append(res)
-        if args.json:
-            print(json.dumps(res), flush=True)
-        else:
-            text = _text(res)
-            if text:
-                print(text, flush=True)
+    settings = (det, hop, bounds, event_options, args.scores_dir is not None)
+    for folder, reason in found.unreadable:
+        print(f"qdaed detect: skipped the folder {display_path(folder)}: unreadable ({reason})",
+              file=sys.stderr)
+    results = []
+    with _Progress(len(paths), args.no_progress) as progress:
+        for res, name in zip(results_in_order(paths, jobs, settings), names):
+            table = res.pop("_table", None)
+            reason = res.pop("_reason", None)
+            if table is not None:
+                write_score_table(args.scores_dir, name, table, det.classes)
+            results.append((res, name, reason))
+            shown = {k: v for k, v in res.items() if k != "events" or args.events}
+            if reason is not None:
+                progress.print(f"qdaed detect: skipped {res['error']}", sys.stderr)
+            if args.json:
+                progress.print(json.dumps(shown), sys.stdout)
+            else:
+                text = _text(shown)
+                if text:
+                    progress.print(text, sys.stdout)
+            progress.step()
     if not args.json:
         print("(* = above the class threshold chosen at the validation EER point)",
               file=sys.stderr)
+    write_tables(args, results)
+    return summary(results, found)
+
+
+def check_outputs(args, entries):
+    """Check every output path before any work (``check_output_file`` / ``check_output_dir``)
+    and that no two files share a name in --events-tsv or --scores-dir; returns each file's
+    name in those (``qdaed.io.sedformats.file_names``)."""
+    from qdaed.io.paths import check_output_dir
+    from qdaed.io.sedformats import check_names, file_names
+
+    paths = [p for p, _ in entries]
+    folders = [a for a in args.audio if os.path.isdir(a)]
+    inputs = [args.model, *paths, *folders]     # a score folder may not be an audio folder
+    outputs = [("--csv", args.csv), ("--events-tsv", args.events_tsv)]
+    for i, (option, path) in enumerate(outputs):
+        if path is not None:
+            check_output_file(option, path, inputs=inputs, others=outputs[:i])
+    if args.scores_dir is not None:
+        check_output_dir("--scores-dir", args.scores_dir, inputs=inputs)
+    names = file_names(entries)
+    if args.events_tsv is not None:
+        check_names("--events-tsv", paths, names)
+    if args.scores_dir is not None:
+        check_names("--scores-dir", paths, names, score_files=True)
+    return names
+
+
+class _Progress:
+    """A tqdm bar on stderr over ``total`` files when there are several, off with ``off`` or
+    when stderr is not a terminal (tqdm's ``disable=None``); :meth:`print` writes a line to
+    stdout or stderr without breaking the bar."""
+
+    def __init__(self, total, off):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc="detect", unit="file", file=sys.stderr,
+                        disable=True if off or total < 2 else None, leave=False,
+                        dynamic_ncols=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.close()
+        return False
+
+    def print(self, text, stream):
+        if self.bar.disable:
+            print(text, file=stream, flush=True)
+        else:
+            with self.bar.external_write_mode(file=stream):
+                print(text, file=stream, flush=True)
+
+    def step(self):
+        self.bar.update()
+
+
+def write_score_table(folder, name, table, classes):
+    """One file's sed_scores_eval score table, written atomically to FOLDER (created)."""
+    from qdaed.errors import DataError
+    from qdaed.io.atomic import atomic_write_text
+    from qdaed.io.sedformats import score_file_name, score_table
+
+    path = os.path.join(folder, score_file_name(name))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        atomic_write_text(path, score_table(*table, classes))
+    except OSError as exc:
+        raise DataError(f"--scores-dir {display_path(path)}: could not be written "
+                        f"({exc.strerror or exc})") from None
+
+
+def write_tables(args, results):
+    """--csv and --events-tsv of every file's result, each written atomically."""
+    from qdaed.errors import DataError
+    from qdaed.io.atomic import atomic_write_text
+    from qdaed.io.sedformats import events_tsv
+
+    files = []
     if args.csv is not None:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(CSV_COLUMNS)
-        for res in results:
-            w.writerows(csv_rows(res))
+        for res, _, _ in results:
+            w.writerows(csv_rows({k: v for k, v in res.items()
+                                  if k != "events" or args.events}))
+        files.append(("--csv", args.csv, buf.getvalue()))
+    if args.events_tsv is not None:
+        files.append(("--events-tsv", args.events_tsv,
+                      events_tsv([(name, res.get("events", [])) for res, name, _ in results])))
+    for option, path, text in files:
         try:
-            atomic_write_text(args.csv, buf.getvalue())
+            atomic_write_text(path, text)
         except OSError as exc:
-            raise DataError(f"--csv {display_path(args.csv)}: could not be written "
+            raise DataError(f"{option} {display_path(path)}: could not be written "
                             f"({exc.strerror or exc}); the scores above are complete") from None
-    if failed == len(results):
-        print(f"qdaed detect: none of the {failed} file(s) could be scored", file=sys.stderr)
+
+
+def summary(results, found):
+    """Print the summary line on stderr; the exit status."""
+    skipped = [reason for _, _, reason in results if reason is not None]
+    counts = {}
+    for reason in skipped:
+        counts[reason] = counts.get(reason, 0) + 1
+    why = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
+    extra = []
+    if found.unreadable:
+        extra.append(f"{len(found.unreadable)} folder(s) unreadable")
+    if found.empty:
+        extra.append(f"{len(found.empty)} folder(s) without audio files")
+    if found.ignored:
+        extra.append(f"{found.ignored} other file(s) in the folders are not audio by their "
+                     f"extension")
+    tail = "".join(f"; {e}" for e in extra)
+    n, bad = len(results), len(skipped)
+    if bad == n:
+        print(f"qdaed detect: none of the {n} file(s) could be scored ({why}){tail}",
+              file=sys.stderr)
         return 2
-    if failed:
-        print(f"qdaed detect: {failed} of {len(results)} file(s) could not be read; the others "
-              f"were scored", file=sys.stderr)
+    if bad:
+        print(f"qdaed detect: {n - bad} of {n} file(s) scored, {bad} skipped ({why}){tail}",
+              file=sys.stderr)
         return EXIT_SOME_FAILED
-    return 0
+    print(f"qdaed detect: {n} file(s) scored{tail}", file=sys.stderr)
+    return EXIT_SOME_FAILED if found.unreadable else 0
 
 
 def check_event_options(args):

@@ -3,6 +3,12 @@ manifest's clips: AUC, EER, AP, and precision/recall/F1 at the model's stored th
 with ``--events``, segment- and event-based F1 (sed_eval's definitions) against the
 manifest's event onsets and durations.
 
+``--reference-tsv TSV``: the reference events from a sed_eval event list (DCASE's annotation
+format, ``qdaed.io.sedformats``) instead of the manifest's ``events`` column; a row's filename
+names a clip by its manifest path, or by its file name when that is unique among the clips.
+Without ``--manifest`` the clips are the event list's files under ``--audio-root``, each
+labelled with the classes of its events (events of other labels are left out).
+
 Exit status: 0 every clip evaluated; 3 some clips could not be read (listed; the metrics are
 over the others); 2 a usage, manifest or model-file error, or no clip readable.
 """
@@ -18,11 +24,17 @@ EXIT_SOME_FAILED = 3
 def register(sub):
     p = sub.add_parser("evaluate", help="metrics of a model file on a manifest's clips (clip "
                                         "and event metrics)")
-    p.add_argument("model")
-    p.add_argument("--manifest", required=True, help="CSV manifest (path or ytid, labels): a "
-                                                     "path, or a shipped manifest's name "
-                                                     "(audioset, real_audio, real_corpus, "
-                                                     "real_corpus_transfer)")
+    p.add_argument("model", help="model file (qdaed pipeline, qdaed import)")
+    p.add_argument("--manifest", help="CSV manifest (path or ytid, labels): a path, or a "
+                                      "shipped manifest's name (audioset, real_audio, "
+                                      "real_corpus, real_corpus_transfer); needed unless "
+                                      "--reference-tsv is given")
+    p.add_argument("--reference-tsv", metavar="TSV",
+                   help="reference events as sed_eval's event list (filename, onset, offset, "
+                        "event_label, tab-separated; what detect --events-tsv writes): implies "
+                        "--events; with --manifest they replace its events column, without it "
+                        "the clips are the list's files under --audio-root, labelled with the "
+                        "classes of their events")
     p.add_argument("--audio-root", required=True, help="folder the manifest's paths are in")
     p.add_argument("--split", help="evaluate only this split of the manifest (e.g. test)")
     p.add_argument("--features-dir", help="feature cache folder (default: a temporary one)")
@@ -35,8 +47,10 @@ def register(sub):
                    help="with --events: window hop (default half a window)")
     p.add_argument("--median", type=int, default=3, metavar="N",
                    help="with --events: median filter over N windows (default 3)")
-    p.add_argument("--min-gap", type=float, default=0.0, metavar="SECONDS")
-    p.add_argument("--min-duration", type=float, default=0.0, metavar="SECONDS")
+    p.add_argument("--min-gap", type=float, default=0.0, metavar="SECONDS",
+                   help="with --events: merge events of a class closer than this (default 0)")
+    p.add_argument("--min-duration", type=float, default=0.0, metavar="SECONDS",
+                   help="with --events: drop events shorter than this (default 0)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("--expect-sha256", metavar="HEX",
                    help="refuse the model file unless its SHA-256 (sha256sum, or qdaed info "
@@ -44,15 +58,15 @@ def register(sub):
     p.set_defaults(func=_run)
 
 
-def event_evaluation(det, clips, audio_root, manifest, hop, options):
-    """(event metrics, [(clip name, reason)] of unreadable files) over the clips."""
+def event_evaluation(det, clips, audio_root, truth, hop, options):
+    """(event metrics, [(clip name, reason)] of unreadable files) over the clips; truth:
+    {clip path: reference events}."""
     from qdaed.data.manifest import resolve_audio
     from qdaed.errors import DataError
-    from qdaed.eventmetrics import event_metrics, manifest_events
+    from qdaed.eventmetrics import event_metrics
     from qdaed.events import scan_events
     from qdaed.streaming import scan_file
 
-    truth = manifest_events(manifest, det.classes)
     files, bad = [], []
     for clip in clips:
         try:
@@ -63,6 +77,43 @@ def event_evaluation(det, clips, audio_root, manifest, hop, options):
         files.append((truth.get(clip.path, []),
                       scan_events(sc, det.thresholds, det.classes, options), sc.duration))
     return event_metrics(files, det.classes), bad
+
+
+def reference_clips(reference, classes):
+    """Clips of an event list without a manifest: one per file, in the list's order, its
+    path the filename, its labels the classes (of ``classes``) of its events."""
+    from qdaed.data.manifest import Clip
+
+    return [Clip(line=i + 2, labels=tuple(c for c in classes
+                                          if any(e["class"] == c for e in events)),
+                 path=name) for i, (name, events) in enumerate(reference.items())]
+
+
+def match_reference(reference, clips, classes, source):
+    """{clip path: reference events of ``classes``}: each clip's events from the event list,
+    found under the clip's path or, failing that, its file name when no other clip has it;
+    a clip the list does not name has none. DataError when the list names none of the
+    clips."""
+    import os
+    from collections import Counter
+
+    from qdaed.errors import DataError
+    from qdaed.io.paths import display_path
+
+    base = Counter(os.path.basename(c.path or "") for c in clips)
+    truth, used = {}, set()
+    for clip in clips:
+        name = clip.path or ""
+        key = name if name in reference else os.path.basename(name)
+        if key in reference and (key == name or base[key] == 1):
+            used.add(key)
+            truth[clip.path] = [e for e in reference[key] if e["class"] in classes]
+        else:
+            truth[clip.path] = []
+    if not used:
+        raise DataError(f"--reference-tsv {display_path(source)}: names none of the "
+                        f"{len(clips)} clip(s) (by manifest path or file name)")
+    return truth
 
 
 def _clean(v):
@@ -82,35 +133,55 @@ def _run(args):
     from qdaed.commands.detect import check_event_options
     from qdaed.data.manifest import read_manifest, resolve_manifest
     from qdaed.detector import Detector
-    from qdaed.errors import DataError
+    from qdaed.errors import DataError, InputError
+    from qdaed.eventmetrics import manifest_events
     from qdaed.events import EventOptions
     from qdaed.features.fbank import LfbeOptions
     from qdaed.features.store import extract_features, load_features
     from qdaed.io.paths import check_output_dir
+    from qdaed.io.sedformats import read_events_tsv
     from qdaed.metrics import compute_metrics, decision_metrics
     from qdaed.streaming import hop_frames
     from qdaed.validate import check_int
 
     jobs = check_int("--jobs", args.jobs, lo=0)
-    args.manifest = resolve_manifest(args.manifest)
+    if args.manifest is None and args.reference_tsv is None:
+        raise InputError("give --manifest, --reference-tsv, or both")
+    if args.manifest is not None:
+        args.manifest = resolve_manifest(args.manifest)
+    if args.reference_tsv is not None:
+        args.events = True
+        reference = read_events_tsv(args.reference_tsv)
     check_event_options(args)
     if args.features_dir is not None:
         check_output_dir("--features-dir", args.features_dir, inputs=[args.audio_root])
     det = Detector.load(args.model, expect_sha256=args.expect_sha256)
-    clips = read_manifest(args.manifest, det.classes)
+    if args.manifest is not None:
+        clips = read_manifest(args.manifest, det.classes)
+    else:
+        clips = reference_clips(reference, det.classes)
+    source = args.manifest or args.reference_tsv
     if args.split:
         clips = [c for c in clips if c.split == args.split]
         if not clips:
+            if args.manifest is None:
+                raise InputError("--split: the clips of --reference-tsv have no split; give "
+                                 "a --manifest with a split column")
             raise DataError(f"{args.manifest}: no clip in split {args.split!r}")
+    truth = None
+    if args.reference_tsv is not None:
+        truth = match_reference(reference, clips, det.classes, args.reference_tsv)
+    elif args.events:
+        truth = manifest_events(args.manifest, det.classes)
     with tempfile.TemporaryDirectory() as tmp:
         report = extract_features(clips, args.audio_root, args.features_dir or tmp,
                                   LfbeOptions(**det.features), jobs=jobs,
-                                  manifest_name=args.manifest)
+                                  manifest_name=source)
         feats = [load_features(p) for _, p, _ in report.items]
     for clip, _, reason in report.bad:
         print(f"skipped {clip.name}: {reason}", file=sys.stderr)
     if not feats:
-        raise DataError(f"{args.manifest}: none of the {len(clips)} clip(s) could be read")
+        raise DataError(f"{source}: none of the {len(clips)} clip(s) could be read")
     labels = np.array([c.clean_targets(det.classes) for c, _, _ in report.items],
                       dtype=np.float64)
     scores = det.scores(det.prepare(feats))
@@ -118,9 +189,11 @@ def _run(args):
     m.update(decision_metrics(scores, labels, det.thresholds, list(det.classes)))
     result = {"model": args.model, "manifest": args.manifest, "split": args.split,
               "clips": len(feats), "skipped": len(report.bad), **m}
+    if args.reference_tsv is not None:
+        result["reference"] = args.reference_tsv
     if args.events:
         ev, bad = event_evaluation(det, [c for c, _, _ in report.items], args.audio_root,
-                                   args.manifest, hop_frames(det, args.hop),
+                                   truth, hop_frames(det, args.hop),
                                    EventOptions(args.median, args.min_gap, args.min_duration))
         for name, reason in bad:
             print(f"skipped {name} (events): {reason}", file=sys.stderr)

@@ -26,7 +26,8 @@ def register(sub):
                     "chooses thresholds at the validation EER point, as the pipeline does, "
                     "and writes a model file.")
     p.add_argument("state", help="PyTorch state_dict as .safetensors")
-    p.add_argument("--arch", required=True, choices=("student", "resnet"))
+    p.add_argument("--arch", required=True, choices=("student", "resnet"),
+                   help="the state_dict's network: student (StudentLSTM) or resnet (ResNet)")
     p.add_argument("--manifest", required=True, help="CSV manifest with train and validation "
                                                      "clips (a split column, or a seeded split)")
     p.add_argument("--audio-root", required=True, help="folder the manifest's paths are in")

@@ -24,9 +24,9 @@ def register(sub):
     p.add_argument("--n", type=int, required=True, help="number of labelled clips")
     p.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--corpus", choices=["v1", "v2"], default="v1",
-                   help="v1 (default: clean labels, as before v2 existed) or v2 (noisy weak "
-                        "labels, clean truth in clean_labels)")
+    p.add_argument("--corpus", choices=["v1", "v2"], default="v2",
+                   help="v2 (default, as qdaed pipeline: noisy weak labels, clean truth in "
+                        "clean_labels) or v1 (clean labels)")
     p.add_argument("--label-noise", metavar="MISSING[,FALSE_POSITIVE]",
                    help="v2's label noise (default 0.2,0.02): the rate of missing positives "
                         "and of false positives, each in [0, 1)")
@@ -79,7 +79,7 @@ def _run(args):
     noise = None
     if args.label_noise is not None:
         if args.corpus != "v2":
-            raise InputError("--label-noise: only corpus v2 has label noise (add --corpus v2)")
+            raise InputError("--label-noise: only corpus v2 (the default) has label noise")
         noise = parse_label_noise(args.label_noise)
     cfg = corpus_config(args.corpus, args.duration, args.sample_rate, label_noise=noise,
                         **extra)

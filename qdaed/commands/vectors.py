@@ -45,7 +45,8 @@ def register(sub):
     c.set_defaults(func=_check)
 
     ls = verbs.add_parser("list", help="the case names and what each holds")
-    ls.add_argument("--cases", nargs="+", metavar="PATTERN")
+    ls.add_argument("--cases", nargs="+", metavar="PATTERN",
+                    help="only the cases matching these shell patterns")
     ls.set_defaults(func=_list)
 
 

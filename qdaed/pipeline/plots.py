@@ -6,11 +6,13 @@ roc.png, det.png  one panel per class, one curve per model (every model, ptq and
                   in the legend. DET: false-negative against false-positive rate on
                   normal-deviate axes (Martin et al. 1997) from 0.1% to 99%, where the EER is
                   the crossing with the diagonal.
-training.png      training loss and validation mean EER per epoch from the history files
-                  (models/seed*/NAME.history.json), one line per model and seed.
-size.png          the paper's compression story: mean EER (mean over seeds, bars: 95%
-                  t-interval, or the single value with one seed) against accounted bytes on a
-                  log scale, every model and bit width.
+training.png      training loss and validation mean EER per epoch (1, 2, ...) from the history
+                  files (models/seed*/NAME.history.json, whose best_epoch counts from 0), one
+                  line per model and seed, a dot at the epoch whose weights were kept.
+size.png          the paper's compression story: mean EER against accounted bytes on a log
+                  scale, every model and bit width, named in the legend; with several seeds
+                  the mean over seeds with a 95% t-interval, with one seed that seed's value
+                  and no bar. Models of one size are drawn a few percent apart.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
 from qdaed.io.atomic import atomic_write_bytes  # noqa: E402
@@ -136,6 +139,16 @@ def read_histories(out):
     return found
 
 
+def kept_epoch(history):
+    """(epoch as plotted, counting from 1; validation mean EER in %) of the epoch whose
+    weights were kept, or None. A history's ``best_epoch`` counts from 0 (-1: none kept)."""
+    be = history.get("best_epoch")
+    eers = history.get("val_mean_eer", [])
+    if be is None or not 0 <= int(be) < len(eers) or eers[int(be)] is None:
+        return None
+    return int(be) + 1, 100 * float(eers[int(be)])
+
+
 def write_training(out):
     hist = read_histories(out)
     if not hist:
@@ -149,10 +162,11 @@ def write_training(out):
             a.plot(ep, h["train_loss"], ls, color=colour, lw=0.9, alpha=0.8, label=lab)
             b.plot(ep, 100 * np.asarray(h["val_mean_eer"], float), ls, color=colour, lw=0.9,
                    alpha=0.8, label=lab)
-            if h.get("best_epoch") is not None:
-                be = int(h["best_epoch"])
-                if 1 <= be <= len(ep):
-                    b.plot([be], [100 * h["val_mean_eer"][be - 1]], "o", color=colour, ms=3)
+            kept = kept_epoch(h)
+            if kept is not None:
+                b.plot([kept[0]], [kept[1]], "o", color=colour, ms=3)
+    for ax in (a, b):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     a.set_xlabel("epoch")
     a.set_ylabel("training loss")
     a.set_yscale("log")
@@ -165,32 +179,45 @@ def write_training(out):
     return True
 
 
-def write_size(out, results):
-    fig, ax = plt.subplots(figsize=(7.5, 5.0))
-    for m in results["models"]:
+def size_points(results):
+    """[(name, bits, x, mean EER %, half-width %, seeds)] of size.png: x the accounted bytes,
+    models of one size spread 4% apart (in model order, centred on the true size); the mean
+    over the seeds' EERs and the 95% t half-width (0 with one seed)."""
+    sizes = [m["bytes"] for m in results["models"]]
+    points = []
+    for i, m in enumerate(results["models"]):
+        same = [j for j, b in enumerate(sizes) if b == m["bytes"]]
+        k = same.index(i) - (len(same) - 1) / 2
         v = m["eer"]["mean"]
         if isinstance(v, dict):
             vals = np.array([x for x in v["per_seed"] if x is not None], float)
-            mean = float(vals.mean()) if vals.size else np.nan
-            half = t_half_width(vals, 0.95) if vals.size > 1 else 0.0
         else:
-            mean, half = (np.nan if v is None else v), 0.0
-        colour, _ = style(m["name"])
-        marker = {8: "s", 4: "^", 2: "v"}.get(m["bits"], "o")
-        # qd, ptq and qat of one bit width have the same size: drawn slightly apart
-        k = {"qd": -1, "ptq": 0, "qat": 1}.get(m["name"].split("-")[0], 0)
-        x = m["bytes"] * 1.04 ** k
-        ax.errorbar([x], [100 * mean], yerr=[[100 * half], [100 * half]], fmt=marker,
-                    color=colour, capsize=3, ms=6)
-        ax.annotate(m["name"], (x, 100 * mean), textcoords="offset points",
-                    xytext=(5, 4 + 8 * k), fontsize=7, color=colour)
+            vals = np.array([] if v is None else [v], float)
+        mean = float(vals.mean()) if vals.size else np.nan
+        half = t_half_width(vals, 0.95) if vals.size > 1 else 0.0
+        points.append((m["name"], m["bits"], m["bytes"] * 1.04 ** k, 100 * mean, 100 * half,
+                       int(vals.size)))
+    return points
+
+
+def write_size(out, results):
+    fig, ax = plt.subplots(figsize=(8.5, 5.0))
+    points = size_points(results)
+    for name, bits, x, mean, half, _ in points:
+        colour, _ = style(name)
+        marker = {8: "s", 4: "^", 2: "v"}.get(bits, "o")
+        ax.errorbar([x], [mean], yerr=[[half], [half]] if half > 0 else None, fmt=marker,
+                    color=colour, capsize=3, ms=6, label=name)
     ax.set_xscale("log")
-    ax.set_xlabel("accounted size (bytes, log scale; DESIGN 2.7)")
+    ax.set_xlabel("accounted size (bytes a device stores, log scale)")
     ax.set_ylabel("mean EER over classes (%)")
-    seeds = results["config"].get("seeds", 1)
-    ax.set_title(f"Error against size: mean over {seeds} seed(s), bars 95% t-interval\n"
-                 "(qd/ptq/qat of one bit width share a size; drawn 4% apart)", fontsize=10)
+    seeds = max((p[5] for p in points), default=1)
+    what = (f"mean over {seeds} seeds, bars: 95% t-interval over seeds" if seeds > 1
+            else "one seed (no interval)")
+    ax.set_title(f"Test mean EER against model size: {what}\n"
+                 "(models of one size drawn 4% apart)", fontsize=10)
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     _save(fig, out / "size.png")
 

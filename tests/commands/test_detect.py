@@ -65,7 +65,7 @@ def test_a_bad_file_never_aborts_the_batch(files, capsys):
     assert "unreadable" in rows[2]["error"] and "missing" in rows[3]["error"]
     assert set(rows[1]) >= {"scores", "detected", "events"} and "error" not in rows[1]
     assert "looped" in rows[4]["note"]
-    assert "3 of 5 file(s) could not be read" in err
+    assert "2 of 5 file(s) scored, 3 skipped (missing 1, sample rate 1, unreadable 1)" in err
     with open(files["dir"] / "out.csv", newline="") as fh:
         table = list(csv.DictReader(fh))
     assert [r["record"] for r in table if r["file"] == str(files["bad"])] == ["error"]

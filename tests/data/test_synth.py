@@ -356,7 +356,7 @@ def test_synth_command_corpus_v2_with_noise_and_transfer(tmp_path, capsys):
     cfg = corpus_config("v2", 1.0, label_noise=LabelNoise(0.5, 0.2))
     for c, clip in zip(clips, iter_corpus(12, 3, cfg)):
         assert c.clean_labels == clip.labels
-    for argv, needle in [(["--label-noise", "0.2"], "only corpus v2"),
+    for argv, needle in [(["--corpus", "v1", "--label-noise", "0.2"], "only corpus v2"),
                          (["--corpus", "v2", "--label-noise", "1.5"],
                           "a noise rate must be in [0, 1)"),
                          (["--corpus", "v2", "--label-noise", "x"], "MISSING"),
