@@ -24,7 +24,8 @@ def test_real_reads_the_shipped_real_corpus_with_the_controls_and_needs_an_audio
         preset_config("real")
     real = preset_config("real", audio_root=tmp_path)
     assert real.data.source == "manifest" and real.data.audio_root == str(tmp_path)
-    assert real.data.manifest.endswith("real_corpus.csv")
+    assert real.data.manifest.endswith("real_corpus_transfer.csv")
+    assert real.distill.recipe == "transfer" and real.distill.transfer
     assert (real.data.max_freq, real.data.equal_seconds) == (4000.0, 4.0)
     assert real.seeds >= 5 and real.event_eval.recordings == 20
 
