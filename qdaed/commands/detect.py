@@ -51,15 +51,18 @@ def register(sub):
                    help="refuse files longer than this (from the header; default 86400 = 24 h)")
     p.add_argument("--max-size", type=int, default=16 * 1024 ** 3, metavar="BYTES",
                    help="refuse files larger than this on disk (default 16 GiB)")
+    p.add_argument("--integer", action="store_true",
+                   help="score with the model's integer student (int8, TFLite Micro's "
+                        "arithmetic; stored by qdaed export --calibrated-model)")
     p.set_defaults(func=_run)
 
 
-def detect_file(det, path, hop, bounds, event_options=None):
+def detect_file(det, path, hop, bounds, event_options=None, integer=False):
     """The result object of one file (what ``--json`` prints); DataError if unreadable."""
     from qdaed.events import scan_events
     from qdaed.streaming import scan_file
 
-    sc = scan_file(det, path, hop=hop, bounds=bounds)
+    sc = scan_file(det, path, hop=hop, bounds=bounds, integer=integer)
     scores = sc.file_scores
     present = det.decisions(scores[None])[0]
     out = {"file": display_path(path), "duration": round(sc.duration, 4),
@@ -104,7 +107,7 @@ def _run(args):
     from qdaed.errors import DataError
     from qdaed.events import EventOptions
     from qdaed.io.atomic import atomic_write_text
-    from qdaed.streaming import Bounds, hop_frames
+    from qdaed.streaming import Bounds, hop_frames, integer_student
     from qdaed.validate import check_float, check_int
 
     check_float("--max-duration", args.max_duration, 0.0, lo_open=True)
@@ -116,11 +119,13 @@ def _run(args):
     event_options = EventOptions(args.median, args.min_gap, args.min_duration) \
         if args.events else None
     det = Detector.load(args.model, expect_sha256=args.expect_sha256)
+    if args.integer:
+        integer_student(det)
     hop = hop_frames(det, args.hop)
     results, failed = [], 0
     for path in args.audio:
         try:
-            res = detect_file(det, path, hop, bounds, event_options)
+            res = detect_file(det, path, hop, bounds, event_options, integer=args.integer)
         except DataError as exc:
             res = {"file": display_path(path), "error": display_path(str(exc))}
             print(f"qdaed detect: skipped {res['error']}", file=sys.stderr)
