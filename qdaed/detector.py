@@ -255,9 +255,11 @@ class Detector:
         try:
             checked = validate(parse_json(canonical_json(doc)))  # what load reads
             if checked.integer is not None:
-                if self.integer.input_size != self.normalizer.mean.size or \
-                        self.integer.layers[0].hidden_size != self.model.hidden_size:
-                    raise HeaderError("integer", "its sizes differ from the model's")
+                shapes = {n: tuple(a.shape) for n, a in tensors}
+                for name, _, shape in checked.layout:
+                    if shapes[name] != tuple(shape):
+                        raise HeaderError("integer", f"tensor {name} has shape {shapes[name]}, "
+                                                     f"the model's architecture needs {shape}")
                 build(checked.integer, dict(tensors))
         except IntegerFieldError as exc:
             raise InputError(f"cannot save {path}: {exc}") from None

@@ -206,7 +206,11 @@ def test_an_integer_field_on_a_teacher_or_a_last_pooling_student_is_refused(stor
 def test_save_refuses_an_integer_student_of_other_sizes_and_writes_nothing(tmp_path):
     det = _calibrated(hidden=8, bins=16)
     det.integer = _calibrated(hidden=6, bins=16).integer
-    with pytest.raises(InputError, match="integer"):
+    with pytest.raises(InputError, match=r"integer.lstm.weight_ih_l0 has shape \(4, 6, 16\)"):
+        det.save(tmp_path / "x.safetensors")
+    # two classes with one head scale: only the head's shape tells it from the model's three
+    det.integer = random_student(np.random.default_rng(0), 16, 8, 2, 2, per_channel=False)
+    with pytest.raises(InputError, match=r"integer.fc.weight has shape \(2, 8\)"):
         det.save(tmp_path / "x.safetensors")
     assert not (tmp_path / "x.safetensors").exists()
 
