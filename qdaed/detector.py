@@ -10,6 +10,11 @@ inference (parameters, for the ResNet its BN running statistics, and the per-bin
 normalisation mean and standard deviation, 2F values) at 4 bytes per value; each quantized
 tensor at ceil(n·k/8) bytes of packed codes plus 8 bytes (float32 α, β) per group.
 
+A student may also carry its calibrated integer version (``integer``, a
+:class:`qdaed.integer.IntegerStudent`, e.g. ``qdaed.integer.calibrate(det, clips)``): saved
+with the model (int8/int32 tensors named ``integer.…``, :mod:`qdaed.integer.store`) and
+loaded back; a detector without one saves exactly as before.
+
 Model file (format version 3, ``qdaed.io.modelfile``; its document ``qdaed.io.header``): every
 tensor of the model's state_dict under its name, in state_dict order — float32, or for a
 quantized tensor ``NAME.codes`` (packed) and ``NAME.scales`` (α, β per group) — then
@@ -39,6 +44,7 @@ from qdaed.models.quantized import dequantized_state
 from qdaed.nn.losses import sigmoid
 
 if TYPE_CHECKING:
+    from qdaed.integer.student import IntegerStudent
     from qdaed.nn.quant import QuantizedTensor
 
 ARCHITECTURES = {"StudentLSTM": StudentLSTM, "ResNet": ResNet}
@@ -64,6 +70,8 @@ class Detector:
     info: dict[str, Any] = field(default_factory=dict)  # name, schedule, seed, config, ...
     # SHA-256 of the model file's bytes when loaded from one (what sha256sum prints)
     file_sha256: str | None = field(default=None, compare=False)
+    # the calibrated integer student (qdaed.integer), stored with the model when present
+    integer: IntegerStudent | None = field(default=None, compare=False)
 
     # ---- size accounting -------------------------------------------------------------
     def num_parameters(self) -> int:
@@ -229,17 +237,32 @@ class Detector:
                "features": make_options(**self.features).to_dict(),
                "thresholds": [float(t) for t in self.thresholds], "quantized": quantized,
                "info": dict(self.info)}
+        if self.integer is not None:
+            from qdaed.integer.store import document
+
+            doc["integer"], integer_tensors = document(self.integer)
+            tensors += integer_tensors
         return doc, tensors
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the model file (format 3) atomically; InputError when the detector could not
         be read back (every field is checked as :meth:`load` checks it)."""
+        from qdaed.integer.store import IntegerFieldError, build
         from qdaed.io.header import HeaderError, validate
         from qdaed.io.modelfile import JSONError, canonical_json, parse_json, write_model
 
         doc, tensors = self._document()
         try:
-            validate(parse_json(canonical_json(doc)))   # what is written is what load reads
+            checked = validate(parse_json(canonical_json(doc)))  # what load reads
+            if checked.integer is not None:
+                shapes = {n: tuple(a.shape) for n, a in tensors}
+                for name, _, shape in checked.layout:
+                    if shapes[name] != tuple(shape):
+                        raise HeaderError("integer", f"tensor {name} has shape {shapes[name]}, "
+                                                     f"the model's architecture needs {shape}")
+                build(checked.integer, dict(tensors))
+        except IntegerFieldError as exc:
+            raise InputError(f"cannot save {path}: {exc}") from None
         except (TypeError, ValueError) as exc:
             raise InputError(f"cannot save {path}: not JSON ({exc})") from None
         except (HeaderError, JSONError) as exc:
@@ -282,6 +305,14 @@ class Detector:
                     rounding=spec["rounding"])
         except InputError as exc:
             raise ModelFileError(f"{path}: tensor {name!r}: {exc}") from None
+        integer = None
+        if c.integer is not None:
+            from qdaed.integer.store import IntegerFieldError, build
+
+            try:
+                integer = build(c.integer, t)
+            except IntegerFieldError as exc:
+                raise ModelFileError(f"{path}: {exc.field}: {exc.msg}") from None
         state = dequantized_state(state, quantized)   # the one way to put Q_k(w) in a model
         model = ARCHITECTURES[c.architecture](**c.arch_config)
         try:
@@ -289,4 +320,4 @@ class Detector:
         except InputError as exc:
             raise ModelFileError(f"{path}: {exc}") from None
         return cls(model, Normalizer(mean, std), c.frames, c.classes, c.features,
-                   c.thresholds.copy(), quantized, dict(c.info), mf.file_sha256)
+                   c.thresholds.copy(), quantized, dict(c.info), mf.file_sha256, integer)

@@ -9,6 +9,8 @@ keeps only what the next block needs.
       → normalisation        the model's per-bin mean/std
       → StudentStream        the LSTM over each block, (h, c) carried to the next block
         or TeacherWindows    the ResNet on each window (it has no state to carry)
+        or IntegerStream     with ``integer=True``: the int8 student (qdaed.integer.streaming)
+                             on the frames quantized to int8, its (h, c) carried likewise
       → window scores        a window of the training length W frames every ``hop`` frames
 
 Windows: starts 0, hop, 2·hop, … while the window fits, plus one window ending at the last
@@ -56,6 +58,7 @@ from qdaed.data.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, TARGET_RATE, to_m
 from qdaed.errors import DataError, InputError
 from qdaed.features.fbank import lfbe_of_frames, make_options, num_frames
 from qdaed.features.prepare import fix_length
+from qdaed.integer import streaming as integer_streaming
 from qdaed.kernels.resample import polyphase_block
 from qdaed.models.predict import checked_logits, model_input, model_overflow
 from qdaed.nn import lstm
@@ -515,6 +518,8 @@ class Scan:
         else None;
     short: the file had fewer than W frames and was looped to W as in training (one window);
     channels: the recording's channel count before the mixdown to mono.
+    integer_scores: with the integer student (``integer=True``), its (N, C) window scores
+        (s + 128) / 256 of its int8 outputs, and logits its int8 logits dequantized.
     """
 
     sample_rate: int
@@ -529,6 +534,8 @@ class Scan:
     frame_logits: np.ndarray | None
     short: bool
     channels: int = 1
+    # the integer student's window scores (int8 dequantized), which replace σ(logits)
+    integer_scores: np.ndarray | None = None
 
     @property
     def duration(self):
@@ -537,7 +544,7 @@ class Scan:
 
     @property
     def scores(self):
-        return sigmoid(self.logits)
+        return sigmoid(self.logits) if self.integer_scores is None else self.integer_scores
 
     @property
     def file_scores(self):
@@ -576,12 +583,16 @@ def hop_frames(detector, hop_seconds=None):
     return max(1, int(round(hop_seconds / shift)))
 
 
-def scan(detector, rate, blocks, *, hop=None, frames=False, name="audio", samples=None):
+def scan(detector, rate, blocks, *, hop=None, frames=False, name="audio", samples=None,
+         integer=False):
     """Run ``detector`` over a recording given as blocks of mono samples at ``rate``.
 
     hop: window hop in frames (default half a window); frames: keep the student's frame
     logits (``Scan.frame_logits``; InputError for a ResNet, which has none).
     samples: the recording's length in samples if known (else counted).
+    integer: score with the detector's integer student (``Detector.integer``; InputError if it
+    has none): its int8 LSTM over the same frames, state carried across blocks, and its int8
+    window outputs (``Scan.integer_scores``; :mod:`qdaed.integer.streaming`).
     """
     rs = StreamingResampler(rate, TARGET_RATE)
     fb = StreamingLfbe(detector.features, TARGET_RATE)
@@ -600,25 +611,26 @@ def scan(detector, rate, blocks, *, hop=None, frames=False, name="audio", sample
 
     return scan_features(detector, feature_blocks(), rate=rate, hop=hop, frames=frames,
                          samples=lambda: counted[0] if samples is None else samples,
-                         too_short=too_short)
+                         too_short=too_short, integer=integer)
 
 
 def scan_features(detector, feature_blocks, *, rate=TARGET_RATE, samples, hop=None,
-                  frames=False, too_short=None):
+                  frames=False, too_short=None, integer=False):
     """:func:`scan` from the recording's raw LFBE, given as blocks of frames (T_i, F) (the
     pipeline computes a recording's LFBE once for all its models); samples: the recording's
     length in samples at ``rate`` (a number, or a function called at the end). Non-finite
     logits are the model file's fault (``ModelFileError``, :func:`checked_logits`)."""
     with np.errstate(over="ignore", invalid="ignore"), model_overflow():
         sc = _scan_features(detector, feature_blocks, rate=rate, samples=samples, hop=hop,
-                            frames=frames, too_short=too_short)
+                            frames=frames, too_short=too_short, integer=integer)
     checked_logits(sc.logits)
     if sc.frame_logits is not None:
         checked_logits(sc.frame_logits)
     return sc
 
 
-def _scan_features(detector, feature_blocks, *, rate, samples, hop, frames, too_short):
+def _scan_features(detector, feature_blocks, *, rate, samples, hop, frames, too_short,
+                   integer=False):
     model, window = detector.model, int(detector.frames)
     is_student = getattr(model, "input_layout", "BTF") == "BTF"
     if frames and not is_student:
@@ -626,7 +638,12 @@ def _scan_features(detector, feature_blocks, *, rate, samples, hop, frames, too_
                          "whole windows); use window scores")
     hop = max(1, detector.frames // 2) if hop is None else check_int("hop", hop, lo=1)
     norm = detector.normalizer
-    if is_student:
+    student = integer_student(detector, frames) if integer else None
+    int_scores = []
+    if student is not None:
+        stream = integer_streaming.IntegerStream(student)
+        pool = integer_streaming.IntegerWindows(student, window, hop)
+    elif is_student:
         stream, pool = StudentStream(model), StudentWindows(model, window, hop)
     else:
         pool = TeacherWindows(model, window, hop, norm.mean.size)
@@ -640,7 +657,12 @@ def _scan_features(detector, feature_blocks, *, rate, samples, hop, frames, too_
             n_head += feats.shape[0]
         total += feats.shape[0]
         x = norm.apply(feats)
-        if is_student:
+        if student is not None:
+            out = pool.push(stream.push(student.quantize_input(x)))
+            starts.extend(s for s, _, _ in out)
+            logits.extend(v for _, v, _ in out)
+            int_scores.extend(v for _, _, v in out)
+        elif is_student:
             y, z = stream.push(x)
             out = pool.push(y, z)
             starts.extend(s for s, _ in out)
@@ -652,7 +674,17 @@ def _scan_features(detector, feature_blocks, *, rate, samples, hop, frames, too_
     if total == 0:
         raise too_short() if too_short else DataError("features: no frame")
     short = total < window
-    if short:
+    if short and student is not None:
+        x = norm.apply(fix_length(np.concatenate(head), window))[None]
+        out = student.forward(student.quantize_input(x))
+        starts, logits = [0], [student.fc.output.dequantize(out.logits[0])]
+        int_scores = [student.output.dequantize(out.scores[0])]
+    elif student is not None:
+        out = pool.finish()
+        starts.extend(s for s, _, _ in out)
+        logits.extend(v for _, v, _ in out)
+        int_scores.extend(v for _, _, v in out)
+    elif short:
         x = norm.apply(fix_length(np.concatenate(head), window))[None].astype(model.dtype)
         z, _ = model.forward(model_input(model, x), train=False)
         starts, logits = [0], [z[0].astype(np.float64)]
@@ -670,21 +702,38 @@ def _scan_features(detector, feature_blocks, *, rate, samples, hop, frames, too_
                 frame_length=opts.frame_length_ms / 1000.0,
                 starts=np.asarray(starts, dtype=np.int64),
                 logits=np.asarray(logits, dtype=np.float64).reshape(len(starts), -1),
-                frame_logits=(np.concatenate(frame_logits) if frames else None), short=short)
+                frame_logits=(np.concatenate(frame_logits) if frames else None), short=short,
+                integer_scores=(None if student is None else np.asarray(
+                    int_scores, np.float64).reshape(len(starts), -1)))
 
 
-def scan_file(detector, path, *, hop=None, frames=False, bounds=None):
+def integer_student(detector, frames=False):
+    """The detector's integer student, or InputError (none stored; frame outputs asked)."""
+    if detector.integer is None:
+        raise InputError("--integer: the model file holds no integer student; store one with "
+                         "`qdaed export MODEL --calibration MANIFEST --audio-root DIR "
+                         "--calibrated-model OUT.safetensors`")
+    if frames:
+        raise InputError("frames: the integer student has window outputs only")
+    return detector.integer
+
+
+def scan_file(detector, path, *, hop=None, frames=False, bounds=None, integer=False):
     """:func:`scan` of an audio file read block by block (:class:`AudioSource`)."""
+    if integer:
+        integer_student(detector, frames)       # before the file is opened
     src = AudioSource(path, bounds)
-    sc = scan(detector, src.rate, iter(src), hop=hop, frames=frames, name=src.name)
+    sc = scan(detector, src.rate, iter(src), hop=hop, frames=frames, name=src.name,
+              integer=integer)
     sc.channels = src.channels
     return sc
 
 
-def scan_waveform(detector, waveform, sample_rate, *, hop=None, frames=False, bounds=None):
+def scan_waveform(detector, waveform, sample_rate, *, hop=None, frames=False, bounds=None,
+                  integer=False):
     """:func:`scan` of an in-memory waveform, in the blocks a file of it would be read in."""
     rate, n, blocks = waveform_source(waveform, sample_rate, bounds)
-    sc = scan(detector, rate, blocks, hop=hop, frames=frames, samples=n)
+    sc = scan(detector, rate, blocks, hop=hop, frames=frames, samples=n, integer=integer)
     shape = np.shape(waveform)
     sc.channels = int(shape[1]) if len(shape) == 2 else 1
     return sc

@@ -371,11 +371,11 @@ def _table_input(x, mult, shift):
     return math.floor(Fraction(x * mult + (2 ** (shift - 1) if shift else 0), 2 ** shift))
 
 
-def sigmoid_int16(x, mult=0, shift=0):
+def sigmoid_int16(x, mult=0, shift=0, table=None):
     """The table σ: v in units of 1/(3·4096) (table step 1/24 = 512 units); L = T[k] + (T[k+1]
     − T[k])·u/512 (2^-16 units; 65534 past the table); σ(|x|) ≈ L/2 in Q0.15, rounded half up
     for v ≥ 0; for v < 0, 1 − σ(|x|) = floor(32768 − L/2 + 511/1024)."""
-    T = SIGMOID_TABLE_UINT16
+    T = SIGMOID_TABLE_UINT16 if table is None else table
     v = _table_input(x, mult, shift)
     k, u = divmod(abs(v), 512)
     L = Fraction(65534) if k >= 255 else T[k] + Fraction(int(T[k + 1] - T[k]) * u, 512)
@@ -384,11 +384,11 @@ def sigmoid_int16(x, mult=0, shift=0):
     return math.floor(32768 - L / 2 + Fraction(511, 1024))
 
 
-def tanh_int16(x, mult=0, shift=0):
+def tanh_int16(x, mult=0, shift=0, table=None):
     """tanh = 2σ(2x) − 1 on the same table: step 1/48 = 256 units; L = T[k] + (T[k+1] − T[k])
     ·u/256 (65535 past the table); v ≥ 0: floor(L − 32768 + 1/2); v < 0: floor(32768 − L
     + 127/256) (Q0.15)."""
-    T = SIGMOID_TABLE_UINT16
+    T = SIGMOID_TABLE_UINT16 if table is None else table
     v = _table_input(x, mult, shift)
     k, u = divmod(abs(v), 256)
     L = Fraction(65535) if k >= 255 else T[k] + Fraction(int(T[k + 1] - T[k]) * u, 256)

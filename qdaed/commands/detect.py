@@ -89,17 +89,20 @@ def register(sub):
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (shown on stderr for several files when stderr is a "
                         "terminal)")
+    p.add_argument("--integer", action="store_true",
+                   help="score with the model's integer student (int8, TFLite Micro's "
+                        "arithmetic; stored by qdaed export --calibrated-model)")
     p.set_defaults(func=_run)
 
 
-def detect_file(det, path, hop, bounds, event_options=None, table=False):
+def detect_file(det, path, hop, bounds, event_options=None, table=False, integer=False):
     """The result object of one file (what ``--json`` prints); DataError if unreadable.
     table: also the window stretches' edges and window scores under ``"_table"`` (for
-    ``--scores-dir``; not printed)."""
+    ``--scores-dir``; not printed); integer: score with the model's integer student."""
     from qdaed.events import scan_events, window_edges
     from qdaed.streaming import scan_file
 
-    sc = scan_file(det, path, hop=hop, bounds=bounds)
+    sc = scan_file(det, path, hop=hop, bounds=bounds, integer=integer)
     scores = sc.file_scores
     present = det.decisions(scores[None])[0]
     out = {"file": display_path(path), "duration": round(sc.duration, 4),
@@ -143,8 +146,9 @@ def skip_reason(message):
 _WORKER = {}
 
 
-def _init_worker(det, hop, bounds, event_options, table):
-    _WORKER.update(det=det, hop=hop, bounds=bounds, event_options=event_options, table=table)
+def _init_worker(det, hop, bounds, event_options, table, integer=False):
+    _WORKER.update(det=det, hop=hop, bounds=bounds, event_options=event_options, table=table,
+                   integer=integer)
 
 
 def _detect_or_error(path):
@@ -155,7 +159,7 @@ def _detect_or_error(path):
     w = _WORKER
     try:
         return detect_file(w["det"], path, w["hop"], w["bounds"], w["event_options"],
-                           w["table"])
+                           w["table"], integer=w["integer"])
     except DataError as exc:
         text = str(exc)
         own = os.fspath(path) + ": "
@@ -165,7 +169,8 @@ def _detect_or_error(path):
 
 def results_in_order(paths, jobs, settings):
     """Result objects of ``paths``, in their order, from ``jobs`` processes (1: this one);
-    ``settings``: (detector, hop, bounds, event options, table) of :func:`detect_file`."""
+    ``settings``: (detector, hop, bounds, event options, table, integer) of
+    :func:`detect_file`."""
     if jobs == 1 or len(paths) < 2:
         _init_worker(*settings)
         yield from map(_detect_or_error, paths)
@@ -209,7 +214,7 @@ def _run(args):
     from qdaed.errors import DataError
     from qdaed.events import EventOptions
     from qdaed.io.audiofiles import find_audio
-    from qdaed.streaming import Bounds, hop_frames
+    from qdaed.streaming import Bounds, hop_frames, integer_student
     from qdaed.validate import check_float, check_int
 
     check_float("--max-duration", args.max_duration, 0.0, lo_open=True)
@@ -227,8 +232,11 @@ def _run(args):
     event_options = EventOptions(args.median, args.min_gap, args.min_duration) \
         if want_events else None
     det = Detector.load(args.model, expect_sha256=args.expect_sha256)
+    if args.integer:
+        integer_student(det)
     hop = hop_frames(det, args.hop)
-    settings = (det, hop, bounds, event_options, args.scores_dir is not None)
+    settings = (det, hop, bounds, event_options, args.scores_dir is not None,
+                args.integer)
     for folder, reason in found.unreadable:
         print(f"qdaed detect: skipped the folder {display_path(folder)}: unreadable ({reason})",
               file=sys.stderr)

@@ -28,6 +28,28 @@ def register(sub):
     p.set_defaults(func=_run)
 
 
+def _params(q):
+    return f"scale {q.scale:.6g}, zero point {q.zero_point}"
+
+
+def _print_integer(student, nbytes):
+    """The integer student's quantization parameters (qdaed.integer.store)."""
+    print(f"integer      int8 student (TFLite Micro semantics), {nbytes:,} bytes of int8/int32 "
+          f"tensors and scales")
+    print(f"  input      {_params(student.input)}")
+    for k, la in enumerate(student.layers):
+        print(f"  lstm l{k}    hidden {_params(la.hidden)}; cell state int16, scale "
+              f"2^{la.cell_power}")
+        for kind, scales in (("w_ih", la.w_ih_scales), ("w_hh", la.w_hh_scales)):
+            print(f"             {kind} scales (i, f, g, o) "
+                  + ", ".join(f"{s:.6g}" for s in scales))
+    fc = student.fc
+    print(f"  pooled     {_params(student.pooled)}")
+    print(f"  head       weight scales {'per class' if fc.per_channel else 'per tensor'} "
+          + ", ".join(f"{s:.6g}" for s in fc.weight_scales) + f"; logits {_params(fc.output)}")
+    print(f"  scores     {_params(student.output)} (LOGISTIC's fixed output)")
+
+
 def _run(args):
     from qdaed.detector import Detector
     from qdaed.io.header import printable
@@ -37,7 +59,7 @@ def _run(args):
     if args.sha256:
         print(f"{det.file_sha256}  {printable(args.model)}")
         return 0
-    doc, _, table, header_len, size = read_model_document(args.model)
+    doc, _, table, table_len, size = read_model_document(args.model)
     if args.json:
         print(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True))
         return 0
@@ -62,15 +84,20 @@ def _run(args):
     acc = det.accounted_bytes()
     print(f"bytes        {acc:,} accounted (DESIGN 2.7: what a device stores, normalisation "
           f"included)")
-    print(f"file         {size:,} bytes = {acc:,} of tensor data + {size - acc:,} of overhead "
-          f"(8-byte length + {header_len - 8:,}-byte JSON table; "
-          f"{100 * (size - acc) / size:.2f}% of the file)")
+    overhead = 8 + table_len
+    data = size - overhead
+    extra = "" if data == acc else f" and {data - acc:,} of the integer student's"
+    print(f"file         {size:,} bytes = {acc:,} of tensor data{extra} + {overhead:,} of "
+          f"overhead (8-byte length + {table_len:,}-byte JSON table; "
+          f"{100 * overhead / size:.2f}% of the file)")
     if det.quantized:
         print("quantized    " + ", ".join(
             f"{n}: {q.bits}-bit, group {q.group}, {q.groups} groups, {q.rounding}"
             + (", symmetric" if q.symmetric else "") for n, q in det.quantized.items()))
     else:
         print("quantized    none (float32)")
+    if det.integer is not None:
+        _print_integer(det.integer, data - acc)
     print(f"sha256       {det.file_sha256} (the whole file, as sha256sum prints it; pin it "
           f"with --expect-sha256)")
     print(f"checksum     {table['__metadata__']['qdaed_sha256']} (the format's SHA-256 of the "

@@ -174,8 +174,24 @@ class LstmTrace:
     cell: np.ndarray
 
 
-def lstm_layer(layer, x, *, trace=False):
-    """Run one int8 LSTM layer over x (B, T, I) int8 from h_0 = z_h (real 0), c_0 = 0.
+@dataclass
+class LstmState:
+    """The state a layer carries between calls: h (B, H) int8 and c (B, H) int16 (scale
+    2^p); :meth:`zero` is the initial state (h = z_h, the real 0; c = 0)."""
+
+    h: np.ndarray
+    c: np.ndarray
+
+    @classmethod
+    def zero(cls, layer, batch=1):
+        return cls(np.full((batch, layer.hidden_size), layer.hidden.zero_point, np.int8),
+                   np.zeros((batch, layer.hidden_size), np.int16))
+
+
+def lstm_layer(layer, x, *, trace=False, state=None):
+    """Run one int8 LSTM layer over x (B, T, I) int8 from h_0 = z_h (real 0), c_0 = 0, or from
+    ``state`` (an :class:`LstmState`, updated in place to (h_T, c_T)): a sequence cut in
+    chunks, each run with the state the previous left, gives the whole run's outputs exactly.
 
     Per sequence b and step t (TFLite Micro's LstmStep; gate order i, f, g, o; k a gate):
 
@@ -198,8 +214,18 @@ def lstm_layer(layer, x, *, trace=False):
         raise InputError(f"x: expected at least one sequence and one step, got shape {x.shape}")
     H = layer.hidden_size
     d = layer.derived
-    h = np.full((B, H), layer.hidden.zero_point, np.int8)
-    c = np.zeros((B, H), np.int16)
+    if state is None:
+        state = LstmState.zero(layer, B)
+    elif not isinstance(state, LstmState):
+        raise InputError(f"state: expected an LstmState, got {type(state).__name__}")
+    else:
+        for name, dtype in (("h", np.int8), ("c", np.int16)):
+            a = getattr(state, name)
+            if not (isinstance(a, np.ndarray) and a.dtype == dtype and a.shape == (B, H)
+                    and a.flags.c_contiguous and a.flags.writeable):
+                raise InputError(f"state.{name}: expected a writeable C-contiguous "
+                                 f"{np.dtype(dtype).name} array of shape {(B, H)}")
+    h, c = state.h, state.c
     y = np.empty((B, T, H), np.int8)
     tshape = (B, T, 4, H) if trace else (0, 0, 0, 0)
     pre, gates = np.zeros(tshape, np.int16), np.zeros(tshape, np.int16)

@@ -19,6 +19,10 @@ has exactly these fields:
     info            provenance: name, schedule, bits, seed (each may be null), and, for a
                     network brought in by ``qdaed import``, "imported": {...}; other keys are
                     kept as given
+    integer         (only in a file holding a calibrated integer student; a StudentLSTM with
+                    mean pooling) its quantization parameters; its int8/int32 tensors follow
+                    the normaliser's, named ``integer.…``: schema and checks in
+                    :mod:`qdaed.integer.store`
 
 :func:`check_document` checks the type and range of every field, in an order where nothing is
 allocated: the architecture's sizes are bounded (``ARCH_LIMITS``) and its tensor shapes derived
@@ -64,9 +68,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from qdaed.errors import InputError, ModelFileError
+from qdaed.integer import store as integer_store
 
 DOCUMENT_FIELDS = ("format", "format_version", "writer", "architecture", "arch_config",
                    "classes", "frames", "features", "thresholds", "quantized", "info")
+OPTIONAL_FIELDS = ("integer",)
 SAMPLE_RATE = 16000
 MAX_FRAMES = 100_000            # 1,000 s at a 10 ms shift
 MAX_CLASSES = 1024
@@ -120,7 +126,9 @@ class CheckedDocument:
     writer: str
     state_shapes: dict              # state_dict name -> shape, in order
     layout: list                    # [(file tensor name, "F32" | "U8", shape)], in file order
-    tensor_bytes: int               # the data section: the accounted size
+    tensor_bytes: int               # the data section: the accounted size (+ integer_bytes)
+    integer: dict | None = None     # the checked integer field (qdaed.integer.store), or None
+    integer_bytes: int = 0          # bytes of the integer student's tensors
 
 
 def show(value, limit=60):
@@ -175,12 +183,12 @@ def _str(field, v, limit=MAX_TEXT, allow_none=False):
     return v
 
 
-def _fields(field, obj, names):
-    """obj must be a dict with exactly ``names``."""
+def _fields(field, obj, names, optional=()):
+    """obj must be a dict with exactly ``names``, and any of ``optional``."""
     if not isinstance(obj, dict):
         raise HeaderError(field or "document", f"expected an object, got {show(obj)}")
     missing = [n for n in names if n not in obj]
-    extra = sorted(set(obj) - set(names))
+    extra = sorted(set(obj) - set(names) - set(optional))
     if missing:
         raise HeaderError(f"{field}.{missing[0]}" if field else missing[0], "missing")
     if extra:
@@ -366,7 +374,7 @@ def validate(doc):
     from qdaed.io.modelfile import MAX_MODEL_BYTES, MODEL_FORMAT, MODEL_FORMAT_VERSION
     from qdaed.nn.quant import tensor_bytes
 
-    _fields("", doc, DOCUMENT_FIELDS)
+    _fields("", doc, DOCUMENT_FIELDS, OPTIONAL_FIELDS)
     if doc["format"] != MODEL_FORMAT or doc["format_version"] != MODEL_FORMAT_VERSION:
         raise HeaderError("format", f"expected {MODEL_FORMAT!r} version "
                                     f"{MODEL_FORMAT_VERSION}")
@@ -393,16 +401,44 @@ def validate(doc):
     bins = features["num_mel_bins"]
     layout += [("normalizer.mean", "F32", (bins,)), ("normalizer.std", "F32", (bins,))]
     total += 2 * tensor_bytes(bins)
-    if total > MAX_MODEL_BYTES:
-        raise HeaderError("arch_config", f"{total:,} bytes of tensors, more than a model file "
-                                         f"may hold ({MAX_MODEL_BYTES:,})")
+    integer, integer_bytes = _integer(doc, arch, cfg)
+    if integer is not None:
+        extra = integer_store.tensor_layout(cfg["hidden_size"], cfg["input_size"],
+                                            cfg["num_layers"], cfg["num_classes"],
+                                            integer["head_scales"])
+        layout += extra
+        integer_bytes = sum(int(np.prod(shape)) * {"I8": 1, "I32": 4, "F32": 4}[code]
+                            for _, code, shape in extra)
+    if total + integer_bytes > MAX_MODEL_BYTES:
+        raise HeaderError("arch_config", f"{total + integer_bytes:,} bytes of tensors, more "
+                                         f"than a model file may hold ({MAX_MODEL_BYTES:,})")
     return CheckedDocument(arch, cfg, classes, frames, features, thresholds, quantized, info,
-                           writer, shapes, layout, total)
+                           writer, shapes, layout, total, integer, integer_bytes)
+
+
+def _integer(doc, arch, cfg):
+    """(the checked ``integer`` field or None, 0): only a StudentLSTM with mean pooling can
+    hold an integer student."""
+    if "integer" not in doc:
+        return None, 0
+    if arch != "StudentLSTM" or cfg["pooling"] != "mean":
+        raise HeaderError("integer", f"an integer student needs a StudentLSTM with mean "
+                                     f"pooling, this file holds a {arch}"
+                                     + (f" with {cfg['pooling']} pooling"
+                                        if arch == "StudentLSTM" else ""))
+    try:
+        return integer_store.check_field(doc["integer"], cfg["num_layers"],
+                                         cfg["num_classes"]), 0
+    except integer_store.IntegerFieldError as exc:
+        raise HeaderError(exc.field, exc.msg) from None
 
 
 def _value_range(name):
     """(lo, hi, what) of the values of the file's float tensor ``name`` (for NAME.scales,
     per column: alpha, beta)."""
+    if name.startswith("integer."):
+        return (integer_store.MIN_SCALE, integer_store.MAX_SCALE,
+                "an integer student's weight scale")
     if name.endswith(".scales"):
         return (0.0, -MAX_VALUE), (MAX_VALUE, MAX_VALUE), "a quantized tensor's (alpha, beta)"
     if name == "normalizer.std":

@@ -20,9 +20,13 @@ Tensors, in the order of the *layout* (the data section holds them in that order
     NAME.scales         F32 (G, 2)        its G groups' (α, β): Q = β_g + α_g · code / (2^k − 1)
     normalizer.mean     F32 (F,)          per-bin normalisation, x̂ = (x − mean) / std
     normalizer.std      F32 (F,)
+    integer.…           I8 / I32 / F32    only in a file holding a calibrated integer student:
+                                           its int8 weights, int32 biases and weight scales
+                                           (:mod:`qdaed.integer.store`)
 
-so the data section is exactly the accounted size of DESIGN 2.7 (:func:`accounted_bytes`,
-from :func:`qdaed.nn.quant.tensor_bytes`), and the file's overhead is 8 + N bytes.
+so the data section is exactly the accounted size (:func:`accounted_bytes`, from
+:func:`qdaed.nn.quant.tensor_bytes`), plus the integer student's tensors when there are
+any, and the file's overhead is 8 + N bytes.
 
 DOCUMENT is canonical JSON (sorted keys, no whitespace, ASCII, no NaN or infinity) of the
 model's description — architecture, its configuration, classes, thresholds, frames, the LFBE
@@ -96,7 +100,8 @@ MAX_CHECKPOINT_HEADER_BYTES = 100 * 2**20   # safetensors' own limit
 MAX_JSON_DEPTH = 32
 MAX_NUMBER_CHARS = 100         # characters of one number literal (a 128-bit integer has 39)
 MAX_MODEL_BYTES = 2**31         # tensor data of a model file, 2 GiB (a ResNet-50: 94 MB)
-DTYPES = {"F32": np.dtype("<f4"), "U8": np.dtype("u1")}
+DTYPES = {"F32": np.dtype("<f4"), "U8": np.dtype("u1"), "I8": np.dtype("i1"),
+          "I32": np.dtype("<i4")}
 DIGEST_KEY = "qdaed_sha256"
 
 
@@ -300,10 +305,11 @@ def encode_model(doc: dict[str, Any], tensors: list[tuple[str, np.ndarray]]) -> 
         if not isinstance(name, str) or not name or name == "__metadata__" or name in table:
             raise InputError(f"tensors: names must be unique non-empty strings other than "
                              f"'__metadata__', got {name!r}")
-        code = {np.dtype(np.float32): "F32", np.dtype(np.uint8): "U8"}.get(np.dtype(a.dtype))
+        code = {np.dtype(np.float32): "F32", np.dtype(np.uint8): "U8", np.dtype(np.int8): "I8",
+                np.dtype(np.int32): "I32"}.get(np.dtype(a.dtype))
         if code is None:
-            raise InputError(f"tensors[{name!r}]: model files hold float32 or uint8, "
-                             f"got {a.dtype}")
+            raise InputError(f"tensors[{name!r}]: model files hold float32, uint8, int8 or "
+                             f"int32, got {a.dtype}")
         b = np.ascontiguousarray(a, DTYPES[code]).tobytes()
         table[name] = {"dtype": code, "shape": [int(d) for d in a.shape],
                        "data_offsets": [offset, offset + len(b)]}

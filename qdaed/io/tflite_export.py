@@ -48,6 +48,11 @@ def _schema():
     return schema, flatbuffers
 
 
+def check_available():
+    """InputError unless the optional tflite-micro package (the schema module) is installed."""
+    _schema()
+
+
 class ModelBuilder:
     """Assembles a single-subgraph TFLite model: ``tensor`` and ``operator`` append, and
     ``finish`` packs the flatbuffer. Tensor indices are returned by ``tensor``; an absent

@@ -11,6 +11,13 @@ reports the largest absolute error, the largest relative error |out − golden| 
 the elements with golden ≠ 0, the largest ratio of error to allowed error (below 1 passes:
 how much of the tolerance was used) and the first mismatching element (C order).
 
+Integer student cases (op ``int8_student``, :mod:`qdaed.vectors.cases.integer`): when a
+tensor fails, the case's first divergence is located — the first time step at which any
+tensor differs, and at that step the first tensor in dataflow order (layer by layer: input
+gates, recurrent gates, pre-activations, gate outputs, cell, h; then pooled, logits,
+scores) and its first differing element — and reported on that tensor's row
+(``Row.divergence``: tensor, step, element, out, golden, lsb = out − golden).
+
 Statuses: ``ok``, ``FAIL`` (a comparison failed: exit 1), ``ERROR`` (the tensor is missing,
 not a readable .npy, of another shape, or of a non-numeric type: exit 2). Problems with DIR
 itself (manifest, format version, case.json, a golden tensor) raise :class:`VectorsError`.
@@ -24,6 +31,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from qdaed.vectors.cases import INTEGER_OP
 from qdaed.vectors.format import (VectorsError, dumps, read_case_spec, read_manifest,
                                   read_npy)
 from qdaed.io.atomic import atomic_write_text
@@ -41,6 +49,7 @@ class Row:
     first_mismatch: list | None = None
     error_to_tolerance: float | None = None   # max of |out − golden| / (atol + rtol |golden|)
     message: str = ""
+    divergence: dict | None = None   # integer cases: the first divergence (module docstring)
 
 
 def _golden(directory, spec, name):
@@ -124,6 +133,76 @@ def _check_tensor(directory, outputs, spec, name):
     return row
 
 
+def _dataflow(spec):
+    """[(tensor, time axis or None)] and the step count of an integer case; VectorsError if
+    case.json's options do not describe them."""
+    where = f"case {spec['name']}: case.json options"
+    opts = spec.get("options")
+    flow = opts.get("dataflow") if isinstance(opts, dict) else None
+    steps = opts.get("steps") if isinstance(opts, dict) else None
+    if (not isinstance(flow, list) or isinstance(steps, bool) or not isinstance(steps, int)
+            or steps < 1):
+        raise VectorsError(f"{where}: an integer case needs 'dataflow' (a list) and 'steps' "
+                           f"(an integer >= 1)")
+    out = []
+    for item in flow:
+        ok = (isinstance(item, list) and len(item) == 2 and item[0] in spec["outputs"]
+              and (item[1] is None or (isinstance(item[1], int) and not isinstance(item[1], bool)
+                                       and 0 <= item[1] < len(spec["shapes"][item[0]])
+                                       and spec["shapes"][item[0]][item[1]] == steps)))
+        if not ok:
+            raise VectorsError(f"{where}: dataflow entry {item!r} is not [an output, its time "
+                               f"axis of {steps} steps or null]")
+        out.append((item[0], item[1]))
+    return out, steps
+
+
+def first_divergence(directory, outputs, spec, rows):
+    """The first divergence of an integer case (module docstring) among its comparable
+    tensors (rows ok or FAIL), or None when they all agree."""
+    flow, steps = _dataflow(spec)
+    status = {r.tensor: r.status for r in rows}
+    arrays = {}
+    for name, _ in flow:
+        if status.get(name) in ("ok", "FAIL"):
+            where = f"case {spec['name']}, tensor {name}"
+            out = read_npy(os.path.join(outputs, spec["name"], name + ".npy"), where)
+            arrays[name] = (_golden(directory, spec, name).astype(np.int64),
+                            out.astype(np.int64) if out.dtype.kind in "biu" else out)
+
+    def found(name, step, golden, out):
+        bad = golden != out
+        if not bad.any():
+            return None
+        idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad.reshape(-1))),
+                                                     bad.shape))
+        g, o = int(golden[idx]), out[idx]
+        lsb = int(o) - g if float(o).is_integer() else float(o) - g
+        return {"tensor": name, "step": step, "element": list(idx),
+                "out": int(o) if float(o).is_integer() else float(o), "golden": g, "lsb": lsb}
+
+    for t in range(steps):
+        for name, axis in flow:
+            if axis is not None and name in arrays:
+                g, o = arrays[name]
+                hit = found(name, t, np.take(g, t, axis), np.take(o, t, axis))
+                if hit:
+                    return hit
+    for name, axis in flow:
+        if axis is None and name in arrays:
+            hit = found(name, None, *arrays[name])
+            if hit:
+                return hit
+    return None
+
+
+def describe_divergence(case, d):
+    """One line for a first divergence."""
+    step = "" if d["step"] is None else f" at step {d['step']}"
+    return (f"case {case}: first divergence in {d['tensor']}{step}, element "
+            f"{tuple(d['element'])}: {d['out']} vs golden {d['golden']} ({d['lsb']:+} LSB)")
+
+
 def check(directory, outputs, patterns=None, progress=None):
     """Rows (one per output tensor) of checking OUT = ``outputs`` against DIR = ``directory``.
 
@@ -142,11 +221,25 @@ def check(directory, outputs, patterns=None, progress=None):
     rows = []
     for name in names:
         spec = read_case_spec(directory, name)
+        integer = spec["op"] == INTEGER_OP
+        if integer:
+            _dataflow(spec)
+        case_rows = []
         for tensor in spec["outputs"]:
             row = _check_tensor(directory, outputs, spec, tensor)
-            rows.append(row)
-            if progress is not None:
+            case_rows.append(row)
+            if progress is not None and not integer:
                 progress(row)
+        if integer and any(r.status == "FAIL" for r in case_rows):
+            d = first_divergence(directory, outputs, spec, case_rows)
+            if d is not None:
+                row = next(r for r in case_rows if r.tensor == d["tensor"])
+                row.divergence = d
+                row.message = describe_divergence(name, d)
+        if integer and progress is not None:
+            for row in case_rows:
+                progress(row)
+        rows += case_rows
     return manifest, rows
 
 
@@ -174,4 +267,5 @@ def exit_status(rows):
     return 1 if any(r.status == "FAIL" for r in rows) else 0
 
 
-__all__ = ["Row", "check", "compare", "exit_status", "write_report"]
+__all__ = ["Row", "check", "compare", "exit_status", "write_report", "first_divergence",
+           "describe_divergence"]

@@ -27,20 +27,21 @@ class ExportSummary:
 
 
 def export(directory, dtype="float32", seed=0, patterns=None, audio=(), force=False,
-           progress=None):
+           progress=None, integer=False):
     """Write the cases matching ``patterns`` (all when None) to ``directory``.
 
     dtype: the export dtype, float32 (the default: what a deployed implementation computes
     in) or float64. seed: of every case's inputs. audio: paths of real recordings, each adding
     an ``lfbe_real_<stem>`` case. The directory must be empty or absent unless ``force``.
-    progress: callable(case name) after each case. Returns an :class:`ExportSummary`.
+    progress: callable(case name) after each case. integer: add the integer student's cases
+    (``qdaed.vectors.cases.integer``). Returns an :class:`ExportSummary`.
     """
     t0 = time.perf_counter()
     if dtype not in DTYPES:
         raise VectorsError(f"--dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise VectorsError(f"--seed: expected an integer >= 0, got {seed!r}")
-    names = _cases.select(patterns)
+    names = _cases.select(patterns, integer=integer)
     if patterns and not names and not audio:
         raise VectorsError(f"--cases: no case matches {' '.join(patterns)}; the cases are "
                            f"listed by 'qdaed vectors list'")

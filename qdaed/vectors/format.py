@@ -10,6 +10,8 @@ Layout of an export directory DIR (format ``FORMAT_NAME``, version ``FORMAT_VERS
                                 "tolerances": {output: {"rtol", "atol", "reason"}}}
     DIR/<case>/<name>.npy      every input and output tensor (NumPy .npy, format 1.0,
                                 little-endian, C order, never an object array)
+    DIR/<case>/model.tflite    an integer student case's network as a TFLite file (its
+                                input x.npy, its expected output scores.npy)
 
 Another implementation writes its results as OUT/<case>/<output>.npy, one file per output
 of each case, and ``qdaed vectors check`` compares them tensor by tensor with the rule
@@ -155,6 +157,7 @@ class Case:
         self.inputs = {}
         self.outputs = {}
         self.tolerances = {}
+        self.files = {}         # other files of the case folder: name -> bytes
 
     def add_input(self, name, array):
         check_name("tensor", name, f"case {self.name}")
@@ -207,6 +210,12 @@ def write_case(directory, case):
     total = 0
     try:
         files = {n + ".npy": a for n, a in {**case.inputs, **case.outputs}.items()}
+        for fname, content in case.files.items():
+            check_name("file", fname, f"case {case.name}")
+            if fname in files or fname == "case.json" or not isinstance(content, bytes):
+                raise VectorsError(f"case {case.name}: file {fname} clashes with a tensor or "
+                                   f"is not bytes")
+            files[fname] = content
         files["case.json"] = dumps(case.spec()).encode("utf-8")
         for fname, content in files.items():
             path = os.path.join(staging, fname)

@@ -72,6 +72,8 @@ import traceback
 import numpy as np
 import soundfile as sf
 
+from qdaed.integer import calibrate
+
 from tests.io import files
 
 TIMEOUT_S = 10
@@ -141,6 +143,15 @@ FIELD_EDITS = {      # base -> [(path, invalid value)]
         ("group", 0), ("group", "tensor"), ("group", 5), ("rounding", "up"),
         ("symmetric", "no"), ("symmetric", True), ("shape", [16, 32]), ("shape", [32.0, 16]),
         ("shape", "32x16"))],
+    "int8": [(("integer",) + path, v) for path, v in (
+        ((), []), ((), {}), (("input",), 0.5), (("input", "scale"), 0.0),
+        (("input", "scale"), 0.1), (("input", "scale"), -1.0), (("input", "scale"), "1"),
+        (("input", "scale"), 1e300), (("input", "zero_point"), 128),
+        (("input", "zero_point"), -129), (("input", "zero_point"), 0.5),
+        (("input", "zero_point"), True), (("layers",), []), (("layers",), [{}]),
+        (("layers",), "l0"), (("pooled", "scale"), None), (("pooled", "x"), 1),
+        (("logits", "scale"), 1024.0), (("logits", "scale"), 2.0 ** -40),
+        (("head_scales",), 2), (("head_scales",), 3.0), (("head_scales",), 0))],
     "resnet": [
         (("arch_config", "width"), 4096), (("arch_config", "width"), 5),
         (("arch_config", "depth"), 101), (("arch_config", "depth"), 34),
@@ -261,6 +272,11 @@ UNUSABLE_TENSORS = {    # base -> [(tensor, index (-1: all), value)]
     "q4": [("lstm.weight_ih_l0.scales", 0, 3.4e38), ("lstm.weight_ih_l0.scales", 1, -1e7),
            ("lstm.weight_ih_l0.scales", 0, -1e-3), ("fc.weight.scales", 0, float("inf")),
            ("normalizer.std", 0, 1e-45)],
+    "int8": [("integer.lstm.weight_ih_scales_l0", 0, 0.0),
+             ("integer.lstm.weight_hh_scales_l0", 3, float("nan")),
+             ("integer.lstm.weight_ih_scales_l0", 1, -1e-3),
+             ("integer.fc.weight_scales", -1, float("inf")),
+             ("integer.fc.weight_scales", 0, 1e-45)],
     "resnet": [("bn1.weight", 0, 3.4e38), ("bn1.weight", 1, -3.4e38),
                ("bn1.running_var", 0, -1.0), ("bn1.running_var", 0, 1e13),
                ("bn1.running_mean", -1, 1e7), ("conv1.weight", -1, 1e7),
@@ -490,7 +506,11 @@ def _bases(directory):
     bases, wav = {}, os.path.join(directory, "clip.wav")
     sf.write(wav, (0.1 * np.random.default_rng(0).standard_normal(8000)).astype(np.float32),
              16000, subtype="FLOAT")
-    for key, det in (("float", student()), ("q4", student(4)), ("resnet", resnet())):
+    int8 = student()
+    int8.integer = calibrate(int8, np.random.default_rng(1).standard_normal(
+        (3, 20, int8.normalizer.mean.size)).astype(np.float32))
+    for key, det in (("float", student()), ("q4", student(4)), ("int8", int8),
+                     ("resnet", resnet())):
         path = os.path.join(directory, f"{key}.safetensors")
         det.save(path)
         with open(path, "rb") as f:

@@ -258,7 +258,7 @@ def test_tensor_bytes_and_accounted_bytes_by_hand():
 
 
 def test_bad_write_arguments(tmp_path):
-    for tensors, match in [([("a", np.zeros(2))], "float32 or uint8, got float64"),
+    for tensors, match in [([("a", np.zeros(2))], "float32, uint8, int8 or int32, got float64"),
                            ([("", np.zeros(2, np.float32))], "unique non-empty"),
                            ([("a", np.zeros(1, np.float32))] * 2, "unique non-empty"),
                            ([("__metadata__", np.zeros(1, np.float32))], "other than")]:

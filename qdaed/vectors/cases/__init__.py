@@ -30,7 +30,9 @@ CASE_MODULES = (
     "qdaed.vectors.cases.lfbe",
     "qdaed.vectors.cases.networks",
     "qdaed.vectors.cases.training",
+    "qdaed.vectors.cases.integer",
 )
+INTEGER_OP = "int8_student"     # cases exported only with --integer (qdaed.vectors.cases.integer)
 
 _REGISTRY = {}
 
@@ -60,9 +62,10 @@ def describe(name):
     return op, description
 
 
-def select(patterns=None):
-    """Case names matching any of the shell-style ``patterns`` (all when None), in order."""
-    all_names = names()
+def select(patterns=None, integer=False):
+    """Case names matching any of the shell-style ``patterns`` (all when None), in order;
+    the integer student's cases only with ``integer``."""
+    all_names = [n for n in names() if integer or _REGISTRY[n][0] != INTEGER_OP]
     if not patterns:
         return all_names
     return [n for n in all_names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
