@@ -89,13 +89,7 @@ def test_a_file_without_an_integer_student_has_no_integer_field_or_tensor_and_re
     assert (tmp_path / "b.safetensors").read_bytes() == data
 
 
-def _set(path, value):
-    def edit(doc):
-        node = doc
-        for k in path[:-1]:
-            node = node[k]
-        node[path[-1]] = value
-    return edit
+_set = files.set_field
 
 
 HOSTILE_FIELDS = [

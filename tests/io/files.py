@@ -39,6 +39,23 @@ def with_document(data, doc_text, resign=True):
     return assemble(json.dumps(table), body)
 
 
+DELETE = object()      # set_field's value that removes the field
+
+
+def set_field(path, value):
+    """An edit for :func:`edit_document`: the field at ``path`` (keys from the document's root)
+    set to ``value``, or removed when ``value`` is ``DELETE``."""
+    def edit(doc):
+        *head, last = path
+        for k in head:
+            doc = doc[k]
+        if value is DELETE:
+            del doc[last]
+        else:
+            doc[last] = value
+    return edit
+
+
 def edit_document(data, edit, resign=True):
     """The file with ``edit(doc_dict)`` applied to its parsed document (in place)."""
     doc = json.loads(document(data))

@@ -90,13 +90,7 @@ def _alarm(signum, frame):
 # --------------------------------------------------------------------------- mutations
 
 
-def _set(path, value):
-    def edit(doc):
-        node = doc
-        for k in path[:-1]:
-            node = node[k]
-        node[path[-1]] = value
-    return edit
+_set = files.set_field
 
 
 DEEP = {"deep": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}

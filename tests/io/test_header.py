@@ -19,19 +19,10 @@ from tests.io import files
 from tests.io.detectors import student
 
 
-def _set(path, value):
-    def edit(doc):
-        *head, last = path
-        for k in head:
-            doc = doc[k]
-        if value is _DELETE:
-            del doc[last]
-        else:
-            doc[last] = value
-    return edit
+_set = files.set_field
 
 
-_DELETE = object()
+_DELETE = files.DELETE
 Q = "lstm.weight_ih_l0"
 
 CASES = [

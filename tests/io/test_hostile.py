@@ -31,13 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _set(*path_value):
-    *path, value = path_value
-
-    def edit(doc):
-        for k in path[:-1]:
-            doc = doc[k]
-        doc[path[-1]] = value
-    return edit
+    """``files.set_field`` with the path's keys and the value as one argument list."""
+    return files.set_field(path_value[:-1], path_value[-1])
 
 
 def _load(tmp_path, data):
