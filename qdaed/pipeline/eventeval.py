@@ -36,7 +36,7 @@ import numpy as np
 import soundfile as sf
 
 from qdaed.data.audio import load_clip
-from qdaed.data.manifest import read_manifest, resolve_audio
+from qdaed.data.manifest import resolve_audio
 from qdaed.data.soundscapes import SoundscapeOptions, build, sed_eval_rows
 from qdaed.errors import DataError
 from qdaed.eventmetrics import event_metrics
@@ -74,14 +74,12 @@ def soundscape_options(data, event_eval):
     return SoundscapeOptions(count=event_eval.recordings, seed=data.synth_seed + 2)
 
 
-def manifest_recordings(data, event_eval, classes, feature_options, test_names, out_dir):
+def manifest_recordings(data, event_eval, classes, feature_options, clips, out_dir):
     """[(raw LFBE (T, F), samples, reference events)] of real soundscapes built from the test
-    clips ``test_names`` (``Clip.name`` of the manifest's rows), written to ``out_dir``; []
-    when switched off."""
+    split's ``clips`` (the manifest's ``Clip`` rows), written to ``out_dir``; [] when switched
+    off."""
     if data.source != "manifest" or not event_eval.recordings:
         return []
-    wanted = set(test_names)
-    clips = [c for c in read_manifest(data.manifest, classes) if c.name in wanted]
     negatives, positives = [], []
     for clip in clips:
         x = load_clip(resolve_audio(clip, data.audio_root), SAMPLE_RATE)

@@ -209,9 +209,11 @@ def run_pipeline(cfg, out_dir, resume=False, quiet=False, jobs=1, stop_after=Non
             runs.append((seed, det, det.scores(prep["x_test"])))
     _remove_empty_dirs(out / "checkpoints")
     test = prep["test"]
-    events = _event_recordings(cfg, prep["feature_options"], log, prep["test"].clips, out)
+    test_clips = _test_clips(cfg, test)
+    events = _event_recordings(cfg, prep["feature_options"], log, test_clips, out)
+    groups = None if test_clips is None else [c.group or c.name for c in test_clips]
     results = report.build_results(cfg.classes, cfg.to_dict(), versions(), runs, test, log,
-                                   events=events, groups=_test_groups(cfg, test))
+                                   events=events, groups=groups)
     results["distill"] = {**spec.to_config(), "temperature": selection["temperature"],
                           "lam": selection["lam"], "selection": selection}
     results["recipe_choice"] = recipe_choice
@@ -222,13 +224,14 @@ def run_pipeline(cfg, out_dir, resume=False, quiet=False, jobs=1, stop_after=Non
     return results
 
 
-def _test_groups(cfg, test):
-    """The source recording of each test clip (its manifest row's ``group``, else the clip
-    itself) for the group bootstrap of a manifest run; None for the synthetic corpus."""
+def _test_clips(cfg, test):
+    """The manifest rows (``Clip``) of the test split's clips, in its order — for the group
+    bootstrap (each clip's source recording: its ``group``, else the clip itself) and the
+    soundscapes; None for the synthetic corpus. The manifest is read once, here."""
     if cfg.data.source != "manifest":
         return None
-    group = {c.name: c.group or c.name for c in read_manifest(cfg.data.manifest, cfg.classes)}
-    return [group[name] for name in test.clips]
+    row = {c.name: c for c in read_manifest(cfg.data.manifest, cfg.classes)}
+    return [row[name] for name in test.clips]
 
 
 def _remove_empty_dirs(root):
@@ -331,13 +334,13 @@ def _pretraining_arrays(cfg, frames, norm, log, jobs=0):
     return out
 
 
-def _event_recordings(cfg, feature_options, log, test_names, out):
+def _event_recordings(cfg, feature_options, log, test_clips, out):
     """(recordings, description) for the event metrics (qdaed.pipeline.eventeval), or None."""
     from qdaed.pipeline import eventeval
 
     if cfg.data.source == "manifest":
         recs = eventeval.manifest_recordings(cfg.data, cfg.event_eval, cfg.classes,
-                                             feature_options, test_names, out / "soundscapes")
+                                             feature_options, test_clips, out / "soundscapes")
         if recs:
             log(f"event metrics: {len(recs)} real soundscapes from the test split "
                 f"({sum(r[1] for r in recs) / 16000:.0f} s, {out / 'soundscapes'}), every model")

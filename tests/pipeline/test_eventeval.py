@@ -6,6 +6,7 @@ import json
 import numpy as np
 import soundfile as sf
 
+from qdaed.data.manifest import read_manifest
 from qdaed.pipeline import eventeval
 from qdaed.pipeline.config import EventEvalConfig
 from qdaed.pipeline.presets import preset_config
@@ -31,8 +32,9 @@ def test_manifest_soundscapes_use_only_test_clips_and_are_written_as_annotated(t
         source="manifest", manifest=str(manifest), audio_root=str(tmp_path / "c"),
         n_transfer=0)})
     out = tmp_path / "soundscapes"
+    test_clips = [c for c in read_manifest(manifest, cfg.classes) if c.split == "test"]
     recs = eventeval.manifest_recordings(cfg.data, EventEvalConfig(recordings=3),
-                                         cfg.classes, {"num_mel_bins": 32}, test, out)
+                                         cfg.classes, {"num_mel_bins": 32}, test_clips, out)
     assert len(recs) == 3
     doc = json.loads((out / "soundscapes.json").read_text())
     table = list(csv.DictReader(open(out / "annotations.tsv", newline=""), delimiter="\t"))
