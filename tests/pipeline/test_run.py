@@ -11,14 +11,10 @@ from qdaed.detector import Detector
 from qdaed.metrics import compute_metrics
 from qdaed.pipeline.featuresets import load_dataset
 from qdaed.pipeline.config import RunConfig
-from qdaed.pipeline.presets import preset_config
 from qdaed.pipeline.run import run_pipeline
+from tests.helpers.configs import tiny_config
 
 MODEL_NAMES = ["teacher", "student", "distilled", "qd-4bit", "ptq-4bit", "qat-4bit"]
-
-
-def tiny_config():
-    return preset_config("tiny").merged({"quant": {"bits": [4]}})
 
 
 def read_scores(path):

@@ -12,7 +12,7 @@ from qdaed.vectors import cases
 from qdaed.vectors.check import check, exit_status
 from qdaed.vectors.export import export
 from tests.vectors import naive
-from tests.vectors.conftest import load
+from tests.helpers.vectors import load
 
 
 def _stored(directory, name):
