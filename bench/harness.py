@@ -237,11 +237,12 @@ def wait_idle(minutes, threshold=0.5):
         time.sleep(5)
 
 
-def peak_rss_mib():
-    """This process's peak resident memory (VmHWM), MiB."""
+def status_mib(field="VmHWM"):
+    """A memory figure of this process from /proc/self/status (VmHWM: peak resident set,
+    VmRSS: resident set now), MiB."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
