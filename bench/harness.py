@@ -328,6 +328,8 @@ def machine_facts(threads):
     import numba
     import numpy as np
 
+    import qdaed.kernels  # noqa: F401  (selects Numba's threading layer as qdaed runs it)
+
     try:
         import torch
         tv = (f"{torch.__version__} (threads {torch.get_num_threads()}; "
