@@ -83,7 +83,7 @@ RUNS = {
                "Detection on long recordings"),
     "paper_runtime": ("bench.paper_runtime", [], None, ["--steps", "1", "--clips", "1"],
                       "Paper preset runtime"),
-    "cold_start": ("bench.cold_start", [], None, ["--help-runs", "1", "--smoke"],
+    "cold_start": ("bench.cold_start", [], None, ["--help-runs", "1"],
                    "Cold start"),
 }
 RUN_TITLE = "This run"
