@@ -261,6 +261,16 @@ def quantize_groups(w, bits, group, symmetric, u=None):
             np.array(betas, np.float32))
 
 
+def dequantize_groups(codes, alpha, beta, bits, group):
+    """β_g + α_g · c / s for every code c of group g (float64, codes' shape), s = 2^k − 1."""
+    s = 2 ** bits - 1
+    which = np.concatenate([np.full(g.size, n) for n, g in
+                            enumerate(quant_groups(np.arange(codes.size).reshape(codes.shape),
+                                                   group))])
+    a, b = np.asarray(alpha, np.float64)[which], np.asarray(beta, np.float64)[which]
+    return (b + a * codes.reshape(-1).astype(np.float64) / s).reshape(codes.shape)
+
+
 def pack_codes(codes, bits):
     """Little-endian bit stream: bit b of code i is stream bit i·k + b; stream bit j is bit
     j mod 8 of byte j // 8."""
@@ -585,13 +595,10 @@ def case_quantize(spec, i):
     k, group, sym = o["bits"], o["group"], o["symmetric"]
     w = i["w"]
     codes, alpha, beta = quantize_groups(w, k, group, sym, i.get("u"))
-    s = 2 ** k - 1
-    which = np.concatenate([np.full(g.size, n) for n, g in
-                            enumerate(quant_groups(np.arange(w.size).reshape(w.shape), group))])
-    deq = _f(beta)[which] + _f(alpha)[which] * codes.reshape(-1) / s
+    deq = dequantize_groups(codes, alpha, beta, k, group)
     ctype = np.uint8 if k <= 8 else np.uint16
     return {"codes": codes.astype(ctype), "alpha": _f(alpha), "beta": _f(beta),
-            "dequantized": deq.reshape(w.shape).astype(w.dtype),
+            "dequantized": deq.astype(w.dtype),
             "packed": pack_codes(codes.astype(np.int64), k), "dw": i["dq"].copy()}
 
 
