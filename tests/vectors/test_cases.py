@@ -1,7 +1,10 @@
-"""The cases: stored outputs are what qdaed recomputes, and an independent NumPy reference
-(tests/naive.py, no qdaed) passes ``check`` on every case it covers — while the same
-reference with a known bug does not."""
+"""The cases: an independent NumPy reference (tests/naive.py, no qdaed) passes ``check`` on
+every case it covers — while the same reference with a known bug does not —, PyTorch
+(examples/torch_reference.py, tests/vectors/test_torch_reference.py) covers the rest, and the
+files export writes hold exactly the arrays the case builders made (a round trip of the
+writer: the values themselves are checked by the two references, never by qdaed)."""
 
+import ast
 import json
 import os
 
@@ -31,8 +34,27 @@ def _assert_recomputed(directory, dtype):
             np.testing.assert_array_equal(a, stored[n], err_msg=f"{name}/{n}")
 
 
-def test_stored_outputs_equal_recomputation(exported):
+def test_export_writes_exactly_what_the_builders_made(exported):
     _assert_recomputed(exported, "float32")
+
+
+def _torch_reference_ops():
+    """The ops examples/torch_reference.py computes (its @op("...") decorators; read, not
+    imported, so that this runs without torch)."""
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "torch_reference.py")
+    ops = set()
+    for node in ast.walk(ast.parse(open(path).read())):
+        for d in getattr(node, "decorator_list", []):
+            if isinstance(d, ast.Call) and getattr(d.func, "id", None) == "op":
+                ops.add(d.args[0].value)
+    return ops
+
+
+def test_every_case_is_checked_by_a_reference_other_than_qdaed():
+    ops = {cases.describe(name)[0] for name in cases.select()}   # the float cases (the int8
+    # student's are checked against TFLite Micro: tests/integer/test_vectors_integer.py)
+    unchecked = ops - set(naive.REFERENCES) - _torch_reference_ops()
+    assert not unchecked, f"ops whose golden outputs only qdaed computes: {sorted(unchecked)}"
 
 
 @pytest.mark.slow
