@@ -47,7 +47,9 @@ def window_starts(num_frames, window, hop):
 # ---- LSTM cell (qdaed/kernels/lstm.py) ---------------------------------------------
 
 def sigmoid(a):
-    return 0.5 * (1.0 + np.tanh(0.5 * a))      # = 1/(1 + e^−a), without overflow
+    """1/(1 + e^−a), as e^a/(1 + e^a) for a < 0 (no overflow, full relative accuracy)."""
+    e = np.exp(-np.abs(a))
+    return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 def lstm_cell_forward(a_x, a_h, bias, c_prev):

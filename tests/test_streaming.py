@@ -10,11 +10,10 @@ from scipy.signal import resample_poly
 from qdaed.detector import Detector
 from qdaed.errors import DataError, InputError
 from qdaed.features.fbank import lfbe
-from qdaed.kernels.resample import polyphase_block
 from qdaed.models import ResNet
 from qdaed.nn import lstm
 from qdaed.streaming import (AudioSource, Bounds, StreamingLfbe, StreamingResampler,
-                             resample_filter, scan, scan_file, waveform_source)
+                             scan, scan_file, waveform_source)
 from tests import naive
 from tests.helpers.detectors import BINS, student_detector, wav_header
 
@@ -38,17 +37,6 @@ def whole_frame_logits(det, x16):
 
 
 # ---- resampling -----------------------------------------------------------------------------
-
-def test_polyphase_kernel_equals_naive_sum():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=37)
-    h, half = resample_filter(3, 2)
-    n_out = -(-x.size * 3 // 2)
-    out = np.empty(n_out)
-    polyphase_block(x, 0, x.size, h, 3, 2, half, 0, out)
-    np.testing.assert_allclose(out, naive.polyphase_resample(x, h, 3, 2, half, n_out),
-                               rtol=1e-13, atol=1e-15)
-
 
 @pytest.mark.parametrize("rate", [1000, 8000, 11025, 22050, 44100, 48000, 96000, 384000,
                                   16000])
