@@ -531,8 +531,8 @@ def int8_logistic(x, z_in, scale):
 
 # ---- golden-vector cases (qdaed/vectors) --------------------------------------------
 # One function per case op: the case's spec (case.json) and inputs in, every output out, from
-# the references above or the equations of DESIGN 2. The LSTM, the networks, the quantized-
-# distillation step and the detector are left to PyTorch (examples/torch_reference.py).
+# the references above or the equations of docs/method/index.md. The LSTM, the networks, the
+# quantized-distillation step and the detector are left to PyTorch (examples/torch_reference.py).
 
 def _f(a):
     return np.asarray(a, dtype=np.float64)

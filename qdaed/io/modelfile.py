@@ -267,7 +267,7 @@ def parse_json(raw: bytes | str, allow_nan: bool = False,
 
 
 def accounted_bytes(tensors: dict[str, np.ndarray], quantized: dict[str, Any]) -> int:
-    """Bytes a device must store (DESIGN 2.7) for these float and quantized tensors:
+    """Bytes a device must store (docs/method/size.md) for these float and quantized tensors:
     :func:`qdaed.nn.quant.tensor_bytes` of each (float32: 4 per value; k-bit: ceil(n·k/8) +
     8 per group). This is also the size of a model file's data section."""
     from qdaed.nn.quant import tensor_bytes
