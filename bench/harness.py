@@ -415,8 +415,9 @@ def _render(machines):
         out.append(heading)
         out.append("")
         for _, t in secs:
-            out.append(t.strip("\n"))
-            out.append("")
+            if t.strip():                  # (blank lines between parts are rewritten)
+                out.append(t.strip("\n"))
+                out.append("")
     return "\n".join(out).rstrip("\n") + "\n"
 
 
