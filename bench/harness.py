@@ -274,7 +274,7 @@ def headline_table(rows):
     """Markdown table of headline rows (dicts written by ``headline``)."""
     lines = ["| workload | qdaed (ms) | other (ms) | qdaed / other |", "|---|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['workload']} | {r['ours_ms']:.0f} | {r['theirs_ms']:.0f} "
+        lines.append(f"| {r['workload']} | {r['ours_ms']:.4g} | {r['theirs_ms']:.4g} "
                      f"({r['against']}) | **{r['ratio']:.2f}** |")
     return "\n".join(lines)
 
