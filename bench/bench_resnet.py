@@ -161,10 +161,12 @@ def _markdown(rows, args, load):
         SECTION, "",
         f"ResNet-50 (torchvision v1.5 layout, 1 input channel, 3 classes), float32, input "
         f"(B, 1, {args.frames}, {args.bins}); forward + backward for training (no optimiser "
-        f"step), forward only for inference. Median [interquartile range] of {args.repeats} runs after "
+        f"step), forward only for inference. Median [interquartile range] of {args.repeats} "
+        "runs after "
         f"{args.warmup} warm-up run(s) per worker, {args.rounds} round(s) alternating the "
         f"frameworks' workers; {args.threads} threads for OpenBLAS, Numba and torch. "
-        "Each (framework, task) in a fresh subprocess; peak memory = the peak resident set (VmHWM) of that "
+        "Each (framework, task) in a fresh subprocess; peak memory = the peak resident set "
+        "(VmHWM) of that "
         "process (interpreter, libraries and weights included; the RSS after set-up is in "
         "brackets). qdaed's worker uses Numba's `workqueue` threading layer (see the "
         "benchmark's docstring).", "",

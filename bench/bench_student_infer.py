@@ -232,7 +232,8 @@ def main(args):
     print(text)
     for (config, task), r in results.items():
         h, l = config.split("x")
-        harness.headline(args, f"LSTM inference, B {TASKS[task]}{' streaming' if task == 'stream' else ''}, "
+        kind = " streaming" if task == "stream" else ""
+        harness.headline(args, f"LSTM inference, B {TASKS[task]}{kind}, "
                          f"T {T if task != 'stream' else 1}, H {h} x {l}",
                          r["qdaed"]["times"], r["torch"]["times"])
     if args.write:

@@ -165,7 +165,8 @@ class Spread:
     def ms(self, digits=0):
         """'median [q1–q3]' in milliseconds."""
         f = f"{{:.{digits}f}}"
-        return f"{f.format(1e3 * self.median)} [{f.format(1e3 * self.q1)}–{f.format(1e3 * self.q3)}]"
+        med, q1, q3 = (f.format(1e3 * v) for v in (self.median, self.q1, self.q3))
+        return f"{med} [{q1}–{q3}]"
 
 
 def spread(times):

@@ -104,7 +104,8 @@ def conv2d_backward(x, w, dy, stride, pad):
         for oc in range(o):
             for i in range(dy.shape[2]):
                 for j in range(dy.shape[3]):
-                    rows, cols = slice(i * stride, i * stride + kh), slice(j * stride, j * stride + kw)
+                    rows = slice(i * stride, i * stride + kh)
+                    cols = slice(j * stride, j * stride + kw)
                     dw[oc] += dy[n, oc, i, j] * xp[n, :, rows, cols]
                     dxp[n, :, rows, cols] += dy[n, oc, i, j] * w[oc]
     return dxp[:, :, pad:pad + h, pad:pad + wd], dw
