@@ -11,19 +11,31 @@ Its shape (bench_student.py is the fullest example)::
     from bench import harness
 
     def main():
-        args = harness.parser(__doc__).parse_args()  # --threads, --repeats, --warmup, ...
+        p = harness.parser(__doc__)                  # --threads, --repeats, --warmup, ...
+        p.add_argument("--configs", default="512x2")
+        args = p.parse_args()
         harness.set_threads(args.threads)            # before NumPy, Numba or torch load
-        import numpy as np                           # noqa: E402
+        import numpy as np
         ...
         if args.worker:                              # inside a fresh worker process
+            run = {"qdaed": ..., "torch": ...}[args.worker]
             harness.emit(harness.time_calls(run, args.repeats, args.warmup))
             return
-        times, ratios = harness.rounds_in_workers(__name__, ["qdaed", "torch"], args,
-                                                   extra=["--configs", "512x2"])
-        text = "## My benchmark\\n\\n" + table + harness.machine_section(args.threads)
+        load0 = harness.load()
+        times, ratios = harness.rounds_in_workers(__spec__.name, ["qdaed", "torch"], args,
+                                                   extra=["--configs", args.configs],
+                                                   ratio=("qdaed", "torch"))
+        s = harness.spread(times["qdaed"])           # median, q1, q3; s.ms() for a table
+        text = ("## My benchmark\\n\\n" + table
+                + harness.footer(args.threads, load0, harness.load()))  # machine, command
         harness.headline(args, "LSTM training, H 512 x 2", times["qdaed"], times["torch"])
         if args.write:
-            harness.write_section(text)              # this machine's part of RESULTS.md
+            harness.write_section(text, args.results)  # this machine's part of RESULTS.md
+
+    if __name__ == "__main__":
+        main()
+
+Then add it to RUNS in run_all.py (full, --quick and --smoke options, section title).
 
 The harness lives in bench/, not in qdaed/: nothing in the library times itself, and the
 machine facts it gathers (threadpoolctl, torch) are benchmark concerns. It imports only the
