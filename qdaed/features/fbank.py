@@ -173,14 +173,31 @@ def lfbe(waveform: NDArray[np.floating], sample_rate: int = 16000, *,
          rng: np.random.Generator | None = None, **options: Any) -> NDArray[np.float32]:
     """Log mel filterbank energies of a mono waveform: (T, num_mel_bins) float32.
 
-    waveform: 1-D float32/float64 array, samples in [−1, 1] (or int16-scaled floats with
-        ``int16_scale=False`` if you want Kaldi's numbers from Kaldi's input).
-    sample_rate: in Hz; the frame sizes and filter positions follow from it. qdaed resamples
-        everything to 16 kHz before calling this (``qdaed.data.audio.read_audio``).
-    rng: ``numpy.random.Generator``, required when ``dither > 0``.
-    options: the fields of :class:`LfbeOptions`.
+    Kaldi's fbank, frame by frame (every step is written out in the module docstring)::
 
-    A waveform shorter than one frame raises ``InputError`` (snip_edges=True).
+        x_t[n] = x[t·S + n], n < L        T = 1 + ⌊(len(x) − L)/S⌋ frames
+        x_t −= mean(x_t);  x_t[n] −= p·x_t[n−1];  x_t *= w   (DC, pre-emphasis, window)
+        P_t[k] = |Σ_n x_t[n] e^{−2πikn/N}|²,   k = 0..N/2
+        LFBE_t[m] = ln max(Σ_k P_t[k] W[k, m], floor)
+
+    Parameters
+    ----------
+    waveform : ndarray
+        1-D float32/float64 array, samples in [−1, 1] (or int16-scaled floats with
+        ``int16_scale=False`` if you want Kaldi's numbers from Kaldi's input).
+    sample_rate : int
+        In Hz; the frame sizes and filter positions follow from it. qdaed resamples everything
+        to 16 kHz before calling this (``qdaed.data.audio.read_audio``).
+    rng : numpy.random.Generator, optional
+        Required when ``dither > 0``.
+    **options
+        The fields of :class:`LfbeOptions` (or ``options=LfbeOptions(...)``).
+
+    Returns
+    -------
+    ndarray
+        (T, M) float32 log energies, M = ``num_mel_bins``. A waveform shorter than one frame
+        raises ``InputError`` (snip_edges=True).
     """
     if "options" in options:
         opts = options.pop("options")
