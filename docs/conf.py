@@ -55,6 +55,7 @@ nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_execution_timeout = 300
 nb_merge_streams = True
+nb_render_markdown_format = "myst"   # tables in generated Markdown (results pages)
 
 # API reference: numpydoc sections, no autosummary tables.
 autodoc_member_order = "bysource"
