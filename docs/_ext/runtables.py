@@ -8,9 +8,6 @@ from the run's ``results.json`` by the package being documented. Nothing is copi
 import json
 from pathlib import Path
 
-from IPython.display import Markdown
-
-from qdaed.pipeline.report import results_markdown
 
 RUNS = Path(__file__).resolve().parent.parent / "results" / "runs"
 
@@ -20,9 +17,16 @@ def load(name):
     return json.loads((RUNS / name / "results.json").read_text())
 
 
+def Markdown(text):
+    from IPython.display import Markdown as M   # only in the docs build (ipykernel)
+    return M(text)
+
+
 def report(name):
     """The run's results.md as Markdown, its headings turned into bold lines (a page's own
     headings make its table of contents)."""
+    from qdaed.pipeline.report import results_markdown
+
     lines = []
     for line in results_markdown(load(name)).splitlines():
         if line.startswith("# "):
@@ -51,3 +55,33 @@ def comparison(name, model, reference):
         if c["model"] == model and c["reference"] == reference:
             return c
     raise KeyError(f"{name}: no comparison {model} − {reference}")
+
+
+SUMMARY_ROWS = (("teacher", None), ("student", None), ("distilled", "student"),
+                ("qd-4bit", "distilled"), ("ptq-4bit", "qd-4bit"), ("qat-4bit", "qd-4bit"))
+
+
+def _signed(x):
+    return f"{x:+.1f}".replace("-", "−")
+
+
+def summary_table(name, rows=SUMMARY_ROWS):
+    """The README's results table: bytes, mean EER over seeds and the paired difference with its
+    95% t-interval, from the run's results.json (a test compares the README with this)."""
+    r = load(name)
+    models = {m["name"]: m for m in r["models"]}
+    out = ["| model | bits | bytes | mean EER (%) | Δ mean EER against | points, 95% interval |",
+           "|---|---:|---:|---:|---|---:|"]
+    for model, ref in rows:
+        m = models[model]
+        eer = m["eer"]["mean"]
+        value = (f"{100 * eer['mean']:.1f} ± {100 * eer['std']:.1f}" if isinstance(eer, dict)
+                 else f"{100 * eer:.1f}")
+        diff = ""
+        if ref is not None:
+            c = comparison(name, model, ref)
+            lo, hi = c["ci95"]
+            diff = f"{_signed(100 * c['mean'])} [{_signed(100 * lo)}, {_signed(100 * hi)}]"
+        out.append(f"| {model} | {m['bits'] or 32} | {m['bytes']:,} | {value} | "
+                   f"{ref or ''} | {diff} |")
+    return "\n".join(out)
