@@ -223,11 +223,31 @@ def lfbe(waveform: NDArray[np.floating], sample_rate: int = 16000, *,
 
 
 def lfbe_of_frames(frames, sample_rate, opts, *, rng=None):
-    """The LFBE (T, M) float32 of frames already cut from the (int16-scaled if asked) signal:
-    (T, L) samples, L the frame length of ``opts`` at ``sample_rate``. Every step after the
-    framing of :func:`lfbe` (dither, DC, pre-emphasis, window, spectrum, mel, log), each frame
-    on its own, so a stream cut into chunks of frames gives the rows :func:`lfbe` gives
-    (``qdaed.streaming``)."""
+    """The LFBE (T, M) float32 of frames already cut from the signal.
+
+    Every step after the framing of :func:`lfbe`, each frame on its own, so that a stream cut
+    into chunks of frames gives the rows :func:`lfbe` gives (``qdaed.streaming``)::
+
+        x_t −= mean(x_t);  x_t[n] −= p·x_t[n−1];  x_t *= w
+        LFBE_t[m] = ln max(Σ_k |DFT_N(x_t)[k]|² W[k, m], floor)
+
+    Parameters
+    ----------
+    frames : ndarray
+        (T, L) samples (int16-scaled if ``opts.int16_scale``), L the frame length of ``opts``
+        at ``sample_rate``.
+    sample_rate : int
+        In Hz.
+    opts : LfbeOptions
+        The front end's options.
+    rng : numpy.random.Generator, optional
+        Required when ``opts.dither > 0``.
+
+    Returns
+    -------
+    ndarray
+        (T, M) float32.
+    """
     length, _, nfft = opts.frame_sizes(sample_rate)
     if frames.ndim != 2 or frames.shape[1] != length:
         raise InputError(f"frames: expected (T, {length}), got {frames.shape}")
@@ -327,8 +347,30 @@ def mel_filterbank(sample_rate: int, nfft: int, num_bins: int, low_freq: float,
     """(N/2 + 1, M) matrix W of triangular filters, so that mel energies = power @ W.
 
     "htk" (Kaldi): triangles in mel at FFT bin centres k·r/N for k < N/2 (Kaldi leaves the
-    Nyquist bin out). "slaney" scale: triangles in Hz between mel-spaced edges, Nyquist bin
+    Nyquist bin out); filter m rises from 0 at mel edge m to 1 at edge m+1 and falls to 0 at
+    edge m+2, the M + 2 edges equally spaced in mel(f) = 1127 ln(1 + f/700) between low_freq
+    and high_freq. "slaney" scale: triangles in Hz between mel-spaced edges, Nyquist bin
     included (kaldi-native-fbank's is_librosa mode). norm "slaney": ×2/(right − left) in Hz.
+
+    Parameters
+    ----------
+    sample_rate : int
+        r, in Hz.
+    nfft : int
+        N, the FFT size.
+    num_bins : int
+        M, the number of filters.
+    low_freq, high_freq : float
+        The band in Hz; high_freq ≤ 0 is an offset from the Nyquist frequency.
+    scale : {"htk", "slaney"}
+        The mel scale.
+    norm : {None, "slaney"}
+        Area normalisation of the triangles.
+
+    Returns
+    -------
+    ndarray
+        (N/2 + 1, M) float64, read-only (cached).
     """
     nyquist = 0.5 * sample_rate
     high = high_freq if high_freq > 0 else nyquist + high_freq

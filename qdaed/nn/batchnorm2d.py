@@ -120,13 +120,29 @@ def forward(params, x, buffers, train, momentum=MOMENTUM, eps=EPS, relu=False, r
 
 
 def backward(params, cache, dy):
-    """With g = dy (or dy·[y > 0] when relu), sums over the N values of channel c:
+    """Batch-norm backward: dx and grads.
+
+    With g = dy (or dy·[y > 0] when relu), sums over the N values of channel c::
 
         dβ_c = Σ g,   dγ_c = Σ g·x̂
         training:   dx = γ_c/√(σ²_c + eps) · (g − (1/N) Σ g − x̂·(1/N) Σ g·x̂)
         evaluation: dx = γ_c/√(running_var_c + eps) · g
 
-    dy: (B, C, H, W).  Returns dx and grads {``weight``, ``bias``}.
+    Parameters
+    ----------
+    params : dict of ndarray
+        ``weight`` γ (C), ``bias`` β (C), as in the forward pass.
+    cache : tuple
+        The cache the forward pass returned.
+    dy : ndarray
+        (B, C, H, W) ∂L/∂y.
+
+    Returns
+    -------
+    dx : ndarray
+        (B, C, H, W) ∂L/∂x.
+    grads : dict of ndarray
+        ``weight`` dγ (C) and ``bias`` dβ (C).
     """
     x, mean, invstd, y, train, relu = cache
     nb, nc, h, w = x.shape

@@ -103,10 +103,29 @@ def forward(params, x, stride=1, padding=0, *, check_finite=True):
 
 
 def backward(params, cache, dy, input_grad=True):
-    """dW = Σ_b dY_b · cols(x)_bᵀ,   dx = col2im(W₂ᵀ · dY_b),   dbias = Σ_{b,ho,wo} dy.
+    """Convolution backward: dx and grads.
 
-    dy: (B, O, Ho, Wo) like y.  Returns dx (B, C, H, W) and grads {``weight``, ``bias``};
-    input_grad=False skips dx (returned as None) where x is data, as for a network's first layer.
+    With W₂ = W.reshape(O, C·kh·kw) and cols(x)_b the im2col matrix of sample b::
+
+        dW = Σ_b dY_b · cols(x)_bᵀ,   dx = col2im(W₂ᵀ · dY_b),   dbias = Σ_{b,ho,wo} dy
+
+    Parameters
+    ----------
+    params : dict of ndarray
+        ``weight`` (O, C, kh, kw) and optional ``bias`` (O), as in the forward pass.
+    cache : tuple
+        The cache the forward pass returned.
+    dy : ndarray
+        (B, O, Ho, Wo) ∂L/∂y.
+    input_grad : bool
+        False skips dx (returned as None) where x is data, as for a network's first layer.
+
+    Returns
+    -------
+    dx : ndarray or None
+        (B, C, H, W) ∂L/∂x.
+    grads : dict of ndarray
+        ``weight`` and, with a bias, ``bias``.
     """
     x, stride, padding = cache
     w = params["weight"]

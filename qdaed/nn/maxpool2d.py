@@ -61,8 +61,28 @@ def forward(params, x, kernel_size=3, stride=2, padding=1, *, check_finite=True)
 
 
 def backward(params, cache, dy):
-    """dx[b, c, argmax[b, c, ho, wo]] += dy[b, c, ho, wo]  (each output routes its gradient to
-    the input that won; overlapping windows add).  Returns dx (B, C, H, W) and grads {}."""
+    """Max-pooling backward: each output routes its gradient to the input that won.
+
+    ::
+
+        dx[b, c, argmax[b, c, ho, wo]] += dy[b, c, ho, wo]      (overlapping windows add)
+
+    Parameters
+    ----------
+    params : dict
+        None (pass {}).
+    cache : tuple
+        The cache the forward pass returned (input shape, argmax).
+    dy : ndarray
+        (B, C, Ho, Wo) ∂L/∂y.
+
+    Returns
+    -------
+    dx : ndarray
+        (B, C, H, W) ∂L/∂x.
+    grads : dict
+        Empty: max pooling has no parameters.
+    """
     shape, argmax = cache
     dy = check_array("dy", dy, shape=argmax.shape, finite=False)
     dx = np.empty(shape, dtype=dy.dtype)
