@@ -65,7 +65,7 @@ numpydoc_xref_param_type = False
 
 html_theme = "furo"
 html_title = f"qdaed {release}"
-html_static_path = ["_static"]
+html_static_path = [str(Path(__file__).resolve().parent / "_static")]
 html_css_files = ["qdaed.css"]
 html_last_updated_fmt = None
 
