@@ -90,7 +90,8 @@ def test_qdaed_reproduces_every_step_of_the_published_output(case):
     # The vectors' model clips the cell at ±cell_clip = ±32767; qdaed has no cell clip (it
     # saturates at [−32768, 32767], TFLite's behaviour without one). The two differ only where
     # a cell value is −32768 (lstm_1 has some): there tanh(c) is the same for −32768 and
-    # −32767, so h is too (and every step of the published h matches).
+    # −32767 (at every p, checked below for this case's), so h is too, and every step of the
+    # published h matches.
     assert CONFIG[case]["cell_clip"] in (32767, None)
     t = tanh_input_params(CONFIG[case]["cell_power"])
     if trace.cell.min() == -32768:
