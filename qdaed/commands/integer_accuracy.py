@@ -96,6 +96,7 @@ def accuracy_markdown(doc):
 def _run(args):
     from qdaed.integer.accuracy import integer_accuracy
     from qdaed.io.atomic import atomic_write_text
+    from qdaed.io.tflite_export import check_available
     from qdaed.pipeline.testsplit import run_test_split
 
     clips = check_int("--clips", args.clips, lo=1)
@@ -107,6 +108,7 @@ def _run(args):
         if not (run / "models").is_dir() or not any(
                 (run / "models").glob(f"seed*/{name}.safetensors")):
             raise InputError(f"{run}: the run has no model {name!r}")
+    check_available()        # the .tflite sizes need the tflm extra: say so before any work
     x, y, names = run_test_split(run, audio_root=args.audio_root, manifest=args.manifest,
                                  jobs=jobs, check_model=args.student)
     acc = integer_accuracy(run, x, y, student=args.student, quantized=args.quantized,
