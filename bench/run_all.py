@@ -6,7 +6,8 @@
 in its own process with ``--write``: bench_student (LSTM training step), bench_student_parts
 (that step part by part, and the floor its products set), lstm_designs (LSTM designs measured
 against qdaed's and not adopted), bench_student_infer (LSTM inference and the streaming step),
-bench_resnet (ResNet-50), bench_detect (detection on long recordings), paper_runtime (the
+bench_integer (the integer student against qdaed's float path and TFLite Micro), bench_resnet
+(ResNet-50), bench_detect (detection on long recordings), paper_runtime (the
 paper preset's runtime), cold_start (Numba compile time, cache, start-up). Each writes its
 section into the part of RESULTS.md for this machine (CPU model and vector extensions, see
 bench/harness.py); then that part is rebuilt in this order under a "This run" section with
@@ -73,6 +74,10 @@ RUNS = {
                       ["--rounds", "1", "--repeats", "1", "--frames", "10", "--configs",
                        "16x1"],
                       "StudentLSTM inference"),
+    "integer": ("bench.bench_integer", [], None,
+                ["--configs", "16x1", "--frames", "20", "--repeats", "1", "--rounds", "1",
+                 "--warmup", "1", "--memory-runs", "1"],
+                "Integer student inference"),
     "resnet": ("bench.bench_resnet", ["--repeats", "5", "--warmup", "1"],
                ["--tasks", "train", "--repeats", "2", "--warmup", "1"],
                ["--tasks", "train,infer1", "--frames", "64", "--bins", "32", "--repeats", "1",

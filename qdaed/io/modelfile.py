@@ -267,9 +267,24 @@ def parse_json(raw: bytes | str, allow_nan: bool = False,
 
 
 def accounted_bytes(tensors: dict[str, np.ndarray], quantized: dict[str, Any]) -> int:
-    """Bytes a device must store (docs/method/size.md) for these float and quantized tensors:
-    :func:`qdaed.nn.quant.tensor_bytes` of each (float32: 4 per value; k-bit: ceil(n·k/8) +
-    8 per group). This is also the size of a model file's data section."""
+    """Bytes a device must store (docs/method/size.md) for these float and quantized tensors.
+
+    The sum of :func:`qdaed.nn.quant.tensor_bytes` over the tensors: float32 at 4 bytes per
+    value, k-bit at ceil(n·k/8) + 8 per group. This is also the size of a model file's data
+    section.
+
+    Parameters
+    ----------
+    tensors : dict of ndarray
+        The float tensors (stored as float32).
+    quantized : dict of QuantizedTensor
+        The k-bit tensors.
+
+    Returns
+    -------
+    int
+        The accounted bytes.
+    """
     from qdaed.nn.quant import tensor_bytes
 
     total = 0
