@@ -13,13 +13,11 @@ import sys
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from qdaed.cli import main
 from qdaed.detector import Detector
 from qdaed.streaming import scan_file
 from tests.io.detectors import resnet, student
-from tests.strategies import rng_from
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -34,29 +32,6 @@ DETECTORS = {
     "3-bit student, buckets, last": lambda: student(3, hidden=6, pooling="last", group=7),
     "ResNet-18 teacher": lambda: resnet(18, width=4),
 }
-
-
-def _signal(rng, seconds, rate, channels=1):
-    t = np.arange(int(seconds * rate)) / rate
-    tone = 0.3 * np.sin(2 * np.pi * 440.0 * t) * (t % 0.7 < 0.35)
-    x = tone[:, None] + 0.05 * rng.standard_normal((t.size, channels))
-    return np.clip(x, -1, 1)
-
-
-@pytest.fixture(scope="module")
-def audio(tmp_path_factory):
-    """Recordings of the kinds users have: 16 kHz mono, 96 kHz 6-channel, 8 kHz mono, 22.05 kHz
-    stereo 24-bit, and one shorter than the test detectors' 0.4 s window."""
-    d = tmp_path_factory.mktemp("audio")
-    rng = rng_from(29)
-    files = {}
-    for name, seconds, rate, channels, subtype in (
-            ("mono16k.wav", 3.1, 16000, 1, "PCM_16"), ("six96k.wav", 1.3, 96000, 6, "PCM_16"),
-            ("mono8k.wav", 2.05, 8000, 1, "PCM_16"), ("stereo22k.flac", 1.7, 22050, 2, "PCM_24"),
-            ("short.wav", 0.3, 16000, 1, "PCM_16")):
-        sf.write(d / name, _signal(rng, seconds, rate, channels), rate, subtype=subtype)
-        files[name] = str(d / name)
-    return files
 
 
 @pytest.fixture(scope="module", params=list(DETECTORS))
