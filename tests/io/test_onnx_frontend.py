@@ -31,6 +31,13 @@ DETECTORS = {
     "4-bit student, max pooling": lambda: student(4, hidden=12, layers=2, pooling="max"),
     "3-bit student, buckets, last": lambda: student(3, hidden=6, pooling="last", group=7),
     "ResNet-18 teacher": lambda: resnet(18, width=4),
+    # every front-end option the graph implements, away from qdaed's defaults
+    "student, another front end": lambda: student(None, hidden=8, features=dict(
+        window="hamming", fft_size=None, frame_length_ms=32.0, mel_scale="slaney",
+        mel_norm="slaney", use_power=False, int16_scale=True, remove_dc=False,
+        preemphasis=0.0, high_freq=-400.0, low_freq=60.0)),
+    "student, no log": lambda: student(None, hidden=8, features=dict(
+        window="blackman", blackman_coeff=0.4, use_log=False, preemphasis=0.5)),
 }
 
 
