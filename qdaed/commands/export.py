@@ -36,7 +36,9 @@ def register(sub):
                     "nn.Linear or a torchvision-layout ResNet (1 input channel). --onnx: the "
                     "whole detector, raw LFBE (N, frames, F) -> sigmoid scores (N, C), "
                     "normalisation included, k-bit tensors as integer codes dequantized in "
-                    "the graph (needs the onnx package). --tflite: the student's int8 version "
+                    "the graph (needs the onnx package); with --with-frontend the graph "
+                    "starts at a window's 16 kHz samples and a student's carries its LSTM "
+                    "state in and out. --tflite: the student's int8 version "
                     "(TFLite Micro kernels), normalised LFBE quantized to int8 -> int8 scores "
                     "(needs the tflm extra), from the integer student stored in MODEL or "
                     "calibrated with --calibration.")
