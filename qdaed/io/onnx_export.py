@@ -137,6 +137,9 @@ class _Graph:
     def axes(self, values):
         return self.const(self.name("axes"), np.array(values, np.int64))
 
+    def ints(self, name, values):
+        return self.const(name, np.array(values, np.int64))
+
     # ---------------------------------------------------------------------- networks
     def student(self, x, state=None):
         """Logits (N, C) of the student on normalised frames ``x`` (N, T, F). With ``state``
@@ -212,39 +215,38 @@ class _Graph:
         x = samples
         if opts.int16_scale:
             x = self.op("Mul", [x, self.const("int16_scale", np.array(32768.0))], "int16")
-        i64 = lambda name, v: self.const(name, np.array(v, np.int64))   # noqa: E731
-        # framing (snip_edges): T = (n − L) // S + 1 frames starting at t·S
-        n = self.op("Shape", [x], "num_samples")
-        count = self.op("Add", [self.op("Div", [self.op("Sub", [n, i64("frame_length", [length])]),
-                                              i64("frame_shift", [shift])]), i64("one", [1])],
-                        "num_frames")
-        starts = self.op("Mul", [self.op("Range", [i64("zero", 0), self.op(
-            "Squeeze", [count, self.axes([0])]), i64("step", 1)]), i64("shift", shift)],
-                         "frame_starts")
+        # framing (snip_edges): T = (n − L) // S + 1 frames, frame t = samples [t·S, t·S + L)
+        n = self.op("Shape", [x], "num_samples")                                    # (1,)
+        rest = self.op("Sub", [n, self.ints("frame_length", [length])])
+        count = self.op("Add", [self.op("Div", [rest, self.ints("frame_shift", [shift])]),
+                                self.ints("one", [1])], "num_frames")                # (1,)
+        t = self.op("Range", [self.ints("zero", 0), self.op("Squeeze", [count, self.axes([0])]),
+                              self.ints("step", 1)], "frame_numbers")
+        starts = self.op("Mul", [t, self.ints("shift", shift)], "frame_starts")
         index = self.op("Add", [self.op("Unsqueeze", [starts, self.axes([1])]),
-                                self.const("frame_offsets", np.arange(length, dtype=np.int64)
-                                           [None, :])], "frame_index")
+                                self.ints("frame_offsets", np.arange(length)[None, :])],
+                        "frame_index")                                               # (T, L)
         # the equal-length policy on the frames: frame t mod T for t < W (cut or looped)
-        looped = self.op("Mod", [self.const("window_frames",
-                                            np.arange(self.det.frames, dtype=np.int64)),
+        looped = self.op("Mod", [self.ints("window_frames", np.arange(self.det.frames)),
                                  count], "looped")
         frames = self.op("Gather", [self.op("Gather", [x, index], "frames"), looped],
-                         "window", axis=0)                                   # (W, L)
+                         "window", axis=0)                                           # (W, L)
         if opts.remove_dc:
             frames = self.op("Sub", [frames, self.op("ReduceMean", [frames], "dc", axes=[1],
                                                      keepdims=1)], "remove_dc")
         if opts.preemphasis != 0.0:
+            # y[0] = (1 − p)·x[0], y[j] = x[j] − p·x[j − 1]
+            def cols(a, b):
+                return self.op("Slice", [frames, self.ints(self.name("start"), [a]),
+                                         self.ints(self.name("end"), [b]),
+                                         self.ints(self.name("axis"), [1])])
+
             p = opts.preemphasis
-            head = self.op("Slice", [frames, i64(self.name("s"), [0]), i64(self.name("e"), [1]),
-                                     i64(self.name("a"), [1])])
-            rest = self.op("Slice", [frames, i64(self.name("s"), [1]),
-                                     i64(self.name("e"), [length]), i64(self.name("a"), [1])])
-            prev = self.op("Slice", [frames, i64(self.name("s"), [0]),
-                                     i64(self.name("e"), [length - 1]), i64(self.name("a"), [1])])
-            frames = self.op("Concat", [
-                self.op("Mul", [head, self.const("preemphasis_first", np.array(1.0 - p))]),
-                self.op("Sub", [rest, self.op("Mul", [self.const("preemphasis", np.array(p)),
-                                                      prev])])], "preemphasis", axis=1)
+            first = self.op("Mul", [cols(0, 1), self.const("preemphasis_first",
+                                                           np.array(1.0 - p))])
+            later = self.op("Sub", [cols(1, length), self.op(
+                "Mul", [self.const("preemphasis", np.array(p)), cols(0, length - 1)])])
+            frames = self.op("Concat", [first, later], "preemphasis", axis=1)
         frames = self.op("Mul", [frames, self.const(
             "analysis_window", np.array(window_function(opts.window, length,
                                                         opts.blackman_coeff))[None, :])],
