@@ -14,8 +14,10 @@ from qdaed.features.fbank import lfbe
 from qdaed.kernels.resample import polyphase_block
 from qdaed.models import ResNet, StudentLSTM
 from qdaed.nn import lstm
-from qdaed.streaming import (AudioSource, Bounds, StreamingLfbe, StreamingResampler,
-                             resample_filter, scan, scan_file, waveform_source)
+from qdaed.data.audiostream import AudioSource, Bounds, waveform_source
+from qdaed.data.resampler import StreamingResampler, resample_filter
+from qdaed.features.streaming import StreamingLfbe
+from qdaed.streaming import scan, scan_file
 from tests import naive
 
 BINS = 24

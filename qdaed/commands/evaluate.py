@@ -15,8 +15,26 @@ over the others); 2 a usage, manifest or model-file error, or no clip readable.
 
 from __future__ import annotations
 
+from collections import Counter
 import json
+import os
 import sys
+import tempfile
+
+import numpy as np
+from qdaed.commands.detect import check_event_options
+from qdaed.data.manifest import Clip, read_manifest, resolve_audio, resolve_manifest
+from qdaed.detector import Detector
+from qdaed.errors import DataError, InputError
+from qdaed.eventmetrics import event_metrics, manifest_events
+from qdaed.events import EventOptions, scan_events
+from qdaed.features.fbank import LfbeOptions
+from qdaed.features.store import extract_features, load_features
+from qdaed.io.paths import check_output_dir, display_path
+from qdaed.io.sedformats import read_events_tsv
+from qdaed.metrics import compute_metrics, decision_metrics
+from qdaed.streaming import hop_frames, scan_file
+from qdaed.validate import check_int
 
 EXIT_SOME_FAILED = 3
 
@@ -61,12 +79,6 @@ def register(sub):
 def event_evaluation(det, clips, audio_root, truth, hop, options):
     """(event metrics, [(clip name, reason)] of unreadable files) over the clips; truth:
     {clip path: reference events}."""
-    from qdaed.data.manifest import resolve_audio
-    from qdaed.errors import DataError
-    from qdaed.eventmetrics import event_metrics
-    from qdaed.events import scan_events
-    from qdaed.streaming import scan_file
-
     files, bad = [], []
     for clip in clips:
         try:
@@ -82,8 +94,6 @@ def event_evaluation(det, clips, audio_root, truth, hop, options):
 def reference_clips(reference, classes):
     """Clips of an event list without a manifest: one per file, in the list's order, its
     path the filename, its labels the classes (of ``classes``) of its events."""
-    from qdaed.data.manifest import Clip
-
     return [Clip(line=i + 2, labels=tuple(c for c in classes
                                           if any(e["class"] == c for e in events)),
                  path=name) for i, (name, events) in enumerate(reference.items())]
@@ -94,12 +104,6 @@ def match_reference(reference, clips, classes, source):
     found under the clip's path or, failing that, its file name when no other clip has it;
     a clip the list does not name has none. DataError when the list names none of the
     clips."""
-    import os
-    from collections import Counter
-
-    from qdaed.errors import DataError
-    from qdaed.io.paths import display_path
-
     base = Counter(os.path.basename(c.path or "") for c in clips)
     truth, used = {}, set()
     for clip in clips:
@@ -126,24 +130,6 @@ def _clean(v):
 
 
 def _run(args):
-    import tempfile
-
-    import numpy as np
-
-    from qdaed.commands.detect import check_event_options
-    from qdaed.data.manifest import read_manifest, resolve_manifest
-    from qdaed.detector import Detector
-    from qdaed.errors import DataError, InputError
-    from qdaed.eventmetrics import manifest_events
-    from qdaed.events import EventOptions
-    from qdaed.features.fbank import LfbeOptions
-    from qdaed.features.store import extract_features, load_features
-    from qdaed.io.paths import check_output_dir
-    from qdaed.io.sedformats import read_events_tsv
-    from qdaed.metrics import compute_metrics, decision_metrics
-    from qdaed.streaming import hop_frames
-    from qdaed.validate import check_int
-
     jobs = check_int("--jobs", args.jobs, lo=0)
     if args.manifest is None and args.reference_tsv is None:
         raise InputError("give --manifest, --reference-tsv, or both")

@@ -1,7 +1,7 @@
 """``qdaed export MODEL --torch OUT.safetensors | --onnx OUT.onnx | --tflite OUT.tflite``: a
-detector for PyTorch or ONNX runtimes (``qdaed.io.interchange``, ``qdaed.io.onnx_export``; the
+detector for PyTorch or ONNX runtimes (``qdaed.formats.interchange``, ``qdaed.formats.onnx_export``; the
 torch module to load the state_dict into and the graph's contents are in their docstrings and
-the README), or its integer student for TensorFlow Lite (Micro) (``qdaed.io.tflite_export``).
+the README), or its integer student for TensorFlow Lite (Micro) (``qdaed.formats.tflite_export``).
 
 --tflite writes the integer student stored in the model file (``qdaed.integer.store``), or,
 with ``--calibration MANIFEST --audio-root DIR``, one calibrated now by TFLite's
@@ -19,8 +19,19 @@ from __future__ import annotations
 import sys
 import tempfile
 
+from qdaed.data.manifest import read_manifest, resolve_manifest
+from qdaed.detector import Detector
 from qdaed.errors import DataError, InputError
+from qdaed.features.fbank import LfbeOptions
+from qdaed.features.store import extract_features, load_features
+from qdaed.formats.interchange import export_torch
+from qdaed.formats.onnx_export import export_onnx
+from qdaed.formats.tflite_export import check_available, export_tflite
+from qdaed.integer import calibrate
+from qdaed.integer.store import IntegerFieldError, build, check_field, document
+from qdaed.io.modelfile import read_model_document
 from qdaed.io.paths import check_output_file
+from qdaed.models.student import StudentLSTM
 from qdaed.validate import check_int
 
 DEFAULT_CLIPS = 200
@@ -91,8 +102,6 @@ def _check_args(args):
 
 def _check_student(det, model):
     """InputError unless ``det`` holds a student with an integer version."""
-    from qdaed.models.student import StudentLSTM
-
     if not isinstance(det.model, StudentLSTM):
         raise InputError(f"{model}: holds a {type(det.model).__name__} (a teacher); only a "
                          f"StudentLSTM with mean pooling has an integer version")
@@ -104,10 +113,6 @@ def _check_student(det, model):
 def representative_set(det, manifest, audio_root, clips, jobs=1):
     """The calibration clips (N, frames, F) float32: the manifest's first ``clips`` clips of
     its train split (all clips without one), prepared as ``det`` prepares its inputs."""
-    from qdaed.data.manifest import read_manifest, resolve_manifest
-    from qdaed.features.fbank import LfbeOptions
-    from qdaed.features.store import extract_features, load_features
-
     manifest = resolve_manifest(manifest)
     rows = read_manifest(manifest, det.classes)
     train = [c for c in rows if c.split == "train"]
@@ -129,9 +134,6 @@ def representative_set(det, manifest, audio_root, clips, jobs=1):
 def calibrated_student(det, x, source):
     """qdaed.integer.calibrate(det, x), refused (InputError) when a calibrated value cannot be
     represented: the checks of a model file's integer student (qdaed.integer.store)."""
-    from qdaed.integer import calibrate
-    from qdaed.integer.store import IntegerFieldError, build, check_field, document
-
     try:
         student = calibrate(det, x)
         field, tensors = document(student)
@@ -143,9 +145,6 @@ def calibrated_student(det, x, source):
 
 
 def _run(args):
-    from qdaed.detector import Detector
-    from qdaed.io.modelfile import read_model_document
-
     _check_args(args)
     det = Detector.load(args.model, expect_sha256=args.expect_sha256)
     if args.tflite is not None or args.calibration is not None:
@@ -154,8 +153,6 @@ def _run(args):
             raise InputError(f"--tflite: {args.model} holds no integer student; calibrate one "
                              f"with --calibration MANIFEST --audio-root DIR")
     if args.tflite is not None:
-        from qdaed.io.tflite_export import check_available
-
         check_available()              # the optional dependency, before any work
     if args.calibration is not None:
         x = representative_set(det, args.calibration, args.audio_root, args.clips, args.jobs)
@@ -163,14 +160,10 @@ def _run(args):
         print(f"calibrated the integer student on {x.shape[0]} clip(s) of {args.calibration}")
     sha = read_model_document(args.model)[2]["__metadata__"]["qdaed_sha256"]
     if args.torch:
-        from qdaed.io.interchange import export_torch
-
         export_torch(det, args.torch, sha)
         print(f"wrote {args.torch}: PyTorch state_dict, {len(det.model.state_dict())} float32 "
               f"tensors")
     if args.onnx:
-        from qdaed.io.onnx_export import export_onnx
-
         export_onnx(det, args.onnx, sha)
         print(f"wrote {args.onnx}: ONNX opset 17, lfbe (N, {det.frames}, "
               f"{det.normalizer.mean.size}) -> scores (N, {len(det.classes)})")
@@ -178,8 +171,6 @@ def _run(args):
         det.save(args.calibrated_model)
         print(f"wrote {args.calibrated_model}: the model with its integer student")
     if args.tflite:
-        from qdaed.io.tflite_export import export_tflite
-
         data = export_tflite(det.integer, det.frames, args.batch, args.tflite)
         print(f"wrote {args.tflite}: TFLite int8, lfbe_int8 ({args.batch}, {det.frames}, "
               f"{det.integer.input_size}) -> scores ({args.batch}, {len(det.classes)}), "

@@ -6,12 +6,15 @@ import dataclasses
 import os
 import sys
 
+from qdaed.data.manifest import read_manifest, resolve_manifest
+from qdaed.errors import InputError
+from qdaed.features.fbank import LfbeOptions, make_options
+from qdaed.features.store import extract_features
 from qdaed.io.paths import check_output_dir
+from qdaed.validate import check_float
 
 
 def register(sub):
-    from qdaed.features.fbank import LfbeOptions
-
     names = ", ".join(f.name for f in dataclasses.fields(LfbeOptions))
     p = sub.add_parser(
         "features",
@@ -48,9 +51,6 @@ def register(sub):
 
 def parse_option_values(pairs):
     """``["num_mel_bins=40", "window=hann"]`` → LfbeOptions, typed by the dataclass fields."""
-    from qdaed.errors import InputError
-    from qdaed.features.fbank import LfbeOptions, make_options
-
     defaults = LfbeOptions()
     kwargs = {}
     for pair in pairs:
@@ -82,11 +82,6 @@ def parse_option_values(pairs):
 
 
 def _run(args):
-    from qdaed.data.manifest import read_manifest, resolve_manifest
-    from qdaed.errors import InputError
-    from qdaed.features.store import extract_features
-    from qdaed.validate import check_float
-
     options = parse_option_values(args.option)
     check_output_dir("--out", args.out, inputs=[args.audio_root])
     max_seconds = check_float("--max-duration", args.max_duration, 0.0, lo_open=True)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 
+from qdaed import gradcheck
+from qdaed.validate import check_int
+
 
 def register(sub):
     p = sub.add_parser(
@@ -19,9 +22,6 @@ def register(sub):
 
 
 def _run(args):
-    from qdaed import gradcheck
-    from qdaed.validate import check_int
-
     check_int("--seed", args.seed, lo=0)
     check_int("--repeats", args.repeats, lo=1)
     width = max(len(c.op) for c in gradcheck.all_cases())

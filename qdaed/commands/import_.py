@@ -1,7 +1,7 @@
 """``qdaed import STATE.safetensors --arch student|resnet --manifest M --audio-root D --out
 MODEL``: a PyTorch-trained network wrapped as a qdaed detector.
 
-The network's sizes are read from the state_dict's shapes (``qdaed.io.interchange``; options
+The network's sizes are read from the state_dict's shapes (``qdaed.formats.interchange``; options
 such as --hidden-size are checked against them). Everything else is what the pipeline does
 for the networks it trains: the manifest's clips go through the same feature loading
 (``qdaed.pipeline.featuresets.load_dataset``: the LFBE options of --preset, every clip cut or
@@ -15,6 +15,22 @@ and how normalisation and thresholds were chosen.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+import sys
+import tempfile
+from qdaed.detector import Detector
+from qdaed.errors import DataError, InputError
+from qdaed.features.prepare import Normalizer
+from qdaed.formats.interchange import model_from_state, read_state
+from qdaed.io.paths import check_output_dir, check_output_file
+from qdaed.pipeline.featuresets import load_dataset
+from qdaed.pipeline.presets import preset_config
+from qdaed.pipeline.stages import eer_thresholds
+from qdaed.validate import check_float, check_int
 
 
 def register(sub):
@@ -52,23 +68,6 @@ def register(sub):
 
 
 def _run(args):
-    import dataclasses
-    import hashlib
-    import os
-    import sys
-    import tempfile
-    from pathlib import Path
-
-    from qdaed.detector import Detector
-    from qdaed.errors import DataError, InputError
-    from qdaed.features.prepare import Normalizer
-    from qdaed.io.interchange import model_from_state, read_state
-    from qdaed.io.paths import check_output_dir, check_output_file
-    from qdaed.pipeline.featuresets import load_dataset
-    from qdaed.pipeline.presets import preset_config
-    from qdaed.pipeline.stages import eer_thresholds
-    from qdaed.validate import check_float, check_int
-
     check_output_file("--out", args.out, inputs=[args.state, args.manifest])
     if args.features_dir is not None:
         check_output_dir("--features-dir", args.features_dir, inputs=[args.audio_root])

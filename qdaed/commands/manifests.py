@@ -8,8 +8,11 @@ import glob
 import os
 
 from qdaed.data import corpora
+from qdaed.data.audioset import (build_manifest, count_classes, manifest_counts,
+                                 write_audioset_manifest)
 from qdaed.data.corpora import REAL_CORPUS_SEED, REAL_CORPUS_UNLABELED
-from qdaed.data.manifest import CLASSES
+from qdaed.data.manifest import CLASSES, manifests_dir, shipped_manifest
+from qdaed.io.paths import check_output_file
 
 
 def register(sub):
@@ -86,9 +89,6 @@ PAPER = {"dog": 13460, "baby_cry": 2313, "gunshot": 4083}
 
 
 def _build(args):
-    from qdaed.data.audioset import build_manifest, manifest_counts, write_audioset_manifest
-    from qdaed.io.paths import check_output_file
-
     check_output_file("--out", args.out,
                       inputs=glob.glob(os.path.join(glob.escape(args.audioset), "*")))
     rows = build_manifest(args.audioset, negative_ratio=args.negative_ratio,
@@ -105,8 +105,6 @@ def _build(args):
 
 
 def _count(args):
-    from qdaed.data.audioset import count_classes
-
     table = count_classes(args.audioset)
     print(f"{'list':<11} {'rows':>9}  {'dog':>13}  {'baby_cry':>13}  {'gunshot':>13}")
     print(f"{'':<11} {'':>9}  {'own (+desc)':>13}  {'own (+desc)':>13}  {'own (+desc)':>13}")
@@ -119,8 +117,6 @@ def _count(args):
 
 
 def _path(args):
-    from qdaed.data.manifest import manifests_dir, shipped_manifest
-
     print(manifests_dir() if args.name is None else shipped_manifest(args.name))
     return 0
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from qdaed.commands.synth import parse_label_noise
 from qdaed.data.manifest import resolve_manifest
 from qdaed.errors import InputError
 from qdaed.io.paths import check_output_dir
 from qdaed.pipeline.config import RunConfig, choose_recipe, merge_dicts, read_config_dict
 from qdaed.pipeline.presets import PRESETS, preset_dict
+from qdaed.pipeline.run import run_pipeline
 from qdaed.train.recipes import (MAX_TEMPERATURE, MIN_TEMPERATURE, RECIPES, check_temperature,
                                  recipe_config)
 from qdaed.validate import check_int
@@ -27,8 +29,6 @@ def _bits(text):
 def _label_noise(text, default_false_positive):
     """``MISSING[,FALSE_POSITIVE]`` → the config's label_noise dict (FALSE_POSITIVE omitted:
     the preset's)."""
-    from qdaed.commands.synth import parse_label_noise
-
     return parse_label_noise(text, "--label-noise", default_false_positive)
 
 
@@ -206,8 +206,6 @@ def resolve_run(args):
 
 
 def _run(args):
-    from qdaed.pipeline.run import run_pipeline
-
     cfg, choice = resolve_run(args)
     check_output_dir("--out", args.out, inputs=[cfg.data.audio_root])
     jobs = check_int("--jobs", args.jobs, lo=0)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 
+from qdaed.data.synth import LabelNoise, corpus_config, write_corpus
+from qdaed.errors import InputError
 from qdaed.io.paths import check_output_dir
+from qdaed.validate import check_int
 
 
 def register(sub):
@@ -49,9 +52,6 @@ def register(sub):
 def parse_label_noise(text, option="--label-noise", default_false_positive=0.02):
     """``"MISSING[,FALSE_POSITIVE]"`` → ``{"missing": m, "false_positive": f}`` (checked;
     FALSE_POSITIVE omitted: ``default_false_positive``)."""
-    from qdaed.data.synth import LabelNoise
-    from qdaed.errors import InputError
-
     try:
         rates = [float(v) for v in text.split(",")]
     except ValueError:
@@ -69,10 +69,6 @@ def parse_label_noise(text, option="--label-noise", default_false_positive=0.02)
 
 
 def _run(args):
-    from qdaed.data.synth import corpus_config, write_corpus
-    from qdaed.errors import InputError
-    from qdaed.validate import check_int
-
     extra = {"snr_db": tuple(args.snr)} if args.snr else {}
     n_transfer = check_int("--transfer", args.transfer, lo=0)
     check_output_dir("--out", args.out)

@@ -19,9 +19,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from qdaed.data.manifest import CLASSES
+from qdaed.data.synth import LabelNoise
 from qdaed.errors import InputError
+from qdaed.io.strictjson import parse_json
 from qdaed.models.quantized import QuantSpec
 from qdaed.train.loop import TrainConfig
 from qdaed.pipeline.featuresets import transfer_set_size
@@ -71,8 +74,6 @@ class DataConfig:
                                     # the run is refused before training)
 
     def __post_init__(self):
-        from qdaed.data.synth import LabelNoise
-
         check_choice("source", self.source, SOURCES)
         check_choice("corpus", self.corpus, CORPORA)
         if not isinstance(self.label_noise, dict) or set(self.label_noise) - {
@@ -382,10 +383,6 @@ def choose_recipe(d, named, fixed=None):
 def read_config_dict(path):
     """The dict of a JSON configuration file: a run's config.json (its ``status`` dropped) or
     a ``--config`` file holding any part of one (merged onto a preset by the caller)."""
-    from pathlib import Path
-
-    from qdaed.io.modelfile import parse_json
-
     try:
         d = parse_json(Path(path).read_bytes())   # strict: no NaN, no duplicate keys
     except (OSError, ValueError) as exc:

@@ -37,18 +37,21 @@ from pathlib import Path
 
 import numpy as np
 
+from qdaed.detector import Detector
 from qdaed.errors import InputError
 from qdaed.io.atomic import atomic_write_text
 from qdaed.metrics import compute_metrics
+from qdaed.models.predict import predict_logits
+from qdaed.nn import losses
+from qdaed.nn.losses import sigmoid
 from qdaed.pipeline.config import read_config
 from qdaed.pipeline.stages import targets_path
 from qdaed.stats import paired_comparison
+from qdaed.train import schedules as S
 
 
 def calibration(z, y):
     """{brier, ece, mean_abs, mean_eer} of sigmoid scores σ(z) (N, C) against labels y (N, C)."""
-    from qdaed.nn.losses import sigmoid
-
     q = sigmoid(np.asarray(z, dtype=np.float64))
     y = np.asarray(y, dtype=np.float64)
     bins = np.clip((q * 10).astype(int), 0, 9)
@@ -63,8 +66,6 @@ def calibration(z, y):
 
 def gradient_scales(z_student, z_teacher, y, temperature, lam):
     """Frobenius norms of the two terms of ∂L/∂z_s (DESIGN 2.4)."""
-    from qdaed.nn import losses
-
     _, hc = losses.hard_forward(z_student, y)
     _, sc = losses.soft_forward(z_student, z_teacher, temperature)
     hard = losses.hard_backward(hc, 1.0 - lam)
@@ -95,11 +96,6 @@ def teacher_margin(teacher_scores, student_scores, y, classes):
 
 
 def diagnose(run_dir):
-    from qdaed.detector import Detector
-    from qdaed.nn.losses import sigmoid
-    from qdaed.train import schedules as S
-    from qdaed.models.predict import predict_logits
-
     run = Path(run_dir)
     if not (run / "results.json").is_file() or not (run / "arrays").is_dir():
         raise InputError(f"{run}: not a finished qdaed pipeline run (needs results.json and "

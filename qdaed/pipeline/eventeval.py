@@ -37,7 +37,9 @@ import soundfile as sf
 
 from qdaed.data.audio import load_clip
 from qdaed.data.manifest import resolve_audio
+from qdaed.data.rates import SAMPLE_RATE
 from qdaed.data.soundscapes import SoundscapeOptions, build, sed_eval_rows
+from qdaed.data.synth import corpus_config, iter_corpus
 from qdaed.errors import DataError
 from qdaed.eventmetrics import event_metrics
 from qdaed.events import scan_events, window_edges
@@ -45,14 +47,11 @@ from qdaed.features.fbank import lfbe
 from qdaed.io.atomic import atomic_open, atomic_write_text
 from qdaed.streaming import scan_features
 
-SAMPLE_RATE = 16000
 
 
 def recordings(data, event_eval, classes, feature_options):
     """[(raw LFBE (T, F), samples, reference events)] of the run's event recordings, or []
     (manifest data, or switched off). data: DataConfig; event_eval: EventEvalConfig."""
-    from qdaed.data.synth import corpus_config, iter_corpus
-
     if data.source != "synth" or not event_eval.recordings:
         return []
     noise = data.label_noise if data.corpus == "v2" else None
@@ -164,7 +163,7 @@ def psds(tables, files, classes):
     sse = sed_scores_eval_module()
     if sse is None:
         return None
-    from sed_scores_eval.base_modules.scores import create_score_dataframe
+    from sed_scores_eval.base_modules.scores import create_score_dataframe  # here: optional
 
     scores, truth, durations = {}, {}, {}
     for i, ((edges, s), (ref, dur)) in enumerate(zip(tables, files)):

@@ -54,6 +54,12 @@ import time
 from concurrent import futures as cf
 from dataclasses import dataclass
 
+import numba
+import numpy
+import scipy
+
+import qdaed.kernels  # noqa: F401  -- its threading-layer choice, before Numba launches
+from qdaed._version import __version__
 from qdaed.errors import InputError
 from qdaed.validate import check_float, check_int
 
@@ -181,8 +187,6 @@ def _loaded_blas():
 
 
 def _numba():
-    import qdaed.kernels  # noqa: F401  -- its threading-layer choice, before Numba launches
-    import numba
     return numba
 
 
@@ -267,11 +271,6 @@ def _call_on_dask_worker(fn, threads, *args):
 
 def _versions():
     """What must match between the client and the workers for identical results."""
-    import numba
-    import numpy
-    import scipy
-
-    from qdaed import __version__
     return {"python": "%d.%d" % sys.version_info[:2], "qdaed": __version__,
             "numpy": numpy.__version__, "numba": numba.__version__, "scipy": scipy.__version__}
 
@@ -349,7 +348,7 @@ def _probe(address, timeout):
     follows it: a port that accepts and never answers (a stalled scheduler, a firewall proxy)
     kept it waiting for minutes. Runs in its own thread and event loop, so it works whether or
     not the caller's thread has an event loop running."""
-    from distributed.comm import connect
+    from distributed.comm import connect  # here: Dask is an optional extra ('cluster')
 
     async def probe():
         comm = await asyncio.wait_for(connect(address, timeout=timeout), timeout)
@@ -361,7 +360,7 @@ def _probe(address, timeout):
 
 def _import_distributed():
     try:
-        import distributed
+        import distributed  # here: Dask is an optional extra ('cluster')
     except ImportError:
         raise InputError("--dask-scheduler: the Dask distributed package is not installed; "
                          "pip install 'qdaed[cluster]'") from None
@@ -475,7 +474,7 @@ class JobRunner:
     def _inspect_workers(self, client):
         """Check the workers' versions; return the threads per job (the spec's, or the
         smallest share of the cores of any worker)."""
-        from distributed.comm import get_address_host
+        from distributed.comm import get_address_host  # here: optional extra ('cluster')
         info = client.run(_worker_info)
         if not info:
             raise InputError(f"--dask-scheduler: {self.spec.dask_scheduler} has no workers")

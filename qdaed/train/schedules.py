@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qdaed.errors import InputError
 from qdaed.models import ResNet, StudentLSTM
 from qdaed.models.quantized import QuantSpec, dequantized_state
 from qdaed.train.loop import fit
@@ -91,7 +92,6 @@ def fold_assignment(n, folds, seed):
     """Fold index (0 … folds − 1) of each of n training clips: a seeded permutation dealt
     round-robin, so fold sizes differ by at most one."""
     if not 2 <= folds <= n:
-        from qdaed.errors import InputError
         raise InputError(f"folds: expected 2 <= folds <= {n} training clips, got {folds}")
     fold = np.empty(n, dtype=np.int64)
     fold[np.random.default_rng([seed, 0x00F]).permutation(n)] = np.arange(n) % folds

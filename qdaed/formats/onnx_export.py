@@ -30,10 +30,14 @@ opset 17, IR version 8.
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 
 from qdaed.errors import InputError
+from qdaed.io.atomic import atomic_write_bytes
+from qdaed.models import ResNet
+from qdaed.models.resnet import block_layout
 
 OPSET = 17
 IR_VERSION = 8
@@ -41,7 +45,7 @@ IR_VERSION = 8
 
 def _onnx():
     try:
-        import onnx
+        import onnx  # here: an optional extra (conformance), slow to import
     except ImportError:
         raise InputError("--onnx: needs the onnx package (pip install onnx, or qdaed's "
                          "'conformance' extra)") from None
@@ -144,8 +148,6 @@ class _Graph:
                        name, epsilon=1e-5)
 
     def resnet(self, x):
-        from qdaed.models.resnet import block_layout
-
         m = self.det.model
         y = self.op("Unsqueeze", [x, self.axes([1])], "one_channel")
         y = self.op("Relu", [self.bn("bn1", self.conv("conv1", y, 7, 2, 3))])
@@ -171,8 +173,6 @@ class _Graph:
 
 def build_onnx(det, source_sha256=None):
     """The detector as an ``onnx.ModelProto`` (module docstring)."""
-    from qdaed.models import ResNet
-
     onnx = _onnx()
     g = _Graph(onnx, det)
     bins, frames, classes = det.normalizer.mean.size, int(det.frames), len(det.classes)
@@ -203,10 +203,6 @@ def build_onnx(det, source_sha256=None):
 
 def export_onnx(det, path, source_sha256=None):
     """Write :func:`build_onnx` to ``path`` atomically."""
-    import os
-
-    from qdaed.io.atomic import atomic_write_bytes
-
     data = build_onnx(det, source_sha256).SerializeToString()
     try:
         atomic_write_bytes(path, data)

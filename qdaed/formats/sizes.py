@@ -1,0 +1,41 @@
+"""The one size sum: bytes a device must store for a model (DESIGN 2.7).
+
+Every float tensor needed for inference at 4 bytes per value, each k-bit tensor at
+ceil(n·k/8) bytes of packed codes plus 8 bytes (float32 α, β) per group
+(:func:`qdaed.nn.quant.tensor_bytes`). A model file's data section is exactly this sum (plus
+the integer student's tensors when it holds one): :class:`qdaed.detector.Detector` sums its
+arrays, the document check (:mod:`qdaed.formats.header`) sums the shapes a document implies,
+both here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from qdaed.errors import InputError
+from qdaed.nn.quant import tensor_bytes
+
+
+def shape_bytes(float_sizes: Iterable[int], quantized_sizes: Iterable[tuple[int, int, int]] = ()
+                ) -> int:
+    """Bytes of float32 tensors of ``float_sizes`` values each and of k-bit tensors given as
+    (values, bits, groups)."""
+    total = sum(tensor_bytes(n) for n in float_sizes)
+    total += sum(tensor_bytes(n, bits, groups) for n, bits, groups in quantized_sizes)
+    return int(total)
+
+
+def accounted_bytes(tensors: dict[str, np.ndarray], quantized: dict[str, Any]) -> int:
+    """Bytes a device must store for these float arrays and quantized tensors
+    (:class:`qdaed.nn.quant.QuantizedTensor`); see the module docstring."""
+    for name, a in tensors.items():
+        if not isinstance(a, np.ndarray):
+            raise InputError(f"tensors[{name!r}]: expected a numpy array")
+    return shape_bytes((a.size for a in tensors.values()),
+                       ((q.codes.size, q.bits, q.groups) for q in quantized.values()))
+
+
+__all__ = ["accounted_bytes", "shape_bytes"]
