@@ -16,7 +16,7 @@ rounds; each design's gradients are first compared with qdaed's. The designs:
   Needs threadpoolctl (skipped without it).
 - ``fastmath cells``: qdaed's own cell kernels (and the σ / tanh / exp helpers they call)
   compiled with Numba's fastmath, swapped into qdaed's step: what giving up IEEE semantics in
-  the cells would buy (qdaed keeps fastmath off, DESIGN 4).
+  the cells would buy (qdaed keeps fastmath off, docs/design/conventions.md).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/lstm_designs.py
 

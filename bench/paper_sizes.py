@@ -1,4 +1,4 @@
-"""Model sizes (DESIGN 2.7) at the ``paper`` preset's shapes, without training anything.
+"""Model sizes (docs/method/size.md) at the ``paper`` preset's shapes, without training anything.
 
 Builds the paper preset's ResNet-50 teacher and 2-layer, 512-unit LSTM student, quantizes the
 student's weight matrices as the pipeline does (``QuantSpec``: every weight matrix, per-row

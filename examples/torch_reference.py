@@ -23,7 +23,7 @@ What each op uses:
   ``load_state_dict(strict=True)``), ``adam`` (torch.optim.Adam, its state set to the
   exported moments for a later step), and the composites ``quantized_distillation_step``
   (torch.nn.utils.clip_grad_norm_, torch.optim.Adam) and ``detector``.
-* Formulas written here, because torch has no op for them (DESIGN 2.5 and 2.1 and
+* Formulas written here, because torch has no op for them (docs/method/quantization.md and docs/method/lfbe.md and
   qdaed.nn.quant's docstring): the min-max and symmetric k-bit quantizer (codes, α, β,
   dequantized values; torch's fake_quantize uses an integer zero point and a different grid),
   the bit packing of the codes, the straight-through gradient (as the usual
@@ -226,7 +226,7 @@ def _f32_up(x):
 
 
 def quantize(w, bits, group, rounding="nearest", symmetric=False, u=None):
-    """(codes int64, alpha float64, beta float64, dequantized in w's dtype), DESIGN 2.5.
+    """(codes int64, alpha float64, beta float64, dequantized in w's dtype), docs/method/quantization.md.
 
     Groups of d consecutive flat values (tensor: d = n; row: d = n / rows); asymmetric
     β = min rounded down to float32, α = max − β rounded up to float32; symmetric step
@@ -330,7 +330,7 @@ def window(name, length):
 
 
 def lfbe(x, o):
-    """Kaldi-style log mel filterbank energies, float64 inside, float32 out (DESIGN 2.1)."""
+    """Kaldi-style log mel filterbank energies, float64 inside, float32 out (docs/method/lfbe.md)."""
     unsupported = {"snip_edges": True, "mel_scale": "htk", "mel_norm": None, "dither": 0.0,
                    "use_power": True, "use_log": True}
     for k, v in unsupported.items():

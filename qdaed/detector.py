@@ -5,7 +5,7 @@ fitted on the training split, the equal-length policy (``frames``), the LFBE opt
 class names, the per-class decision thresholds (chosen at the validation EER point) and, for a
 quantized model, the k-bit codes of every quantized tensor. It is what a model file holds.
 
-Size accounting (DESIGN 2.7) — what a device must store: every float tensor needed for
+Size accounting (docs/method/size.md) — what a device must store: every float tensor needed for
 inference (parameters, for the ResNet its BN running statistics, and the per-bin
 normalisation mean and standard deviation, 2F values) at 4 bytes per value; each quantized
 tensor at ceil(n·k/8) bytes of packed codes plus 8 bytes (float32 α, β) per group.
@@ -76,7 +76,7 @@ class Detector:
         return int(sum(p.size for p in self.model.params.values()))
 
     def accounted_bytes(self) -> int:
-        """Bytes a device must store (DESIGN 2.7); see the module docstring."""
+        """Bytes a device must store (docs/method/size.md); see the module docstring."""
         return accounted_bytes(self._float_tensors(), self.quantized)
 
     def _float_tensors(self):

@@ -1,4 +1,4 @@
-"""Detection metrics of DESIGN 2.8: per-class ROC AUC, equal error rate, average precision.
+"""Detection metrics of docs/method/metrics.md: per-class ROC AUC, equal error rate, average precision.
 
 Every metric takes the scores of one class s (N) — any real numbers, larger meaning "more
 likely present" — and binary labels y (N) in {0, 1}; P positives, N₀ = N − P negatives.

@@ -19,11 +19,11 @@ def rng_from(seed):
     return np.random.default_rng(seed)
 
 
-# Losses (DESIGN 2.4): temperature T > 0 and weight λ ∈ [0, 1], end points included.
+# Losses (docs/method/losses.md): temperature T > 0 and weight λ ∈ [0, 1], end points included.
 temperatures = st.floats(0.25, 20.0)
 lams = st.floats(0.0, 1.0)
 
-# Quantizer (DESIGN 2.5): every bit width, every grouping (buckets of 1 and buckets longer
+# Quantizer (docs/method/quantization.md): every bit width, every grouping (buckets of 1 and buckets longer
 # than the tensor included), tensors of 1 to 3 dimensions with sizes from 1.
 quant_bits = st.integers(1, 16)
 quant_groups = st.one_of(st.sampled_from(["tensor", "row"]), st.integers(1, 9))
@@ -49,5 +49,5 @@ def conv_cases(draw):
             draw(conv_strides), pad)
 
 
-# Student (DESIGN 2.2): every temporal pooling mode.
+# Student (docs/method/lstm.md): every temporal pooling mode.
 pool_modes = st.sampled_from(("mean", "last", "max"))

@@ -82,7 +82,7 @@ def _run(args):
           + ", ".join(f"{t:.4f}" for t in det.thresholds))
     print(f"parameters   {det.num_parameters():,}")
     acc = det.accounted_bytes()
-    print(f"bytes        {acc:,} accounted (DESIGN 2.7: what a device stores, normalisation "
+    print(f"bytes        {acc:,} accounted (docs/method/size.md: what a device stores, normalisation "
           f"included)")
     overhead = 8 + table_len
     data = size - overhead

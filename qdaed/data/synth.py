@@ -1,4 +1,4 @@
-"""The embedded synthetic AED corpus: qdaed's default data (DESIGN 5).
+"""The embedded synthetic AED corpus: qdaed's default data (docs/design/data.md).
 
 Each clip is a background plus 0–3 *target* events (dog, baby_cry, gunshot) and 0–3
 *distractor* events (door_slam, meow, clap, whistle), every one drawn with random parameters

@@ -18,7 +18,7 @@ W holds M triangular filters equally spaced on the mel scale between low_freq an
 own, evaluated at the FFT bin centres k·r/N for k < N/2 as Kaldi does; the Nyquist bin gets no
 weight). Output shape (T, M), float32; the arithmetic inside is float64.
 
-Defaults are qdaed's choices (DESIGN 2.1; the paper does not give its LFBE settings): 16 kHz,
+Defaults are qdaed's choices (docs/method/lfbe.md; the paper does not give its LFBE settings): 16 kHz,
 25 ms / 10 ms, snip edges, DC removal, pre-emphasis 0.97, Povey window, 512-point FFT, 64 HTK
 mel bins over 20–8000 Hz, natural log floored at float32 eps, no dither, samples in [−1, 1].
 Every one is a keyword option of :func:`lfbe` (see :class:`LfbeOptions`).
@@ -66,7 +66,7 @@ INT16_SCALE = 32768.0
 
 @dataclasses.dataclass(frozen=True)
 class LfbeOptions:
-    """Every choice of the LFBE front end; the defaults are qdaed's (DESIGN 2.1).
+    """Every choice of the LFBE front end; the defaults are qdaed's (docs/method/lfbe.md).
 
     frame_length_ms, frame_shift_ms: frame length and hop in milliseconds (25, 10).
     snip_edges: True keeps only frames that fit in the signal (Kaldi default); False uses

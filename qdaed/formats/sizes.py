@@ -1,4 +1,4 @@
-"""The one size sum: bytes a device must store for a model (DESIGN 2.7).
+"""The one size sum: bytes a device must store for a model (docs/method/size.md).
 
 Every float tensor needed for inference at 4 bytes per value, each k-bit tensor at
 ceil(n·k/8) bytes of packed codes plus 8 bytes (float32 α, β) per group

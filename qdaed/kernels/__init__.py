@@ -1,7 +1,7 @@
 """Private Numba kernels: plain loops on contiguous arrays, one job each, no Python objects.
 
 Every kernel is compiled through :func:`kernel`, so the Numba options live in one place:
-on-disk cache on (start-up), fastmath off (results reproducible and auditable, DESIGN 4).
+on-disk cache on (start-up), fastmath off (results reproducible and auditable, docs/design/conventions.md).
 Public callers live in ``qdaed.nn`` (and ``qdaed.integer`` for the integer student); they
 validate shapes and dtypes before calling in here.
 """

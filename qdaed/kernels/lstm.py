@@ -1,4 +1,4 @@
-"""Fused element-wise work of one LSTM time step (DESIGN 2.2), forward and backward.
+"""Fused element-wise work of one LSTM time step (docs/method/lstm.md), forward and backward.
 
 The matrix products stay in BLAS (``qdaed.nn.lstm``): the input projection of every time step
 before the recurrence, the recurrent product ``W_hh h_{t-1}ᵀ`` / ``W_hhᵀ da_tᵀ`` per step, and the

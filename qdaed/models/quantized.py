@@ -1,6 +1,6 @@
 """k-bit weights in a model: which tensors are quantized, and the one way to run with them.
 
-:class:`QuantSpec` names the quantized tensors and the quantizer's options (DESIGN 2.5);
+:class:`QuantSpec` names the quantized tensors and the quantizer's options (docs/method/quantization.md);
 :func:`quantized_weights` is the single way a model runs on Q_k(w) — a training step of
 quantized distillation or quantization-aware training, the validation of such a step, and
 post-training quantization — with the full-precision weights restored afterwards (even when
@@ -19,7 +19,7 @@ from qdaed.nn.quant import quantize
 
 @dataclass(frozen=True)
 class QuantSpec:
-    """Which tensors are quantized during training and deployment, and how (DESIGN 2.5).
+    """Which tensors are quantized during training and deployment, and how (docs/method/quantization.md).
 
     Default: every weight matrix (``weight``, ``weight_ih_l0``, … with 2+ dimensions); biases stay
     float32 and are counted as such. ``rounding="stochastic"`` draws its uniform numbers from

@@ -1,6 +1,6 @@
 """The teacher: ResNet-18/34/50 (He et al. 2016) on a one-channel T × F log-mel input.
 
-Architecture (torchvision's v1.5 ResNet, DESIGN 2.3), for input x (B, in_channels, T, F):
+Architecture (torchvision's v1.5 ResNet, docs/method/resnet.md), for input x (B, in_channels, T, F):
 
     stem     conv1 7×7/2 (w) → bn1 → ReLU → max-pool 3×3/2 (padding 1)
     layer1   n₁ blocks, w·e output channels, stride 1

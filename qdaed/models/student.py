@@ -1,4 +1,4 @@
-"""The student: a shallow LSTM with a pooled linear head (DESIGN 2.2).
+"""The student: a shallow LSTM with a pooled linear head (docs/method/lstm.md).
 
     y = LSTM(x)                  x (B, T, I) → y (B, T, H), top layer's h_1..h_T
     p = pool_t(y)                (B, H);  mean (default), last or max over time

@@ -1,4 +1,4 @@
-"""Multi-label losses of DESIGN 2.4: sigmoid cross-entropy on hard labels, the soft-target
+"""Multi-label losses of docs/method/losses.md: sigmoid cross-entropy on hard labels, the soft-target
 cross-entropy with temperature T, and the distillation loss that mixes them.
 
 Notation: logits z (B, C) for B clips and C classes, σ the logistic sigmoid, and the
@@ -13,7 +13,7 @@ element-wise binary cross-entropy between a target p ∈ [0, 1] and σ(z)
     ∂L_hard/∂z_s = (σ(z_s) − y) / (BC)
     ∂L_soft/∂z_s = (σ(z_s / T) − q) / (T·BC)
 
-The teacher is frozen (DESIGN 2.6: its logits are computed once and cached), so no
+The teacher is frozen (docs/method/schedules.md: its logits are computed once and cached), so no
 gradient with respect to z_t is formed. Each loss is a ``*_forward(...) -> (loss, cache)`` /
 ``*_backward(cache, dloss) -> dz`` pair; ``distillation_loss`` is the one call training uses.
 Losses are returned as Python floats (accumulated in float64), gradients in the logits' dtype.
@@ -21,7 +21,7 @@ At the end of the module, set apart: ``softmax_distillation_loss``, the single-l
 form of distillation, an option for teaching that qdaed's multi-label pipeline does not use.
 
 The loss form, the mean over B·C and the T² weight are qdaed's reading of the paper, which
-gives none of them (DESIGN 10); T and λ are options of every training command.
+gives none of them (docs/design/choices.md); T and λ are options of every training command.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def distillation_loss(z_student, z_teacher, y, temperature, lam):
     z_student: z_s (B, C) float32/float64; z_teacher: z_t (B, C) of the same dtype, or None;
     y: hard targets (B_l, C) in [0, 1], same dtype; temperature: T > 0; lam: λ ∈ [0, 1].
     With z_teacher None or λ = 0 the result is the hard loss alone, L = L_hard (the baseline
-    student of DESIGN 2.6). T² keeps the soft gradient's scale independent of T for large T
+    student of docs/method/schedules.md). T² keeps the soft gradient's scale independent of T for large T
     (Hinton et al. 2015: (σ(a/T) − σ(b/T))·T → (a − b)/4); dropping it is a known bug.
 
     Transfer rows (an unlabelled transfer set, Hinton et al. 2015 §2; Buciluǎ et al. 2006):

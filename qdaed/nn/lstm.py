@@ -1,4 +1,4 @@
-"""Multi-layer LSTM, PyTorch's ``nn.LSTM(batch_first=True)`` layout and gate order (DESIGN 2.2).
+"""Multi-layer LSTM, PyTorch's ``nn.LSTM(batch_first=True)`` layout and gate order (docs/method/lstm.md).
 
 Parameters of layer l (I_0 = input size, I_l = H above):
 

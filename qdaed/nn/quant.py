@@ -1,4 +1,4 @@
-"""The k-bit uniform quantizer of DESIGN 2.5 and its straight-through gradient.
+"""The k-bit uniform quantizer of docs/method/quantization.md and its straight-through gradient.
 
 Min–max (asymmetric, the default; Polino et al. 2018), for each group of values v:
 
@@ -15,7 +15,7 @@ Rounding: ``"nearest"`` rounds half to even (``np.rint``, as PyTorch's fake quan
 ``"stochastic"`` takes floor(x + u), u ~ U[0, 1) drawn from the ``rng`` passed in, so that
 E[Q(v)] = v (unbiased).
 
-Stored parameters. A quantized model stores, per group, α and β as float32 (DESIGN 2.7), and
+Stored parameters. A quantized model stores, per group, α and β as float32 (docs/method/size.md), and
 qdaed quantizes with exactly the stored values, so that a tensor restored from its bytes
 dequantizes bit for bit as the one in memory. To keep the bound |Q(v) − v| ≤ α/(2s) with
 float32 parameters (and float64 inputs), β is min(v) rounded down to float32 and α is
@@ -58,7 +58,7 @@ the tensor itself and covers every value, so the mask would be all ones and the 
 differ when torch's range does not cover the tensor (observer statistics from other batches,
 fixed qparams, or a zero point whose rounding shifts the range past min or max).
 
-Bytes (DESIGN 2.7): :func:`tensor_bytes` is the one place the size of a stored tensor is
+Bytes (docs/method/size.md): :func:`tensor_bytes` is the one place the size of a stored tensor is
 defined — a float32 tensor at 4 bytes per value, a k-bit one at ceil(n·k/8) packed code bytes
 + 8 bytes (α, β as float32) per group, for every k in 1..16 (see ``qdaed.kernels.quant`` for
 the bit order of ``packed()``). ``QuantizedTensor.nbytes``, the model file (whose tensor data
@@ -83,7 +83,7 @@ MAX_ABS = 1e38
 
 
 def tensor_bytes(n, bits=None, groups=0):
-    """Bytes a device stores for one tensor of ``n`` values (DESIGN 2.7):
+    """Bytes a device stores for one tensor of ``n`` values (docs/method/size.md):
 
         float32 (bits None):   4·n
         k-bit (bits = k):      ceil(n·k/8) packed code bytes + 8·groups (float32 α, β per group)
@@ -323,7 +323,7 @@ def ste_backward(dq, qt):
     """Straight-through estimator: ∂L/∂w := ∂L/∂Q(w), i.e. dw = dq (a copy).
 
     dq: gradient with respect to the dequantized tensor, shape ``qt.shape``. The identity is
-    not the derivative of Q (zero almost everywhere); it is the estimator of DESIGN 2.5. No
+    not the derivative of Q (zero almost everywhere); it is the estimator of docs/method/quantization.md. No
     mask is applied because qdaed's grid covers every value of the tensor (module docstring
     contrasts PyTorch's clipped fake-quantization backward).
     """

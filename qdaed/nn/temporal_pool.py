@@ -1,4 +1,4 @@
-"""Pooling over time, (B, T, H) → (B, H): the student's clip-level summary (DESIGN 2.2).
+"""Pooling over time, (B, T, H) → (B, H): the student's clip-level summary (docs/method/lstm.md).
 
 Modes (``MODES``):
     mean  p_b = (1/T) Σ_t x_{b,t}                 (the default)

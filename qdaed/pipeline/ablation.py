@@ -1,4 +1,4 @@
-"""The ablation behind ``qdaed ablate``: when does distillation help? (issue 9, DESIGN 6)
+"""The ablation behind ``qdaed ablate``: when does distillation help? (issue 9, docs/guides/ablation.md)
 
 Cells: {baseline student; distillation as in the paper (cached logits on the training clips,
 T = 2, λ = 0.5); distillation with a recipe (default ``transfer``)} × {clean labels; noisy

@@ -120,7 +120,7 @@ class FeaturesConfig:
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    """ResNet teacher: depth (18, 34, 50) and stem width (DESIGN 2.3); ``pretrain_clips`` > 0
+    """ResNet teacher: depth (18, 34, 50) and stem width (docs/method/resnet.md); ``pretrain_clips`` > 0
     pretrains it on that many clips of the synthetic corpus (v2, through the run's own front
     end and normalisation, cut or looped to the run's clip length) for ``pretrain_epochs``
     epochs before its training on the run's data (0: no pretraining)."""
@@ -142,7 +142,7 @@ class TeacherConfig:
 
 @dataclass(frozen=True)
 class StudentConfig:
-    """LSTM student (DESIGN 2.2)."""
+    """LSTM student (docs/method/lstm.md)."""
 
     hidden_size: int = 32
     num_layers: int = 1
@@ -156,7 +156,7 @@ class StudentConfig:
 
 @dataclass(frozen=True)
 class QuantConfig:
-    """k-bit quantization of the qd, ptq and qat models (DESIGN 2.5): the bit widths, and one
+    """k-bit quantization of the qd, ptq and qat models (docs/method/quantization.md): the bit widths, and one
     :class:`~qdaed.train.loop.QuantSpec` per width (``spec(k)``); ``seed`` seeds stochastic
     rounding."""
 

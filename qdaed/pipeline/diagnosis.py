@@ -65,7 +65,7 @@ def calibration(z, y):
 
 
 def gradient_scales(z_student, z_teacher, y, temperature, lam):
-    """Frobenius norms of the two terms of ∂L/∂z_s (DESIGN 2.4)."""
+    """Frobenius norms of the two terms of ∂L/∂z_s (docs/method/losses.md)."""
     _, hc = losses.hard_forward(z_student, y)
     _, sc = losses.soft_forward(z_student, z_teacher, temperature)
     hard = losses.hard_backward(hc, 1.0 - lam)

@@ -209,7 +209,7 @@ def write_size(out, results):
         ax.errorbar([x], [mean], yerr=[[half], [half]] if half > 0 else None, fmt=marker,
                     color=colour, capsize=3, ms=6, label=name)
     ax.set_xscale("log")
-    ax.set_xlabel("accounted size (bytes a device stores, log scale)")
+    ax.set_xlabel("accounted size (bytes a device stores, log scale; docs/method/size.md)")
     ax.set_ylabel("mean EER over classes (%)")
     seeds = max((p[5] for p in points), default=1)
     what = (f"mean over {seeds} seeds, bars: 95% t-interval over seeds" if seeds > 1

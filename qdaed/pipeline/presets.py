@@ -2,7 +2,7 @@
 
     tiny   CI smoke test: a few dozen 1 s synthetic clips, tiny networks, 1–2 epochs.
     demo   the default: synthetic corpus (3,000 clips of 3 s), a ResNet-18 teacher (narrow)
-           clearly stronger than a small LSTM student, every schedule of DESIGN 2.6, minutes on
+           clearly stronger than a small LSTM student, every schedule of docs/method/schedules.md, minutes on
            2 cores.
     real   the demo's networks and schedules on real recordings: the shipped manifest
            ``real_corpus_transfer`` (1,597 clips of UrbanSound8K, donateacry-corpus and
@@ -17,7 +17,7 @@
            2% of the teacher), 64-bin LFBE of 10 s clips. Hours on a CPU (see README).
 
 The LSTM size, LFBE settings, loss form, temperature, λ and bit widths are *our* choices: the
-paper's text does not give them (DESIGN 10).
+paper's text does not give them (docs/design/choices.md).
 """
 
 from __future__ import annotations

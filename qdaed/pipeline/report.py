@@ -269,7 +269,7 @@ def results_markdown(results):
     seeds = results["config"]["seeds"]
     lines = [f"# qdaed pipeline — preset `{results['preset']}`", "",
              f"Test-split metrics; {seeds} seed(s){' (mean ± std)' if seeds > 1 else ''}. "
-             "EER and AUC per class; sizes per DESIGN 2.7 (float32 tensors at 4 bytes; "
+             "EER and AUC per class; sizes per docs/method/size.md (float32 tensors at 4 bytes; "
              "k-bit tensors as packed codes + 8 bytes per group)."]
     data = results["config"].get("data", {})
     if data.get("source", "synth") == "synth" and data.get("corpus") == "v2":

@@ -1,4 +1,4 @@
-"""``qdaed pipeline``: the paper's experiment end to end (DESIGN 2.6–2.8).
+"""``qdaed pipeline``: the paper's experiment end to end (docs/method/schedules.md).
 
 For each seed: teacher → baseline student → distilled student → for each k: qd-{k}bit,
 ptq-{k}bit, qat-{k}bit. Each finished model is written as a model file at once; each

@@ -1,6 +1,6 @@
 """The stages of one seed, and the one place where a finished stage is reused (``--resume``).
 
-Stages, in order (DESIGN 2.6): teacher (and its soft targets) → student → distilled
+Stages, in order (docs/method/schedules.md): teacher (and its soft targets) → student → distilled
 (→ distilled-{recipe} for ``extra_recipes``) → for each k: qd-{k}bit, ptq-{k}bit, qat-{k}bit.
 :meth:`SeedStages.stage` runs one: when its model file exists it is reused only if the file's
 header names this stage, this seed and this run's configuration (the SHA-256 of config.json's

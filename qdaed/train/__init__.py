@@ -1,2 +1,2 @@
 """Training machinery: optimisers, learning-rate schedules and gradient clipping
-(:mod:`qdaed.train.optim`), batching, the training loop and the schedules of DESIGN 2.6."""
+(:mod:`qdaed.train.optim`), batching, the training loop and the schedules of docs/method/schedules.md."""

@@ -1,4 +1,4 @@
-"""One training loop for every schedule of DESIGN 2.6.
+"""One training loop for every schedule of docs/method/schedules.md.
 
 Each step: a seeded mini-batch → forward → loss (hard, or distillation against cached teacher
 logits) → hand-written backward → global-norm clipping → optimiser update. With ``quant`` set,
@@ -68,7 +68,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class Distillation:
-    """The soft term of a training run (DESIGN 2.4): L = (1 − λ) L_hard + λ T² L_soft with
+    """The soft term of a training run (docs/method/losses.md): L = (1 − λ) L_hard + λ T² L_soft with
     q = σ(z_t / T), the teacher's logits z_t from
 
       teacher_logits  (N_train, C) cached logits, one row per training clip, or

@@ -1,4 +1,4 @@
-"""Distillation recipes: how the student gets its soft targets (DESIGN 2.6, issue 9).
+"""Distillation recipes: how the student gets its soft targets (docs/method/schedules.md, issue 9).
 
 A recipe is a :class:`DistillSpec`, built and validated once from the run configuration's
 ``distill`` section (``--recipe``, ``--temperature``, ``--lam``). Its fields are orthogonal:
@@ -23,7 +23,7 @@ Named recipes (``--recipe``):
     paper       cached targets on the training clips, T = 2, λ = 0.5 (what qdaed did before)
     transfer    cached targets + the transfer set, T = 1, λ = 0.9: the values EfficientAT
                 (Schmid et al. 2023) uses for sigmoid distillation on AudioSet; σ(z/T) with
-                T > 1 pulls every multi-label target toward 0.5 (DESIGN 2.4)
+                T > 1 pulls every multi-label target toward 0.5 (docs/method/losses.md)
     oof         out-of-fold targets (4 folds), T = 1, λ = 0.9; no transfer set, so it suits
                 manifests without ``unlabeled`` rows (with ``transfer`` set, the fold
                 teachers' mean logit scores the transfer clips)

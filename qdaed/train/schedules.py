@@ -1,4 +1,4 @@
-"""The training schedules of DESIGN 2.6, each a function usable from Python.
+"""The training schedules of docs/method/schedules.md, each a function usable from Python.
 
     teacher                 ResNet on hard labels
     student                 the same LSTM student architecture, hard labels only (baseline)

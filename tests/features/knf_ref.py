@@ -58,6 +58,6 @@ def knf_fbank(waveform, sample_rate=16000, **options):
 
 
 def p999(a, b):
-    """99.9th percentile of |a - b| (the acceptance figure of DESIGN 2.1)."""
+    """99.9th percentile of |a - b| (the acceptance figure of docs/method/lfbe.md)."""
     assert a.shape == b.shape, (a.shape, b.shape)
     return float(np.percentile(np.abs(a.astype(np.float64) - b), 99.9))

@@ -14,7 +14,7 @@ from qdaed.features.fbank import FLOAT32_EPS, hz_to_mel, mel_filterbank, mel_to_
 from tests.naive import kaldi_fbank as naive_kaldi_fbank
 
 REAL = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "real_audio")
-TOL = 1e-3  # DESIGN 2.1: 99.9th percentile of |difference| in the log domain
+TOL = 1e-3  # docs/method/lfbe.md: 99.9th percentile of |difference| in the log domain
 
 
 def real_files():

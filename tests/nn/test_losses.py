@@ -1,6 +1,6 @@
 """Tests of qdaed.nn.losses: gradients, closed forms, the T² factor, extreme logits, bad input.
 
-Expected values are written here from the formulas of DESIGN 2.4 with plain NumPy, never with
+Expected values are written here from the formulas of docs/method/losses.md with plain NumPy, never with
 the functions under test.
 """
 

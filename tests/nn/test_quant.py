@@ -1,4 +1,4 @@
-"""Tests of qdaed.nn.quant (DESIGN 2.5, 2.7): quantizer properties, an independent NumPy
+"""Tests of qdaed.nn.quant (docs/method/quantization.md, size.md): quantizer properties, an independent NumPy
 reference, bit packing, stochastic rounding, PyTorch's fake quantization, bad input."""
 
 import math

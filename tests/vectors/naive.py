@@ -1,7 +1,7 @@
 """Obvious float64 NumPy references for the golden cases that need no deep-learning framework.
 
 Each function takes a case's spec (case.json) and its inputs and returns every output, written
-from the equations of DESIGN 2 with plain loops where a loop is the clearest statement; none
+from the equations of docs/method/index.md with plain loops where a loop is the clearest statement; none
 calls qdaed. The LSTM, the networks, the quantized-distillation step and the detector are left
 to PyTorch (``examples/torch_reference.py``, the conformance test).
 """
@@ -75,7 +75,7 @@ def loss_distillation(spec, i):
 
 
 def quantize(spec, i):
-    """DESIGN 2.5 group by group, with qdaed.nn.quant's float32 rules for α, β and the
+    """docs/method/quantization.md group by group, with qdaed.nn.quant's float32 rules for α, β and the
     symmetric step (24 − k significant bits)."""
     o = spec["options"]
     k, group, sym = o["bits"], o["group"], o["symmetric"]

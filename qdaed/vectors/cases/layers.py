@@ -40,7 +40,7 @@ def _lstm(b, batch, steps, inputs, hidden, layers):
     p = {}
     bound = 1.0 / np.sqrt(hidden)
     for name, shape in lstm.parameter_shapes(inputs, hidden, layers).items():
-        # Both biases random and different (DESIGN 10: bias bugs hide behind zero biases).
+        # Both biases random and different (docs/design/choices.md: bias bugs hide behind zero biases).
         p[name] = b.input(name, b.uniform(-2 * bound, 2 * bound, *shape))
     h0 = b.input("h0", b.normal(layers, batch, hidden, scale=0.5))
     c0 = b.input("c0", b.normal(layers, batch, hidden, scale=0.5))

@@ -1,4 +1,4 @@
-"""Golden cases of the LFBE front end (DESIGN 2.1, ``qdaed.features.fbank``).
+"""Golden cases of the LFBE front end (docs/method/lfbe.md, ``qdaed.features.fbank``).
 
 Input ``waveform``: mono samples at 16 kHz as floats in [−1, 1] (the export dtype); options:
 every field of ``LfbeOptions`` written out, plus ``sample_rate``. Output ``lfbe`` (T, 64) float32

@@ -1,4 +1,4 @@
-"""Golden cases of the multi-label losses (DESIGN 2.4, ``qdaed.nn.losses``).
+"""Golden cases of the multi-label losses (docs/method/losses.md, ``qdaed.nn.losses``).
 
     L_hard = mean BCE(y, σ(z_s)),   L_soft = mean BCE(σ(z_t/T), σ(z_s/T))
     L      = (1 − λ) L_hard + λ T² L_soft,   means over B·C

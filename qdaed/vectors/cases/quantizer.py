@@ -1,4 +1,4 @@
-"""Golden cases of the k-bit quantizer and its straight-through gradient (DESIGN 2.5,
+"""Golden cases of the k-bit quantizer and its straight-through gradient (docs/method/quantization.md,
 ``qdaed.nn.quant``; the exact float32 rules for α, β and the symmetric step are in that
 module's docstring).
 

@@ -1,5 +1,5 @@
 """Golden cases of training steps: Adam (``qdaed.train.optim``, torch.optim.Adam semantics) and
-one quantized-distillation step (DESIGN 2.6.4, Polino et al. Alg. 1) on a small StudentLSTM.
+one quantized-distillation step (docs/method/schedules.md, Polino et al. Alg. 1) on a small StudentLSTM.
 
 The quantized-distillation step is the sequence ``qdaed.train.loop.fit`` runs for each
 mini-batch when quantization is on, written out with the public functions:
