@@ -30,7 +30,7 @@ LAYERS = {
     7: ["qdaed.formats"],
     8: ["qdaed.streaming"],
     9: ["qdaed.detector"],
-    10: ["qdaed.train"],
+    10: ["qdaed.train", "qdaed.evaluation"],
     11: ["qdaed.pipeline", "qdaed.vectors"],
     12: ["qdaed.commands"],
     13: ["qdaed.cli"],

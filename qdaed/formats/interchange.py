@@ -47,15 +47,14 @@ from qdaed.errors import InputError, ModelFileError
 from qdaed.io.atomic import atomic_write_bytes
 from qdaed.io.modelfile import MAX_CHECKPOINT_HEADER_BYTES, open_file, read_table
 from qdaed.models import ResNet, StudentLSTM
+from qdaed.models.quantized import dequantized_state
 from qdaed.models.registry import architecture_of
 from qdaed.models.resnet import STAGES
 
 
 def torch_state_dict(det):
     """{name: float32 array}: the network's state_dict, k-bit tensors dequantized."""
-    state = det.model.state_dict()
-    for name, q in det.quantized.items():
-        state[name] = q.dequantize(np.float32)
+    state = dequantized_state(det.model.state_dict(), det.quantized, np.float32)
     return {n: np.ascontiguousarray(v, dtype=np.float32) for n, v in state.items()}
 
 

@@ -40,6 +40,7 @@ import numpy as np
 from qdaed.detector import Detector
 from qdaed.errors import InputError
 from qdaed.io.atomic import atomic_write_text
+from qdaed.io.strictjson import read_json_file
 from qdaed.metrics import compute_metrics
 from qdaed.models.predict import predict_logits
 from qdaed.nn import losses
@@ -101,7 +102,7 @@ def diagnose(run_dir):
         raise InputError(f"{run}: not a finished qdaed pipeline run (needs results.json and "
                          f"arrays/)")
     cfg = read_config(run / "config.json")
-    results = json.loads((run / "results.json").read_text())
+    results = read_json_file(run / "results.json", allow_nan=True)
     a = {p.stem: np.load(p, allow_pickle=False) for p in (run / "arrays").glob("*.npy")}
     seed0 = cfg.seed
     teacher = Detector.load(run / "models" / f"seed{seed0}" / "teacher.safetensors")
@@ -146,7 +147,7 @@ def diagnose(run_dir):
         for name in ("student", "distilled", *[f"distilled-{r}" for r in cfg.extra_recipes]):
             hp = run / "models" / f"seed{seed}" / f"{name}.history.json"
             if hp.is_file():
-                h = json.loads(hp.read_text())
+                h = read_json_file(hp, allow_nan=True)
                 stops.append({"seed": seed, "model": name, "best_epoch": h["best_epoch"] + 1,
                               "epochs_run": len(h["val_mean_eer"]),
                               "val_eer_best": min(h["val_mean_eer"]),
@@ -176,7 +177,7 @@ def validation_comparisons(run, cfg):
     for seed in cfg.seed_list:
         for p in (run / "models" / f"seed{seed}").glob("*.history.json"):
             name = p.name[:-len(".history.json")]
-            val.setdefault(name, {})[seed] = min(json.loads(p.read_text())["val_mean_eer"])
+            val.setdefault(name, {})[seed] = min(read_json_file(p, allow_nan=True)["val_mean_eer"])
     pairs = [("distilled", "student")]
     for k in cfg.quant.bits:
         pairs += [(f"qd-{k}bit", "distilled"), (f"qat-{k}bit", f"qd-{k}bit")]

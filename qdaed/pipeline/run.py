@@ -42,6 +42,7 @@ from qdaed.detector import Detector
 from qdaed.errors import DataError, InputError, QdaedError
 from qdaed.features.prepare import Normalizer, fix_length
 from qdaed.io.atomic import atomic_write_text
+from qdaed.io.strictjson import read_json_file
 from qdaed.pipeline import eventeval, report
 from qdaed.pipeline.config import DataConfig, RunConfig, read_config_dict
 from qdaed.pipeline.executor import ExecutorSpec, JobRunner
@@ -367,7 +368,7 @@ def _select_distillation(cfg, spec, out, log, resume):
         return chosen
     path = out / "arrays" / "distill_selection.json"
     if path.exists():
-        return json.loads(path.read_text())
+        return read_json_file(path, allow_nan=True)
     stages = SeedStages(cfg, spec, cfg.seed, out, log, resume, [None])
     table = []
     for t, lam in spec.grid:

@@ -24,7 +24,7 @@ import numpy as np
 
 from qdaed.errors import InputError
 from qdaed.models import ResNet, StudentLSTM
-from qdaed.models.quantized import QuantSpec, dequantized_state
+from qdaed.models.quantized import QuantSpec, deploy_quantized
 from qdaed.train.loop import fit
 from qdaed.models.predict import predict_logits
 
@@ -123,13 +123,6 @@ def out_of_fold_teacher_logits(split, arch, cfg, folds, x_transfer=None, fold_fi
     return z, None if z_u is None else z_u.astype(np.float32), fold
 
 
-def deploy_quantized(model, spec):
-    """Replace every quantized tensor by Q_k(w); return {name: QuantizedTensor}."""
-    qt = spec.quantize(model.params)
-    model.load_state_dict(dequantized_state(model.state_dict(), qt))
-    return qt
-
-
 def quantized_distillation(distilled, split, cfg, distill, spec, **fit_kw):
     """qd-{k}bit: start from ``distilled`` (copied), train with k-bit weights (``spec``) and the
     STE on the distillation loss of ``distill``, deploy Q_k(w). Returns (model, history,
@@ -155,4 +148,4 @@ def quantization_aware_training(student, split, cfg, spec, **fit_kw):
 __all__ = ["Split", "QuantSpec", "train_teacher", "train_student", "teacher_logits",
            "train_distilled", "fold_assignment", "out_of_fold_teacher_logits",
            "quantized_distillation", "post_training_quantization",
-           "quantization_aware_training", "deploy_quantized"]
+           "quantization_aware_training"]
