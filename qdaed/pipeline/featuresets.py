@@ -47,7 +47,7 @@ from qdaed.features.fbank import LfbeOptions, lfbe, num_frames
 from qdaed.train.dataset import FeatureSet
 from qdaed.features.prepare import fix_length
 from qdaed.features.store import extract_features, load_features
-from qdaed.pipeline.executor import available_cores, pin_threads
+from qdaed.pipeline.threads import available_cores, pin_threads
 from qdaed.validate import check_float, check_int
 
 
