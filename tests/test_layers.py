@@ -150,3 +150,13 @@ def test_the_rule_catches_an_upward_import(tmp_path):
     assert _unit("qdaed.io.modelfile") == (2, "qdaed.io")
     assert _unit("qdaed.detector")[0] > _unit("qdaed.formats.header")[0]
     assert _unit("qdaed")[0] == max(LAYERS)
+
+
+def test_no_command_imports_another_command():
+    """Commands share code through qdaed.commands.options and the library, not each other."""
+    shared = {"qdaed.commands", "qdaed.commands.options"}
+    found = [f"{module} imports {target}" for module, path in ALL
+             if module.startswith("qdaed.commands.") and module not in shared
+             for _, target, _ in _imports(module, path)
+             if target.startswith("qdaed.commands") and target not in shared]
+    assert found == []

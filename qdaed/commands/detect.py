@@ -23,10 +23,11 @@ import sys
 
 from tqdm import tqdm
 
+from qdaed.commands.options import EVENT_OPTIONS, check_event_options, common
 from qdaed.data.audiofiles import find_audio
 from qdaed.data.rates import SAMPLE_RATE
 from qdaed.detector import Detector
-from qdaed.errors import DataError, InputError
+from qdaed.errors import DataError
 from qdaed.events import EventOptions, scan_events, window_edges
 from qdaed.io.atomic import atomic_write_text
 from qdaed.io.paths import check_output_dir, check_output_file, display_path
@@ -58,25 +59,16 @@ def register(sub):
                     "any depth. A summary line on stderr ends the run: files scored, files "
                     "skipped with their reasons. Exit status 0: every file scored; 3: some "
                     "files or folders could not be read (reported, the others scored); 2: "
-                    "none could, or a usage or model-file error.")
+                    "none could, or a usage or model-file error.",
+        # --jobs 1: one process unless asked (a few files do not pay for starting workers)
+        parents=[common("jobs", "expect-sha256", *EVENT_OPTIONS, jobs=1)])
     p.add_argument("model", help="model file (qdaed pipeline, qdaed import)")
     p.add_argument("audio", nargs="+",
                    help="audio files (wav, flac, ogg, ...) or folders: every .wav, .flac and "
                         ".ogg file under a folder, at any depth, in sorted order")
-    p.add_argument("--hop", type=float, metavar="SECONDS",
-                   help="window hop in seconds (default: half the model's window)")
     p.add_argument("--events", action="store_true",
                    help="time-stamped events from the window scores and the stored thresholds")
-    p.add_argument("--median", type=int, default=3, metavar="N",
-                   help="median filter over N windows (odd; 1 = off; default 3)")
-    p.add_argument("--min-gap", type=float, default=0.0, metavar="SECONDS",
-                   help="merge events of a class closer than this (default 0)")
-    p.add_argument("--min-duration", type=float, default=0.0, metavar="SECONDS",
-                   help="drop events shorter than this (default 0)")
     p.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
-    p.add_argument("--expect-sha256", metavar="HEX",
-                   help="refuse the model file unless its SHA-256 (sha256sum, or qdaed info "
-                        "MODEL --sha256) is HEX")
     p.add_argument("--csv", metavar="OUT",
                    help="also write the results as CSV rows to OUT (checked before any file "
                         "is scored: not the model or an audio file, not a directory or FIFO; "
@@ -95,9 +87,6 @@ def register(sub):
                         "(NAME.tsv, NAME the file's event-list name without extension): "
                         "onset, offset and one column per class, one row per window, each "
                         "window scoring the stretch of the file it stands for")
-    p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="score files in N processes (0: one per core; default 1); the output "
-                        "is the same, in the same order")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (shown on stderr for several files when stderr is a "
                         "terminal)")
@@ -372,14 +361,3 @@ def summary(results, found):
         return EXIT_SOME_FAILED
     print(f"qdaed detect: {n} file(s) scored{tail}", file=sys.stderr)
     return EXIT_SOME_FAILED if found.unreadable else 0
-
-
-def check_event_options(args):
-    """--hop, --median, --min-gap, --min-duration (qdaed detect and qdaed evaluate)."""
-    if args.hop is not None:
-        check_float("--hop", args.hop, 0.0, lo_open=True)
-    check_int("--median", args.median, lo=1)
-    if args.median % 2 == 0:
-        raise InputError(f"--median: expected an odd number of windows, got {args.median}")
-    check_float("--min-gap", args.min_gap, 0.0)
-    check_float("--min-duration", args.min_duration, 0.0)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import sys
 import tempfile
 
+from qdaed.commands.options import common
 from qdaed.data.manifest import read_manifest, resolve_manifest
 from qdaed.detector import Detector
 from qdaed.errors import DataError, InputError
@@ -48,7 +49,9 @@ def register(sub):
                     "the graph (needs the onnx package). --tflite: the student's int8 version "
                     "(TFLite Micro kernels), normalised LFBE quantized to int8 -> int8 scores "
                     "(needs the tflm extra), from the integer student stored in MODEL or "
-                    "calibrated with --calibration.")
+                    "calibrated with --calibration.",
+        # --jobs 1: the calibration clips are few (--clips)
+        parents=[common("jobs", "expect-sha256", jobs=1)])
     p.add_argument("model", help="model file written by qdaed")
     p.add_argument("--torch", metavar="OUT.safetensors", help="write a PyTorch state_dict")
     p.add_argument("--onnx", metavar="OUT.onnx", help="write an ONNX model")
@@ -65,11 +68,6 @@ def register(sub):
                    help="with --calibration: also write MODEL with the integer student stored")
     p.add_argument("--batch", type=int, default=1,
                    help="the .tflite's batch size (TFLite Micro's shapes are fixed; default 1)")
-    p.add_argument("--jobs", type=int, default=1, help="feature extraction processes (0: one "
-                                                       "per core; default 1)")
-    p.add_argument("--expect-sha256", metavar="HEX",
-                   help="refuse the model file unless its SHA-256 (sha256sum, or qdaed info "
-                        "MODEL --sha256) is HEX")
     p.set_defaults(func=_run)
 
 

@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 import sys
 import tempfile
+from qdaed.commands.options import common
 from qdaed.detector import Detector
 from qdaed.errors import DataError, InputError
 from qdaed.features.prepare import Normalizer
@@ -40,7 +41,8 @@ def register(sub):
                     "nn.Linear as lstm.*/fc.*, or a torchvision-layout ResNet with 1 input "
                     "channel), fits the normalisation on the manifest's training split and "
                     "chooses thresholds at the validation EER point, as the pipeline does, "
-                    "and writes a model file.")
+                    "and writes a model file.",
+        parents=[common("jobs")])
     p.add_argument("state", help="PyTorch state_dict as .safetensors")
     p.add_argument("--arch", required=True, choices=("student", "resnet"),
                    help="the state_dict's network: student (StudentLSTM) or resnet (ResNet)")
@@ -63,7 +65,6 @@ def register(sub):
     for opt in ("hidden-size", "num-layers", "depth", "width"):
         p.add_argument(f"--{opt}", type=int, help="check: must equal the state_dict's")
     p.add_argument("--features-dir", help="feature cache folder (default: a temporary one)")
-    p.add_argument("--jobs", type=int, default=0, help="feature processes (default: all cores)")
     p.set_defaults(func=_run)
 
 

@@ -57,6 +57,9 @@ copy), the network's float32 parameters — for a k-bit tensor 32/k times its pa
 the unpacked codes (one or two bytes per value) — and the initial draw of the network before
 its parameters are loaded: at most about (32/k + 4)× the file's bytes for k-bit tensors and
 4× for float32 ones (k = 1: 36×), never more than the file can prove it holds.
+
+One module of about 500 lines, on purpose: the schema and every check of one document, in
+the order the loader applies them, read in one place by whoever ports the format.
 """
 
 from __future__ import annotations
