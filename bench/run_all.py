@@ -6,7 +6,8 @@ Runs, in this order, each in its own process with ``--write`` (each owns one sec
 RESULTS.md; see bench/README.md): bench_student.py (LSTM training step),
 bench_student_parts.py (that step part by part, and the floor its products set),
 lstm_designs.py (LSTM designs measured against qdaed's and not adopted),
-bench_student_infer.py (LSTM inference and the streaming step), bench_resnet.py (ResNet-50),
+bench_student_infer.py (LSTM inference and the streaming step), bench_integer.py (the
+integer student against qdaed's float path and TFLite Micro), bench_resnet.py (ResNet-50),
 bench_detect.py (detection on long recordings), paper_runtime.py (the paper preset's
 runtime), cold_start.py (Numba compile time, cache, start-up). Then RESULTS.md is rebuilt in that order under a
 header with the machine, the versions and thread pools, and per benchmark its wall time and
@@ -55,6 +56,10 @@ RUNS = {
                       ["--rounds", "1", "--repeats", "1", "--frames", "50",
                        "--configs", "128x1"],
                       "## StudentLSTM inference"),
+    "integer": ("bench_integer.py", [],
+                ["--configs", "32x1", "--frames", "100", "--repeats", "2", "--rounds", "1",
+                 "--warmup", "1", "--memory-runs", "1"],
+                "## Integer student inference"),
     "resnet": ("bench_resnet.py", ["--repeats", "5", "--warmup", "1"],
                ["--repeats", "1", "--warmup", "1", "--tasks", "infer1"],
                "## ResNet teacher"),

@@ -39,12 +39,16 @@ COMMANDS = {
     "synth": "write the seeded synthetic AED corpus (wav files + manifest with ground truth)",
     "vectors": "golden vectors for other implementations: export, check",
     "export": "a model file as a PyTorch state_dict or an ONNX graph",
+    "integer-accuracy": "the integer (int8, TFLite Micro) student's EER and size against its "
+                        "float and k-bit versions on a run's test split",
     "import": "wrap a PyTorch-trained network (a state_dict) as a qdaed detector",
 }
 
 
 def command_module(verb):
-    """The module of ``verb``: qdaed.commands.<verb> (``import_`` for the keyword)."""
+    """The module of ``verb``: qdaed.commands.<verb> (``import_`` for the keyword, ``_`` for
+    a ``-`` in the verb)."""
+    verb = verb.replace("-", "_")
     return f"qdaed.commands.{verb}_" if keyword.iskeyword(verb) else f"qdaed.commands.{verb}"
 
 
