@@ -43,6 +43,10 @@ LSTM's recurrence is sequential; only the batching of the per-frame products dif
 Bounds, checked from the file's header before anything is allocated
 (:class:`qdaed.data.audiostream.Bounds`, re-exported here as the README names it):
 sample rate in [1 kHz, 384 kHz], at most 256 channels, a duration and a file size limit.
+
+About 440 lines, a third of them this text: the windows of both networks and the Scan API read
+best beside each other (reading and bounds, the resampler and the streaming LFBE are modules
+of their own).
 """
 
 from __future__ import annotations

@@ -8,15 +8,15 @@ import pytest
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from qdaed.data.audiostream import AudioSource, Bounds, waveform_source
+from qdaed.data.resampler import StreamingResampler, resample_filter
 from qdaed.detector import Detector
 from qdaed.errors import DataError, InputError
 from qdaed.features.fbank import lfbe
+from qdaed.features.streaming import StreamingLfbe
 from qdaed.kernels.resample import polyphase_block
 from qdaed.models import ResNet, StudentLSTM
 from qdaed.nn import lstm
-from qdaed.data.audiostream import AudioSource, Bounds, waveform_source
-from qdaed.data.resampler import StreamingResampler, resample_filter
-from qdaed.features.streaming import StreamingLfbe
 from qdaed.streaming import scan, scan_file
 from tests import naive
 

@@ -19,9 +19,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from pathlib import Path
 import sys
 import tempfile
+from pathlib import Path
+
 from qdaed.commands.options import common
 from qdaed.detector import Detector
 from qdaed.errors import DataError, InputError

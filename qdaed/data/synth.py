@@ -100,8 +100,8 @@ import io
 import os
 
 import numpy as np
-from scipy.signal import butter, lfilter, sosfilt
 import soundfile as sf
+from scipy.signal import butter, lfilter, sosfilt
 from tqdm import tqdm
 
 from qdaed.data.manifest import CLASSES, UNLABELED, write_manifest

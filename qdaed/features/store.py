@@ -36,8 +36,8 @@ import numpy as np
 from tqdm import tqdm
 
 from qdaed.data.audio import MAX_CLIP_SECONDS, load_clip, read_bytes
-from qdaed.data.rates import SAMPLE_RATE
 from qdaed.data.manifest import Clip, resolve_audio, write_manifest
+from qdaed.data.rates import SAMPLE_RATE
 from qdaed.errors import DataError, InputError
 from qdaed.features.fbank import LfbeOptions, lfbe, mel_filterbank
 from qdaed.io.atomic import atomic_open, atomic_write_text

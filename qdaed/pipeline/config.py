@@ -26,8 +26,8 @@ from qdaed.data.synth import LabelNoise
 from qdaed.errors import InputError
 from qdaed.io.strictjson import parse_json
 from qdaed.models.quantized import QuantSpec
-from qdaed.train.loop import TrainConfig
 from qdaed.pipeline.featuresets import transfer_set_size
+from qdaed.train.loop import TrainConfig
 from qdaed.train.recipes import NO_TRANSFER_RECIPE, DistillSpec, RECIPES, recipe_config
 from qdaed.validate import check_choice, check_float, check_int
 

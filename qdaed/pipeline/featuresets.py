@@ -30,10 +30,10 @@ filters at that frequency (e.g. 4000 Hz, the Nyquist frequency of 8 kHz recordin
 from __future__ import annotations
 
 import collections
-from concurrent.futures import ProcessPoolExecutor
 import hashlib
 import multiprocessing
 import sys
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from tqdm import tqdm
@@ -44,10 +44,10 @@ from qdaed.data.splits import check_manifest_groups
 from qdaed.data.synth import CORPORA, LabelNoise, corpus_config, iter_corpus
 from qdaed.errors import DataError, InputError
 from qdaed.features.fbank import LfbeOptions, lfbe, num_frames
-from qdaed.train.dataset import FeatureSet
 from qdaed.features.prepare import fix_length
 from qdaed.features.store import extract_features, load_features
 from qdaed.pipeline.threads import available_cores, pin_threads
+from qdaed.train.dataset import FeatureSet
 from qdaed.validate import check_float, check_int
 
 

@@ -24,9 +24,9 @@ import numpy as np
 
 from qdaed.errors import InputError
 from qdaed.models import ResNet, StudentLSTM
+from qdaed.models.predict import predict_logits
 from qdaed.models.quantized import QuantSpec, deploy_quantized
 from qdaed.train.loop import fit
-from qdaed.models.predict import predict_logits
 
 
 @dataclass

@@ -9,9 +9,9 @@ import pytest
 
 from qdaed.detector import Detector
 from qdaed.errors import InputError
+from qdaed.formats.tflite_export import export_tflite
 from qdaed.integer import calibrate
 from qdaed.pipeline.integer_accuracy import integer_accuracy
-from qdaed.formats.tflite_export import export_tflite
 from tests.integer.cases import run_tflm
 from tests.test_metrics import _sklearn_eer
 

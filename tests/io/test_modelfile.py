@@ -16,8 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qdaed.errors import InputError, ModelFileError
-from qdaed.io import atomic
 from qdaed.formats.sizes import accounted_bytes
+from qdaed.io import atomic
 from qdaed.io.checkpoint import load_checkpoint, save_checkpoint
 from qdaed.io.modelfile import MAX_HEADER_BYTES, encode_model, read_model, write_model
 from qdaed.io.strictjson import JSONError, parse_json
