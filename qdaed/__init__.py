@@ -11,7 +11,7 @@ Python API: ``det = qdaed.load(path)`` gives a :class:`qdaed.detector.Detector` 
 
 This module only re-exports; nothing inside the package imports it (the version is
 :mod:`qdaed._version`). The package layers and the rule that imports only run downward:
-docs/architecture.md.
+docs/design/architecture.md.
 """
 
 from qdaed._version import __version__

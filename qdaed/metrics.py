@@ -141,7 +141,27 @@ def _eer_segment(fpr, tpr):
 # --------------------------------------------------------------------------- single class
 
 def roc_auc(scores: ArrayLike, labels: ArrayLike) -> float:
-    """ROC AUC of one class, ties as average ranks (module docstring). scores, labels: (N)."""
+    """ROC AUC of one class, as a rank statistic (Mann–Whitney U), ties as average ranks.
+
+    ::
+
+        AUC = (Σ_{i: y_i = 1} rank(s_i) − P(P + 1)/2) / (P · N₀)
+
+    with P positives and N₀ negatives: the probability that a random positive scores above a
+    random negative, a tie counting ½.
+
+    Parameters
+    ----------
+    scores : array_like
+        (N) scores of one class.
+    labels : array_like
+        (N) binary labels in {0, 1}, with at least one of each.
+
+    Returns
+    -------
+    float
+        The AUC in [0, 1].
+    """
     s, y = _check_binary(scores, labels)
     _require_both_classes("ROC AUC", y)
     return _auc(s, y)
@@ -156,7 +176,25 @@ def _auc(s, y):
 
 
 def equal_error_rate(scores: ArrayLike, labels: ArrayLike) -> float:
-    """EER of one class: FPR = FNR on the linearly interpolated ROC (module docstring)."""
+    """EER of one class: FPR = FNR on the linearly interpolated ROC (module docstring).
+
+    With d_j = FPR_j + TPR_j − 1 over the ROC points (point 0 = (0, 0)) and j the first point
+    with d_j ≥ 0::
+
+        λ = −d_{j−1} / (d_j − d_{j−1}),     EER = FPR_{j−1} + λ (FPR_j − FPR_{j−1})
+
+    Parameters
+    ----------
+    scores : array_like
+        (N) scores of one class, larger meaning "more likely present".
+    labels : array_like
+        (N) binary labels in {0, 1}, with at least one of each.
+
+    Returns
+    -------
+    float
+        The EER in [0, 1].
+    """
     s, y = _check_binary(scores, labels)
     _require_both_classes("the EER", y)
     return _eer(s, y)

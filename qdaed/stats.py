@@ -113,14 +113,30 @@ def t_half_width(values, confidence=0.95):
 def paired_comparison(a_per_seed, b_per_seed, confidence=0.95):
     """Paired comparison of model b against reference a over n ≥ 2 seeds (module docstring).
 
-    d_s = b_s − a_s;  mean d̄;  std sd (ddof = 1);
-    interval d̄ ± t_{(1+confidence)/2, n−1} · sd / √n;  p-value of ``scipy.stats.ttest_rel``
-    (two-sided); relative = (mean(b) − mean(a)) / mean(a) (None when mean(a) = 0).
-    sd = 0 (all d_s equal): interval [d̄, d̄], p = 1.0 if d̄ = 0 else 0.0.
+    ::
 
-    Returns a plain dict ``{n, per_seed, mean, std, ci_low, ci_high, p_value, relative,
-    confidence}`` of Python floats (per_seed a list). Fewer than 2 seeds raise InputError: with
-    one seed report the difference alone (:func:`paired_differences`), without an interval.
+        d_s = b_s − a_s,   d̄ = mean d_s,   sd = std d_s (ddof = 1)
+        interval: d̄ ± t_{(1+confidence)/2, n−1} · sd / √n
+        relative = (mean(b) − mean(a)) / mean(a)
+
+    The p-value is that of ``scipy.stats.ttest_rel`` (two-sided). sd = 0 (all d_s equal):
+    interval [d̄, d̄], p = 1.0 if d̄ = 0 else 0.0.
+
+    Parameters
+    ----------
+    a_per_seed : array_like
+        The reference's value for each seed.
+    b_per_seed : array_like
+        The model's value for each seed, in the same seed order.
+    confidence : float
+        Of the interval, 0.95 by default.
+
+    Returns
+    -------
+    dict
+        ``{n, per_seed, mean, std, ci_low, ci_high, p_value, relative, confidence}`` of Python
+        floats (per_seed a list). Fewer than 2 seeds raise InputError: with one seed report the
+        difference alone (``paired_differences``), without an interval.
     """
     confidence = _check_confidence(confidence)
     d = paired_differences(a_per_seed, b_per_seed)

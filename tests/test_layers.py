@@ -1,4 +1,4 @@
-"""The package's layers: every import of qdaed runs downward (docs/architecture.md).
+"""The package's layers: every import of qdaed runs downward (docs/design/architecture.md).
 
 ``LAYERS`` is the rule, written once: a module may import modules of its own package (the
 first entry of ``LAYERS`` that is a prefix of its name) and of packages on lower layers,

@@ -1,5 +1,5 @@
 """Run qdaed's integer golden vectors through CMSIS-NN's int8 LSTM (an example of checking a C
-implementation against them; docs/porting.md, section 4).
+implementation against them; docs/guides/porting.md, section 4).
 
     python examples/cmsis_nn/check_vectors.py CMSIS_NN VECTORS [--chunk N] [--cell-clip C]
 
@@ -16,7 +16,7 @@ every layer of every case matches, 1 otherwise.
 
 ``--cell-clip`` (default 32767) is CMSIS-NN's cell clip; qdaed and TFLite Micro saturate the
 cell to [−32768, 32767], which CMSIS-NN cannot express: a cell value of −32768 is the one
-place the two can differ (docs/porting.md).
+place the two can differ (docs/guides/porting.md).
 """
 
 import argparse

@@ -174,14 +174,31 @@ def lfbe(waveform: NDArray[np.floating], sample_rate: int = SAMPLE_RATE, *,
          rng: np.random.Generator | None = None, **options: Any) -> NDArray[np.float32]:
     """Log mel filterbank energies of a mono waveform: (T, num_mel_bins) float32.
 
-    waveform: 1-D float32/float64 array, samples in [−1, 1] (or int16-scaled floats with
-        ``int16_scale=False`` if you want Kaldi's numbers from Kaldi's input).
-    sample_rate: in Hz; the frame sizes and filter positions follow from it. qdaed resamples
-        everything to 16 kHz before calling this (``qdaed.data.audio.read_audio``).
-    rng: ``numpy.random.Generator``, required when ``dither > 0``.
-    options: the fields of :class:`LfbeOptions`.
+    Kaldi's fbank, frame by frame (every step is written out in the module docstring)::
 
-    A waveform shorter than one frame raises ``InputError`` (snip_edges=True).
+        x_t[n] = x[t·S + n], n < L        T = 1 + ⌊(len(x) − L)/S⌋ frames
+        x_t −= mean(x_t);  x_t[n] −= p·x_t[n−1];  x_t *= w   (DC, pre-emphasis, window)
+        P_t[k] = |Σ_n x_t[n] e^{−2πikn/N}|²,   k = 0..N/2
+        LFBE_t[m] = ln max(Σ_k P_t[k] W[k, m], floor)
+
+    Parameters
+    ----------
+    waveform : ndarray
+        1-D float32/float64 array, samples in [−1, 1] (or int16-scaled floats with
+        ``int16_scale=False`` if you want Kaldi's numbers from Kaldi's input).
+    sample_rate : int
+        In Hz; the frame sizes and filter positions follow from it. qdaed resamples everything
+        to 16 kHz before calling this (``qdaed.data.audio.read_audio``).
+    rng : numpy.random.Generator, optional
+        Required when ``dither > 0``.
+    **options
+        The fields of :class:`LfbeOptions` (or ``options=LfbeOptions(...)``).
+
+    Returns
+    -------
+    ndarray
+        (T, M) float32 log energies, M = ``num_mel_bins``. A waveform shorter than one frame
+        raises ``InputError`` (snip_edges=True).
     """
     if "options" in options:
         opts = options.pop("options")
@@ -207,11 +224,31 @@ def lfbe(waveform: NDArray[np.floating], sample_rate: int = SAMPLE_RATE, *,
 
 
 def lfbe_of_frames(frames, sample_rate, opts, *, rng=None):
-    """The LFBE (T, M) float32 of frames already cut from the (int16-scaled if asked) signal:
-    (T, L) samples, L the frame length of ``opts`` at ``sample_rate``. Every step after the
-    framing of :func:`lfbe` (dither, DC, pre-emphasis, window, spectrum, mel, log), each frame
-    on its own, so a stream cut into chunks of frames gives the rows :func:`lfbe` gives
-    (``qdaed.streaming``)."""
+    """The LFBE (T, M) float32 of frames already cut from the signal.
+
+    Every step after the framing of :func:`lfbe`, each frame on its own, so that a stream cut
+    into chunks of frames gives the rows :func:`lfbe` gives (``qdaed.streaming``)::
+
+        x_t −= mean(x_t);  x_t[n] −= p·x_t[n−1];  x_t *= w
+        LFBE_t[m] = ln max(Σ_k |DFT_N(x_t)[k]|² W[k, m], floor)
+
+    Parameters
+    ----------
+    frames : ndarray
+        (T, L) samples (int16-scaled if ``opts.int16_scale``), L the frame length of ``opts``
+        at ``sample_rate``.
+    sample_rate : int
+        In Hz.
+    opts : LfbeOptions
+        The front end's options.
+    rng : numpy.random.Generator, optional
+        Required when ``opts.dither > 0``.
+
+    Returns
+    -------
+    ndarray
+        (T, M) float32.
+    """
     length, _, nfft = opts.frame_sizes(sample_rate)
     if frames.ndim != 2 or frames.shape[1] != length:
         raise InputError(f"frames: expected (T, {length}), got {frames.shape}")
@@ -311,8 +348,30 @@ def mel_filterbank(sample_rate: int, nfft: int, num_bins: int, low_freq: float,
     """(N/2 + 1, M) matrix W of triangular filters, so that mel energies = power @ W.
 
     "htk" (Kaldi): triangles in mel at FFT bin centres k·r/N for k < N/2 (Kaldi leaves the
-    Nyquist bin out). "slaney" scale: triangles in Hz between mel-spaced edges, Nyquist bin
+    Nyquist bin out); filter m rises from 0 at mel edge m to 1 at edge m+1 and falls to 0 at
+    edge m+2, the M + 2 edges equally spaced in mel(f) = 1127 ln(1 + f/700) between low_freq
+    and high_freq. "slaney" scale: triangles in Hz between mel-spaced edges, Nyquist bin
     included (kaldi-native-fbank's is_librosa mode). norm "slaney": ×2/(right − left) in Hz.
+
+    Parameters
+    ----------
+    sample_rate : int
+        r, in Hz.
+    nfft : int
+        N, the FFT size.
+    num_bins : int
+        M, the number of filters.
+    low_freq, high_freq : float
+        The band in Hz; high_freq ≤ 0 is an offset from the Nyquist frequency.
+    scale : {"htk", "slaney"}
+        The mel scale.
+    norm : {None, "slaney"}
+        Area normalisation of the triangles.
+
+    Returns
+    -------
+    ndarray
+        (N/2 + 1, M) float64, read-only (cached).
     """
     nyquist = 0.5 * sample_rate
     high = high_freq if high_freq > 0 else nyquist + high_freq

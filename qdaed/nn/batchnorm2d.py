@@ -12,7 +12,7 @@ memory pass cheaper in each direction.
 ``residual=r`` fuses the end of a residual block, y = max(BN(x) + r, 0), into the same pass
 (what ``relu.forward(batchnorm2d.forward(x), residual=r)`` computes). Its backward is split
 as the sum is: the caller turns dy into g = dy·[y > 0] with ``relu.backward`` on (y,) — g is
-the shortcut's gradient too — and passes g to :func:`backward`, which then differentiates
+the shortcut's gradient too — and passes g to ``backward``, which then differentiates
 the batch-norm alone.
 """
 
@@ -30,7 +30,9 @@ EPS = 1e-5
 
 def forward(params, x, buffers, train, momentum=MOMENTUM, eps=EPS, relu=False, residual=None,
             check_finite=True):
-    """Training (train=True), with batch statistics:
+    """Batch normalisation per channel, as PyTorch's ``nn.BatchNorm2d``: y and the cache.
+
+    Training (train=True), with batch statistics over the N = B·H·W values of channel c::
 
         μ_c = (1/N) Σ x,   σ²_c = (1/N) Σ (x − μ_c)²              (biased, used to normalise)
         x̂ = (x − μ_c) / √(σ²_c + eps),   y = γ_c x̂ + β_c
@@ -38,11 +40,34 @@ def forward(params, x, buffers, train, momentum=MOMENTUM, eps=EPS, relu=False, r
         running_var  ← (1 − m)·running_var  + m·σ²_c·N/(N − 1)    (unbiased, as PyTorch)
 
     Evaluation (train=False): x̂ = (x − running_mean) / √(running_var + eps), y = γ x̂ + β.
-    relu=True returns max(y, 0) instead; residual=r (B, C, H, W) returns max(y + r, 0) and a
-    cache whose backward takes the gradient at the sum (module docstring).
-    m = momentum (0.1), eps = 1e-5 as PyTorch.  Returns y (B, C, H, W) and the cache.
-    check_finite=False skips the scan for NaN and infinity (a network checks its input once
-    and passes it inside, where every value is computed from checked ones).
+
+    Parameters
+    ----------
+    params : dict of ndarray
+        ``weight`` γ (C), ``bias`` β (C).
+    x : ndarray
+        (B, C, H, W).
+    buffers : dict of ndarray
+        ``running_mean`` (C), ``running_var`` (C); updated in place when training.
+    train : bool
+        Batch statistics (True) or running statistics (False).
+    momentum, eps : float
+        m = 0.1 and eps = 1e-5 by default, as PyTorch.
+    relu : bool
+        Return max(y, 0) instead of y (the fused ReLU of a residual block).
+    residual : ndarray, optional
+        r (B, C, H, W): return max(y + r, 0) and a cache whose backward takes the gradient at
+        the sum (module docstring).
+    check_finite : bool
+        False skips the scan for NaN and infinity (a network checks its input once and passes
+        it inside, where every value is computed from checked ones).
+
+    Returns
+    -------
+    y : ndarray
+        (B, C, H, W).
+    cache : tuple
+        For ``backward``.
     """
     x = check_array("x", x, ndim=4, finite=check_finite)
     nb, nc, h, w = x.shape
@@ -95,13 +120,29 @@ def forward(params, x, buffers, train, momentum=MOMENTUM, eps=EPS, relu=False, r
 
 
 def backward(params, cache, dy):
-    """With g = dy (or dy·[y > 0] when relu), sums over the N values of channel c:
+    """Batch-norm backward: dx and grads.
+
+    With g = dy (or dy·[y > 0] when relu), sums over the N values of channel c::
 
         dβ_c = Σ g,   dγ_c = Σ g·x̂
         training:   dx = γ_c/√(σ²_c + eps) · (g − (1/N) Σ g − x̂·(1/N) Σ g·x̂)
         evaluation: dx = γ_c/√(running_var_c + eps) · g
 
-    dy: (B, C, H, W).  Returns dx and grads {``weight``, ``bias``}.
+    Parameters
+    ----------
+    params : dict of ndarray
+        ``weight`` γ (C), ``bias`` β (C), as in the forward pass.
+    cache : tuple
+        The cache the forward pass returned.
+    dy : ndarray
+        (B, C, H, W) ∂L/∂y.
+
+    Returns
+    -------
+    dx : ndarray
+        (B, C, H, W) ∂L/∂x.
+    grads : dict of ndarray
+        ``weight`` dγ (C) and ``bias`` dβ (C).
     """
     x, mean, invstd, y, train, relu = cache
     nb, nc, h, w = x.shape

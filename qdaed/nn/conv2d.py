@@ -49,14 +49,32 @@ def output_size(n, k, stride, pad):
 
 
 def forward(params, x, stride=1, padding=0, *, check_finite=True):
-    """y[b, o] = Σ_{c,i,j} W[o, c, i, j] · x_pad[b, c, ho·sh + i, wo·sw + j] (+ bias[o]).
+    """2-D convolution (cross-correlation): y and the cache.
 
-    params: ``weight`` W (O, C, kh, kw), ``bias`` (O) or absent (the default in a ResNet).
-    x: (B, C, H, W) float32/float64.  stride, padding: int or (h, w) pair.
+    ::
+
+        y[b, o, ho, wo] = Σ_{c,i,j} W[o, c, i, j] · x_pad[b, c, ho·sh + i, wo·sw + j] (+ bias[o])
+
     As a product: Y_b = W₂ · cols(x)_b with W₂ = W.reshape(O, C·kh·kw).
-    Returns y (B, O, Ho, Wo) and the cache (x, stride, padding).
-    check_finite=False skips the scan for NaN and infinity (a network checks its input once
-    and passes it inside, where every value is computed from checked ones).
+
+    Parameters
+    ----------
+    params : dict of ndarray
+        ``weight`` W (O, C, kh, kw), ``bias`` (O) or absent (the default in a ResNet).
+    x : ndarray
+        (B, C, H, W) float32/float64.
+    stride, padding : int or (int, int)
+        Per axis (h, w) or one for both.
+    check_finite : bool
+        False skips the scan for NaN and infinity (a network checks its input once and passes
+        it inside, where every value is computed from checked ones).
+
+    Returns
+    -------
+    y : ndarray
+        (B, O, Ho, Wo), Ho = ⌊(H + 2·ph − kh) / sh⌋ + 1 (likewise Wo).
+    cache : tuple
+        (x, stride, padding), for ``backward``.
     """
     w = check_array("weight", params["weight"], ndim=4, finite=check_finite)
     x = check_array("x", x, ndim=4, finite=check_finite)
@@ -85,10 +103,29 @@ def forward(params, x, stride=1, padding=0, *, check_finite=True):
 
 
 def backward(params, cache, dy, input_grad=True):
-    """dW = Σ_b dY_b · cols(x)_bᵀ,   dx = col2im(W₂ᵀ · dY_b),   dbias = Σ_{b,ho,wo} dy.
+    """Convolution backward: dx and grads.
 
-    dy: (B, O, Ho, Wo) like y.  Returns dx (B, C, H, W) and grads {``weight``, ``bias``};
-    input_grad=False skips dx (returned as None) where x is data, as for a network's first layer.
+    With W₂ = W.reshape(O, C·kh·kw) and cols(x)_b the im2col matrix of sample b::
+
+        dW = Σ_b dY_b · cols(x)_bᵀ,   dx = col2im(W₂ᵀ · dY_b),   dbias = Σ_{b,ho,wo} dy
+
+    Parameters
+    ----------
+    params : dict of ndarray
+        ``weight`` (O, C, kh, kw) and optional ``bias`` (O), as in the forward pass.
+    cache : tuple
+        The cache the forward pass returned.
+    dy : ndarray
+        (B, O, Ho, Wo) ∂L/∂y.
+    input_grad : bool
+        False skips dx (returned as None) where x is data, as for a network's first layer.
+
+    Returns
+    -------
+    dx : ndarray or None
+        (B, C, H, W) ∂L/∂x.
+    grads : dict of ndarray
+        ``weight`` and, with a bias, ``bias``.
     """
     x, stride, padding = cache
     w = params["weight"]

@@ -132,25 +132,43 @@ def _soft_backward(cache, dloss):
 # -- the loss training minimises -----------------------------------------------------------
 
 def distillation_loss(z_student, z_teacher, y, temperature, lam):
-    """L = (1 − λ) L_hard + λ T² L_soft and ∂L/∂z_s.
+    """The distillation loss L = (1 − λ) L_hard + λ T² L_soft and its gradient ∂L/∂z_s.
 
-    ∂L/∂z_s = (1 − λ) (σ(z_s) − y)/(BC) + λ T² (σ(z_s/T) − q)/(T·BC),   q = σ(z_t / T)
+    With ℓ(z, p) = −p log σ(z) − (1 − p) log(1 − σ(z)) element-wise and q = σ(z_t / T)::
 
-    z_student: z_s (B, C) float32/float64; z_teacher: z_t (B, C) of the same dtype, or None;
-    y: hard targets (B_l, C) in [0, 1], same dtype; temperature: T > 0; lam: λ ∈ [0, 1].
+        L_hard = 1/(BC) Σ_{b,c} ℓ(z_s, y)
+        L_soft = 1/(BC) Σ_{b,c} ℓ(z_s / T, q)
+        ∂L/∂z_s = (1 − λ) (σ(z_s) − y)/(BC) + λ T² (σ(z_s/T) − q)/(T·BC)
+
     With z_teacher None or λ = 0 the result is the hard loss alone, L = L_hard (the baseline
-    student of docs/method/schedules.md). T² keeps the soft gradient's scale independent of T for large T
-    (Hinton et al. 2015: (σ(a/T) − σ(b/T))·T → (a − b)/4); dropping it is a known bug.
+    student of docs/method/schedules.md). T² keeps the soft gradient's scale independent of T
+    for large T (Hinton et al. 2015: (σ(a/T) − σ(b/T))·T → (a − b)/4); dropping it is a known bug.
 
     Transfer rows (an unlabelled transfer set, Hinton et al. 2015 §2; Buciluǎ et al. 2006):
     y may label only the first B_l ≤ B rows of the batch (B_l = 0: y is None). The other
     B − B_l rows have no labels and enter only the soft term; the hard term is the mean over
-    the labelled rows,
+    the labelled rows, L_hard = 1/(B_l C) Σ_{b < B_l} ℓ(z_s[b], y[b]) (0 when B_l = 0), so a
+    transfer row never reaches the hard loss.
 
-        L_hard = 1/(B_l C) Σ_{b < B_l} ℓ(z_s[b], y[b])        (0 when B_l = 0)
+    Parameters
+    ----------
+    z_student : ndarray
+        z_s (B, C) float32/float64, the student's logits.
+    z_teacher : ndarray or None
+        z_t (B, C) of the same dtype, the frozen teacher's logits.
+    y : ndarray or None
+        Hard targets (B_l, C) in [0, 1] (fractional allowed), same dtype.
+    temperature : float
+        T > 0.
+    lam : float
+        λ ∈ [0, 1], the weight of the soft term.
 
-    so a transfer row never reaches the hard loss (its shape leaves no room for it).
-    Returns (L as a float, dz_student (B, C) in z_student's dtype).
+    Returns
+    -------
+    loss : float
+        L, accumulated in float64.
+    dz_student : ndarray
+        ∂L/∂z_s (B, C), in z_student's dtype.
     """
     z = _check_logits("z_student", z_student)
     t = check_float("temperature", temperature, lo=0.0, lo_open=True)

@@ -173,18 +173,35 @@ def _layer_steps(w_ih, w_hh, bias, inp, gates, hs, cs, scratch):
 def forward(params, x, h0=None, c0=None, workspace=None):
     """LSTM over a batch-first sequence: ((y, (h_n, c_n)), cache).
 
-    params: ``weight_ih_l{l}``, ``weight_hh_l{l}``, ``bias_ih_l{l}``, ``bias_hh_l{l}`` for
-            l = 0..L−1 (shapes in the module docstring), one float dtype.
-    x:      (B, T, I) input sequence, same dtype as the parameters.
-    h0, c0: (L, B, H) initial hidden and cell state per layer; None means zeros.
+    Per layer l and step t (gates stacked [i | f | g | o] on the 4H axis)::
 
-    Returns y (B, T, H) — the top layer's h_1..h_T, a read-only batch-first *view* of the
-    time-major buffer (so not C-contiguous; ``np.ascontiguousarray`` it if that matters) —
-    and h_n, c_n (L, B, H), every layer's state after the last step, as PyTorch returns them.
-    The cache holds, per layer, the input sequence, the gate activations and the h, c
-    sequences (time-major), for :func:`backward`.
-    workspace: a :class:`Workspace` to take those buffers from instead of allocating them
-    (then the cache and y are valid until the workspace's next forward).
+        a_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh                      (B, 4H)
+        i = σ(a^i),  f = σ(a^f),  g = tanh(a^g),  o = σ(a^o)
+        c_t = f ⊙ c_{t-1} + i ⊙ g,     h_t = o ⊙ tanh(c_t)
+
+    Parameters
+    ----------
+    params : dict of ndarray
+        ``weight_ih_l{l}`` (4H, I_l), ``weight_hh_l{l}`` (4H, H), ``bias_ih_l{l}`` (4H),
+        ``bias_hh_l{l}`` (4H) for l = 0..L−1, one float dtype.
+    x : ndarray
+        (B, T, I) input sequence, same dtype as the parameters.
+    h0, c0 : ndarray or None
+        (L, B, H) initial hidden and cell state per layer; None means zeros.
+    workspace : Workspace or None
+        A :class:`Workspace` to take the cache's buffers from instead of allocating them
+        (then the cache and y are valid until the workspace's next forward).
+
+    Returns
+    -------
+    (y, (h_n, c_n)) : tuple
+        y (B, T, H), the top layer's h_1..h_T: a read-only batch-first *view* of the
+        time-major buffer (so not C-contiguous; ``np.ascontiguousarray`` it if that
+        matters); h_n, c_n (L, B, H), every layer's state after the last step, as PyTorch
+        returns them.
+    cache : tuple
+        Per layer, the input sequence, the gate activations and the h, c sequences
+        (time-major), for :func:`backward`.
     """
     num_layers, input_size, hidden, dtype = _layers(params)
     x = check_array("x", x, shape=(None, None, input_size), dtype=dtype)
@@ -315,19 +332,33 @@ def infer(params, x, h0=None, c0=None):
 def backward(params, cache, dy, dh_n=None, dc_n=None, input_grad=True):
     """Backpropagation through time: ((dx, (dh0, dc0)), grads).
 
-    dy:         (B, T, H) ∂L/∂y, or None when the loss reaches the LSTM only through h_n, c_n.
-    dh_n, dc_n: (L, B, H) ∂L/∂h_n, ∂L/∂c_n, or None for zeros.
-    input_grad: False skips dx (returned as None), which saves one GEMM when x is data.
-    A cache made with a :class:`Workspace` must be the workspace's latest (InputError if not).
-
     Per layer, from the top, carrying dh_next = da_{t+1} W_hh and dc from t = T−1 down to 0
-    (each step's equations are in ``qdaed.kernels.lstm.lstm_cell_backward``); then
+    (each step's equations are in ``qdaed.kernels.lstm.lstm_cell_backward``); then::
 
         dW_ih = Σ_t da_tᵀ x_t,   dW_hh = Σ_t da_tᵀ h_{t-1},   db_ih = db_hh = Σ_t Σ_b da_t,
         ∂L/∂x_t = da_t W_ih      (the layer below's dy, or dx for layer 0),
         ∂L/∂h_0 = da_0 W_hh,     ∂L/∂c_0 = dc carried past t = 0.
 
-    Returns dx (B, T, I) or None; dh0, dc0 (L, B, H); grads with the parameter names.
+    Parameters
+    ----------
+    params : dict of ndarray
+        The parameters :func:`forward` ran with.
+    cache : tuple
+        The cache :func:`forward` returned. A cache made with a :class:`Workspace` must be
+        the workspace's latest (InputError if not).
+    dy : ndarray or None
+        (B, T, H) ∂L/∂y, or None when the loss reaches the LSTM only through h_n, c_n.
+    dh_n, dc_n : ndarray or None
+        (L, B, H) ∂L/∂h_n, ∂L/∂c_n, or None for zeros.
+    input_grad : bool
+        False skips dx (returned as None), which saves one GEMM when x is data.
+
+    Returns
+    -------
+    (dx, (dh0, dc0)) : tuple
+        dx (B, T, I) or None; dh0, dc0 (L, B, H).
+    grads : dict of ndarray
+        ∂L/∂θ for every parameter, under the parameter names.
     """
     layers, (num_layers, batch, steps, input_size, hidden, dtype), (workspace, gen) = cache
     if workspace is not None and workspace.generation != gen:

@@ -15,14 +15,33 @@ from qdaed.validate import check_array, check_int
 
 
 def forward(params, x, kernel_size=3, stride=2, padding=1, *, check_finite=True):
-    """y[b, c, ho, wo] = max_{i<kh, j<kw} x[b, c, ho·sh − ph + i, wo·sw − pw + j] over the
-    positions inside x; the position of the (first) maximum is kept for the backward pass.
+    """2-D max pooling, as PyTorch's ``nn.MaxPool2d``: y and the cache.
 
-    params: none (pass {}).  Square kernel, stride and padding (ints).  padding ≤ kernel_size/2
-    (PyTorch's rule: every window then holds at least one real value).
-    Returns y (B, C, Ho, Wo) and the cache (x shape, argmax).
-    check_finite=False skips the scan for NaN and infinity (a network checks its input once
-    and passes it inside, where every value is computed from checked ones).
+    ::
+
+        y[b, c, ho, wo] = max_{i<kh, j<kw} x[b, c, ho·sh − ph + i, wo·sw − pw + j]
+
+    over the positions inside x; the position of the (first) maximum is kept for the backward
+    pass, which routes each output's gradient to it.
+
+    Parameters
+    ----------
+    params : dict
+        None (pass {}).
+    x : ndarray
+        (B, C, H, W).
+    kernel_size, stride, padding : int
+        Square kernel, stride and padding; padding ≤ kernel_size/2 (PyTorch's rule: every
+        window then holds at least one real value). The ResNet stem uses 3, 2, 1.
+    check_finite : bool
+        False skips the scan for NaN and infinity.
+
+    Returns
+    -------
+    y : ndarray
+        (B, C, Ho, Wo), Ho = ⌊(H + 2·ph − kh) / sh⌋ + 1 (likewise Wo).
+    cache : tuple
+        (x shape, argmax), for ``backward``.
     """
     x = check_array("x", x, ndim=4, finite=check_finite)
     k = check_int("kernel_size", kernel_size, lo=1)
@@ -42,8 +61,28 @@ def forward(params, x, kernel_size=3, stride=2, padding=1, *, check_finite=True)
 
 
 def backward(params, cache, dy):
-    """dx[b, c, argmax[b, c, ho, wo]] += dy[b, c, ho, wo]  (each output routes its gradient to
-    the input that won; overlapping windows add).  Returns dx (B, C, H, W) and grads {}."""
+    """Max-pooling backward: each output routes its gradient to the input that won.
+
+    ::
+
+        dx[b, c, argmax[b, c, ho, wo]] += dy[b, c, ho, wo]      (overlapping windows add)
+
+    Parameters
+    ----------
+    params : dict
+        None (pass {}).
+    cache : tuple
+        The cache the forward pass returned (input shape, argmax).
+    dy : ndarray
+        (B, C, Ho, Wo) ∂L/∂y.
+
+    Returns
+    -------
+    dx : ndarray
+        (B, C, H, W) ∂L/∂x.
+    grads : dict
+        Empty: max pooling has no parameters.
+    """
     shape, argmax = cache
     dy = check_array("dy", dy, shape=argmax.shape, finite=False)
     dx = np.empty(shape, dtype=dy.dtype)

@@ -83,10 +83,26 @@ MAX_ABS = 1e38
 
 
 def tensor_bytes(n, bits=None, groups=0):
-    """Bytes a device stores for one tensor of ``n`` values (docs/method/size.md):
+    """Bytes a device stores for one tensor of ``n`` values (docs/method/size.md).
+
+    ::
 
         float32 (bits None):   4·n
         k-bit (bits = k):      ceil(n·k/8) packed code bytes + 8·groups (float32 α, β per group)
+
+    Parameters
+    ----------
+    n : int
+        Number of values.
+    bits : int or None
+        k for a quantized tensor, None for float32.
+    groups : int
+        Number of (α, β) pairs of a quantized tensor.
+
+    Returns
+    -------
+    int
+        The bytes.
     """
     n, groups = int(n), int(groups)
     if bits is None:
@@ -269,10 +285,35 @@ class QuantizedTensor:
 def quantize(w, bits, group="tensor", rounding="nearest", symmetric=False, rng=None):
     """Q_k(w): quantize ``w`` (any shape, float32/float64) to ``bits``-bit codes.
 
-    group: "tensor" | "row" | d (int ≥ 1);  rounding: "nearest" | "stochastic" (then ``rng``,
-    a ``numpy.random.Generator``, is required);  symmetric: the signed variant (bits ≥ 2).
-    Equations and the float32 treatment of α, β: see the module docstring.
-    Returns a :class:`QuantizedTensor` (codes of w's shape, α and β per group).
+    Min–max (the default; Polino et al. 2018), for each group of values v::
+
+        β = min(v),   α = max(v) − min(v),   s = 2^k − 1
+        codes = round((v − β) / α · s) ∈ [0, s]
+        Q(v)  = β + α · codes / s                     (α = 0: codes = 0 and Q(v) = β)
+
+    with α, β stored as float32 (β rounded down, α up, so the grid covers the group). The
+    float32 treatment and the symmetric variant are in the module docstring.
+
+    Parameters
+    ----------
+    w : ndarray
+        The tensor, float32/float64, at least one dimension.
+    bits : int
+        k ∈ 1..16.
+    group : {"tensor", "row"} or int
+        One (α, β) for the whole tensor, one per slice along the first axis, or one per
+        bucket of d consecutive values of the flattened tensor.
+    rounding : {"nearest", "stochastic"}
+        Half to even (``np.rint``), or floor(x + u), u ~ U[0, 1) from ``rng`` (unbiased).
+    symmetric : bool
+        The signed variant with zero exactly representable (bits ≥ 2).
+    rng : numpy.random.Generator, optional
+        Required for stochastic rounding.
+
+    Returns
+    -------
+    QuantizedTensor
+        Codes of w's shape, α and β per group; ``dequantize()`` gives Q(w).
     """
     if isinstance(w, np.ndarray) and w.ndim == 0:  # before check_array, which makes it 1-D
         raise InputError("w: expected an array with at least one dimension, got a scalar")
@@ -322,10 +363,21 @@ def quantize(w, bits, group="tensor", rounding="nearest", symmetric=False, rng=N
 def ste_backward(dq, qt):
     """Straight-through estimator: ∂L/∂w := ∂L/∂Q(w), i.e. dw = dq (a copy).
 
-    dq: gradient with respect to the dequantized tensor, shape ``qt.shape``. The identity is
-    not the derivative of Q (zero almost everywhere); it is the estimator of docs/method/quantization.md. No
-    mask is applied because qdaed's grid covers every value of the tensor (module docstring
-    contrasts PyTorch's clipped fake-quantization backward).
+    The identity is not the derivative of Q (zero almost everywhere); it is the estimator of
+    docs/method/quantization.md. No mask is applied because qdaed's grid covers every value of
+    the tensor (the module docstring contrasts PyTorch's clipped fake-quantization backward).
+
+    Parameters
+    ----------
+    dq : ndarray
+        Gradient with respect to the dequantized tensor Q(w), shape ``qt.shape``.
+    qt : QuantizedTensor
+        The quantized tensor the forward pass used.
+
+    Returns
+    -------
+    ndarray
+        dw, the gradient applied to the full-precision w.
     """
     if not isinstance(qt, QuantizedTensor):
         raise InputError(f"qt: expected a QuantizedTensor, got {type(qt).__name__}")

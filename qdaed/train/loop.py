@@ -135,17 +135,47 @@ def _pool_batches(n_labelled, n_transfer, batch_size, seed, epoch):
 
 def fit(model, train, val, cfg, *, distill=None, quant=None, augment=None, bin_scale=None,
         checkpoint=None, resume=False, progress=None):
-    """Train ``model`` in place; return its :class:`History`.
+    """Train ``model`` in place (every schedule): return its :class:`History`.
 
-    train, val: (x (N, T, F) normalised float32, y (N, C) float32).
-    distill: a :class:`Distillation` (the soft term), or None for hard labels only.
-    quant: a :class:`~qdaed.models.quantized.QuantSpec` for quantization-aware steps (k-bit
-        weights, straight-through gradient), or None.
-    augment: an :class:`~qdaed.train.augment.Augment` applied to every batch (with a soft
-        term it needs ``distill.teacher``, so that the soft targets belong to the augmented
-        view); bin_scale: 1/σ_f per mel bin for its gain.
-    checkpoint: path written after every epoch; with ``resume`` an existing one is continued.
-    progress: callable(dict) receiving one record per epoch.
+    Each step: a seeded mini-batch → forward → loss (hard, or distillation) → hand-written
+    backward → global-norm clipping → optimiser update. With ``quant`` set, the step is Polino
+    et al.'s Algorithm 1::
+
+        ŵ = Q_k(w)                       for every quantized tensor (full-precision w kept)
+        forward and backward with ŵ      → g = ∂L/∂ŵ
+        w ← update(w, g)                 straight-through: ∂L/∂w := ∂L/∂ŵ
+
+    After every epoch the mean validation EER (with the deployed, quantized weights) decides
+    early stopping; the best epoch's weights are restored at the end.
+
+    Parameters
+    ----------
+    model : StudentLSTM or ResNet
+        Trained in place.
+    train, val : tuple of ndarray
+        (x (N, T, F) normalised float32, y (N, C) float32).
+    cfg : TrainConfig
+        Epochs, batch size, optimiser, learning-rate schedule, clipping, patience, seed.
+    distill : Distillation, optional
+        The soft term (T, λ, teacher logits or teacher, transfer set); None for hard labels.
+    quant : QuantSpec, optional
+        k-bit weights with the straight-through gradient; None for full precision.
+    augment : Augment, optional
+        Applied to every batch (with a soft term it needs ``distill.teacher``, so that the
+        soft targets belong to the augmented view).
+    bin_scale : ndarray, optional
+        1/σ_f per mel bin, for the augmentation's gain.
+    checkpoint : str, optional
+        Path written after every epoch; with ``resume`` an existing one is continued.
+    resume : bool
+        Continue from ``checkpoint``.
+    progress : callable, optional
+        Receives one dict per epoch.
+
+    Returns
+    -------
+    History
+        Per-epoch training loss and validation mean EER, the best epoch, early stopping.
     """
     cfg.validate()
     x_tr, y_tr = train

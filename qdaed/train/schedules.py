@@ -124,22 +124,80 @@ def out_of_fold_teacher_logits(split, arch, cfg, folds, x_transfer=None, fold_fi
 
 
 def quantized_distillation(distilled, split, cfg, distill, spec, **fit_kw):
-    """qd-{k}bit: start from ``distilled`` (copied), train with k-bit weights (``spec``) and the
-    STE on the distillation loss of ``distill``, deploy Q_k(w). Returns (model, history,
-    quantized tensors)."""
+    """qd-{k}bit: quantized distillation (Polino et al. Alg. 1), starting from ``distilled``.
+
+    ::
+
+        ŵ = Q_k(w);  g = ∂L/∂ŵ on the distillation loss;  w ← update(w, g);  deploy Q_k(w)
+
+    Parameters
+    ----------
+    distilled : StudentLSTM
+        The distilled student; copied, not changed.
+    split : Split
+        Normalised features and labels of the training and validation splits.
+    cfg : TrainConfig
+        The schedule.
+    distill : Distillation
+        The soft term (T, λ, the teacher's logits).
+    spec : QuantSpec
+        Which tensors are quantized, and how.
+    **fit_kw
+        Passed to :func:`qdaed.train.loop.fit`.
+
+    Returns
+    -------
+    (model, history, quantized) : tuple
+        The trained student (holding Q_k(w)), its History, and {name: QuantizedTensor}.
+    """
     model = copy.deepcopy(distilled)
     hist = fit(model, split.train, split.val, cfg, distill=distill, quant=spec, **fit_kw)
     return model, hist, deploy_quantized(model, spec)
 
 
 def post_training_quantization(distilled, spec):
-    """ptq-{k}bit: Q_k of the distilled student's weights, no retraining."""
+    """ptq-{k}bit: Q_k of the distilled student's weights, no retraining.
+
+    Parameters
+    ----------
+    distilled : StudentLSTM
+        The distilled student; copied, not changed.
+    spec : QuantSpec
+        Which tensors are quantized, and how.
+
+    Returns
+    -------
+    (model, quantized) : tuple
+        The student holding Q_k(w), and {name: QuantizedTensor}.
+    """
     model = copy.deepcopy(distilled)
     return model, deploy_quantized(model, spec)
 
 
 def quantization_aware_training(student, split, cfg, spec, **fit_kw):
-    """qat-{k}bit: start from the baseline ``student`` (copied), hard labels, k-bit weights."""
+    """qat-{k}bit: quantization-aware training without distillation, from the baseline student.
+
+    The same steps as quantized distillation (ŵ = Q_k(w), straight-through gradient) on the hard
+    labels alone, L = L_hard.
+
+    Parameters
+    ----------
+    student : StudentLSTM
+        The baseline student; copied, not changed.
+    split : Split
+        Normalised features and labels of the training and validation splits.
+    cfg : TrainConfig
+        The schedule.
+    spec : QuantSpec
+        Which tensors are quantized, and how.
+    **fit_kw
+        Passed to :func:`qdaed.train.loop.fit`.
+
+    Returns
+    -------
+    (model, history, quantized) : tuple
+        The trained student (holding Q_k(w)), its History, and {name: QuantizedTensor}.
+    """
     model = copy.deepcopy(student)
     hist = fit(model, split.train, split.val, cfg, quant=spec, **fit_kw)
     return model, hist, deploy_quantized(model, spec)

@@ -14,7 +14,7 @@ The earlier generations of three cases are checked too: the one TFLite Micro com
 folded in) against qdaed's folding. The two oldest generations' expected outputs come from
 TensorFlow Lite's interpreter (tflite_runtime 2.11), whose int8 LSTM kernel is not TFLite
 Micro's, and are not compared (qdaed matches lstm_1@bee2550a exactly and differs on the other
-five, mostly from the second step on, by up to 84 LSB; docs/porting.md, section 5).
+five, mostly from the second step on, by up to 84 LSB; docs/guides/porting.md, section 5).
 """
 
 import json
