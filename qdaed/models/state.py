@@ -4,8 +4,9 @@ A model keeps its arrays (parameters, and a ResNet's batch-norm running statisti
 PyTorch's state_dict names. ``state_dict()`` returns copies of them in PyTorch's order;
 ``load_state_dict(state)`` checks every entry first — the names exactly (``*.num_batches_tracked``
 ignored, as PyTorch's BatchNorm fills it in), each shape, floating-point and finite values,
-and the model's own checks (a running variance is not negative) — and only then copies the
-values in place, cast to the model's dtype, so a refused state leaves the model untouched and
+and the model's own checks (a running variance is not negative), on the values cast to the
+model's dtype (a float64 value beyond float32's range is refused, not made infinite) — and
+only then copies them in place, so a refused state leaves the model untouched and
 an optimiser bound to the arrays keeps them. Errors are ``InputError``, the same for every
 model.
 """
@@ -61,13 +62,15 @@ class StateDict:
                 raise InputError(f"state[{n!r}]: expected shape {target.shape}, got {v.shape}")
             if v.dtype.kind != "f":
                 raise InputError(f"state[{n!r}]: expected floating-point values, got {v.dtype}")
+            with np.errstate(over="ignore"):          # beyond float32's range: inf, refused
+                v = v.astype(target.dtype, copy=False)
             if not np.isfinite(v).all():
                 raise InputError(f"state[{n!r}]: contains NaN or infinity")
             self._check_state_entry(n, v)
             values[n] = v
         # Only after every entry passed: a refused state leaves the model untouched.
         for n, v in values.items():
-            np.copyto(arrays[n], v, casting="unsafe")
+            np.copyto(arrays[n], v)
 
 
 __all__ = ["StateDict"]
