@@ -20,42 +20,37 @@ peak memory on each (the issue's target: at most 300 MB for 10 minutes and for 1
 
 Run alone on the machine (see bench/README.md):
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench_detect.py \\
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.bench_detect \\
         --minutes 10 --memory-minutes 10,60 --write
 
-A check that the script runs (seconds): ``python bench/bench_detect.py --minutes 0.1
+A check that the script runs (seconds): ``python -m bench.bench_detect --minutes 0.1
 --presets demo --no-torch``. ``--write`` replaces the "Detection on long recordings" section
 of bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-from thread_env import set_thread_vars
+from bench import harness
 
 
 def _parse():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--threads", type=int, default=2)
+    p = harness.parser(__doc__, repeats=3, warmup=0, rounds=1)
     p.add_argument("--minutes", type=float, default=10.0, help="recording length for speed")
     p.add_argument("--memory-minutes", default="", help="lengths for peak memory, e.g. 10,60")
     p.add_argument("--presets", default="demo,paper")
-    p.add_argument("--repeats", type=int, default=3, help="timed repetitions (median)")
     p.add_argument("--no-torch", action="store_true")
-    p.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     p.add_argument("--dir", help="work folder (default: a temporary one)")
     return p.parse_args()
 
 
 ARGS = _parse() if __name__ == "__main__" else None
 if ARGS is not None:
-    set_thread_vars(os.environ, ARGS.threads)
+    harness.set_threads(ARGS.threads)
 
 import json  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
@@ -63,8 +58,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.insert(0, ROOT)
+ROOT = harness.ROOT
 from qdaed.detector import Detector  # noqa: E402
 from qdaed.models import StudentLSTM  # noqa: E402
 
@@ -124,15 +118,12 @@ def qdaed_network(det, feats, block):
     from qdaed.streaming import scan_features
 
     blocks = [feats[i:i + block] for i in range(0, feats.shape[0], block)]
-    t = time.perf_counter()
-    sc = scan_features(det, blocks, samples=feats.shape[0] * 160)
-    return time.perf_counter() - t, sc.logits
+    wall, sc = harness.timed(scan_features, det, blocks, samples=feats.shape[0] * 160)
+    return wall, sc.logits
 
 
 def torch_network(det, feats, block, threads):
-    import torch
-
-    torch.set_num_threads(threads)
+    torch = harness.torch_threads(threads)
     m = det.model
     net = torch.nn.LSTM(m.input_size, m.hidden_size, m.num_layers, batch_first=True)
     fc = torch.nn.Linear(m.hidden_size, m.num_classes)
@@ -170,20 +161,23 @@ def main():
     feats = lfbe(x, SR, num_mel_bins=BINS)
     del x
     block = BLOCK_VALUES // 160          # the LFBE frames of one block of samples
-    load0 = os.getloadavg()
+    load0 = harness.load()
     rows = []
     for preset in args.presets.split(","):
         det = make_detector(preset)
         model = os.path.join(work, f"{preset}.safetensors")
         det.save(model)
         wall, peak, out = time_detect(model, wav, args.repeats)
-        net = [qdaed_network(det, feats, block) for _ in range(args.repeats)]
+        net, tt = [], []
+        for _ in range(args.repeats):      # the two networks alternate
+            net.append(qdaed_network(det, feats, block))
+            if not args.no_torch:
+                tt.append(torch_network(det, feats, block, args.threads))
         row = {"preset": preset, "seconds": seconds, "detect_wall": wall,
                "detect_rtf": seconds / wall, "detect_peak_mb": peak,
                "network_wall": statistics.median(t for t, _ in net)}
         row["network_rtf"] = seconds / row["network_wall"]
         if not args.no_torch:
-            tt = [torch_network(det, feats, block, args.threads) for _ in range(args.repeats)]
             diff = float(np.abs(tt[0][1] - net[0][1][:len(tt[0][1])]).max())
             row.update(torch_wall=statistics.median(t for t, _ in tt), torch_max_diff=diff)
             row["torch_rtf"] = seconds / row["torch_wall"]
@@ -196,18 +190,16 @@ def main():
             row[f"peak_mb_{minutes}min"] = mpeak
         rows.append(row)
         print(json.dumps(row), flush=True)
-    report(rows, args, load0, os.getloadavg())
+    report(rows, args, load0, harness.load())
 
 
 def report(rows, args, load0, load1):
     lines = [SECTION, "",
-             f"`python bench/bench_detect.py --minutes {args.minutes:g}"
-             f"{' --memory-minutes ' + args.memory_minutes if args.memory_minutes else ''}` "
-             f"({args.threads} threads, median of {args.repeats}; {platform.processor() or platform.machine()}, "
-             f"{os.cpu_count()} cores, load average {load0[0]:.2f} before, {load1[0]:.2f} after). "
-             "RTF = audio seconds per wall second (higher is faster); `network / torch` is "
-             "qdaed's streaming network over the same LFBE against PyTorch's (below 1: qdaed "
-             "faster).", "",
+             f"A synthetic recording of {args.minutes:g} min; {args.threads} threads, median "
+             f"of {args.repeats} runs (`qdaed detect` each in a fresh process; the networks "
+             "alternating in this one). RTF = audio seconds per wall second (higher is "
+             "faster); `network / torch` is qdaed's streaming network over the same LFBE "
+             "against PyTorch's (below 1: qdaed faster).", "",
              "| student | detect wall (s) | detect RTF | detect peak (MB) | network RTF | "
              "torch RTF | network / torch | peak MB per length |",
              "|---|---:|---:|---:|---:|---:|---:|---|"]
@@ -217,19 +209,10 @@ def report(rows, args, load0, load1):
                      f"{r['detect_peak_mb']:.0f} | {r['network_rtf']:.0f} | "
                      f"{r.get('torch_rtf', float('nan')):.0f} | "
                      f"{r.get('ratio', float('nan')):.2f} | {mem or '—'} |")
-    text = "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n" + harness.footer(args.threads, load0, load1)
     print(text)
     if args.write:
-        path = os.path.join(ROOT, "bench", "RESULTS.md")
-        old = open(path).read() if os.path.exists(path) else ""
-        if SECTION in old:
-            head, rest = old.split(SECTION, 1)
-            tail = rest[rest.find("\n## "):] if "\n## " in rest else ""
-            new = head + text + tail
-        else:
-            new = old.rstrip() + "\n\n" + text
-        with open(path, "w") as fh:
-            fh.write(new)
+        harness.write_section(text, args.results)
 
 
 if __name__ == "__main__":

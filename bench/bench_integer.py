@@ -23,24 +23,19 @@ VmRSS before the timed inferences, the VmHWM over them, and the whole process's 
 Threads: ``--threads`` (default 2) for OpenBLAS, Numba
 and OpenMP; the TFLite Micro interpreter is single-threaded.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench_integer.py [--write]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.bench_integer [--write]
 
-``--write`` replaces (or appends) the "Integer student inference" section of
-bench/RESULTS.md. Needs the ``tflm`` extra (``pip install ".[tflm]"``).
+``--write`` replaces (or appends) the "Integer student inference" section of this machine's
+part of bench/RESULTS.md. Needs the ``tflm`` extra (``pip install ".[tflm]"``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import subprocess
 import sys
-import time
 
-import thread_env
-from thread_env import ROOT, child_env
+from bench import harness
 
 SECTION = "## Integer student inference"
 IMPLS = ("integer", "float", "tflm")
@@ -98,14 +93,6 @@ def runners(hidden, layers, frames, impls=IMPLS):
     return run, len(data)
 
 
-def _status(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024     # kB → MiB
-    return float("nan")
-
-
 def memory_worker(impl, hidden, layers, frames, runs, files):
     """Peak memory of ``impl`` alone: set-up, one warm-up inference (Numba compiles or loads
     its cache), VmHWM reset to the current RSS (``/proc/self/clear_refs``), ``runs``
@@ -128,15 +115,14 @@ def memory_worker(impl, hidden, layers, frames, runs, files):
     else:
         f = runners(hidden, layers, frames, (impl,))[0][impl]
     f()
-    setup_peak = _status("VmHWM")
-    base = _status("VmRSS")
-    with open("/proc/self/clear_refs", "w") as fh:   # "5": reset VmHWM to the current RSS
-        fh.write("5")
+    setup_peak = harness.status_mib("VmHWM")
+    base = harness.status_mib("VmRSS")
+    harness.reset_peak_rss()                         # VmHWM back to the current RSS
     for _ in range(runs):
         f()
-    peak = _status("VmHWM")
-    print(json.dumps({"impl": impl, "base_mib": base, "peak_mib": peak,
-                      "process_peak_mib": max(setup_peak, peak)}))
+    peak = harness.status_mib("VmHWM")
+    harness.emit({"impl": impl, "base_mib": base, "peak_mib": peak,
+                  "process_peak_mib": max(setup_peak, peak)})
 
 
 def time_config(hidden, layers, args):
@@ -156,11 +142,7 @@ def time_config(hidden, layers, args):
         order = list(run) if r % 2 == 0 else list(run)[::-1]
         med = {}
         for k in order:
-            ts = []
-            for _ in range(args.repeats):
-                t0 = time.perf_counter()
-                run[k]()
-                ts.append(time.perf_counter() - t0)
+            ts = harness.time_calls(run[k], args.repeats, 0)
             times[k] += ts
             med[k] = float(np.median(ts))
         ratios.append({"integer/tflm": med["integer"] / med["tflm"],
@@ -169,6 +151,7 @@ def time_config(hidden, layers, args):
     return {"config": f"{hidden}x{layers}", "tflite_bytes": size, "bit_exact": same,
             "float_vs_tflm_max_abs": float_gap,
             "median": {k: float(np.median(v)) for k, v in times.items()},
+            "spread": {k: harness.spread(v) for k, v in times.items()},
             "ratios": ratios}
 
 
@@ -184,54 +167,36 @@ def _memory(hidden, layers, args):
             fh.write(data)
         np.save(os.path.join(files, "x.npy"), integer.quantize_input(clip), allow_pickle=False)
         for impl in IMPLS:
-            cmd = [sys.executable, os.path.abspath(__file__), "--memory-worker", impl,
-                   "--configs", f"{hidden}x{layers}", "--frames", str(args.frames),
-                   "--memory-runs", str(args.memory_runs), "--threads", str(args.threads),
-                   "--files", files]
-            res = subprocess.run(cmd, env=child_env(args.threads), capture_output=True,
-                                 text=True, cwd=ROOT)
-            if res.returncode != 0:
-                sys.exit(f"memory worker {impl} {hidden}x{layers} failed:\n{res.stderr}")
-            out[impl] = json.loads(res.stdout.strip().splitlines()[-1])
+            out[impl] = harness.worker(
+                __spec__.name, impl, args,
+                extra=["--configs", f"{hidden}x{layers}", "--frames", str(args.frames),
+                       "--memory-runs", str(args.memory_runs), "--files", files])
     return out
 
 
-def _load():
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return float("nan")
-
-
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = harness.parser(__doc__, repeats=5, warmup=2, rounds=3)
     p.add_argument("--configs", default="32x1,512x2",
                    help="student shapes HxL (default 32x1 = the demo and real runs' student, "
                         "512x2 = the paper preset's)")
     p.add_argument("--frames", type=int, default=1000, help="frames per clip (default 1000)")
-    p.add_argument("--repeats", type=int, default=5, help="runs per implementation per round")
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--memory-runs", type=int, default=3,
                    help="inferences in each memory worker (default 3)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
-    p.add_argument("--memory-worker", metavar="IMPL", help=argparse.SUPPRESS)
-    p.add_argument("--files", help=argparse.SUPPRESS)
+    p.add_argument("--files", help=argparse.SUPPRESS)    # the memory worker's inputs
     args = p.parse_args()
-    thread_env.set_thread_vars(os.environ, args.threads)    # before NumPy/Numba load
+    harness.set_threads(args.threads)                      # before NumPy/Numba load
     configs = _parse_configs(args.configs)
-    if args.memory_worker:
+    if args.worker:                                        # a memory worker: --worker IMPL
         (h, l), = configs
-        return memory_worker(args.memory_worker, h, l, args.frames, args.memory_runs,
-                             args.files)
+        return memory_worker(args.worker, h, l, args.frames, args.memory_runs, args.files)
 
-    rows, load = [], [_load()]
+    rows, load = [], [harness.load()]
     for h, l in configs:
+        harness.wait_idle(args.wait_idle)
         row = time_config(h, l, args)
         row["memory"] = _memory(h, l, args)
         rows.append(row)
-        load.append(_load())
+        load.append(harness.load())
         m = row["median"]
         print(f"{row['config']}: integer {m['integer'] * 1e3:.2f} ms, float "
               f"{m['float'] * 1e3:.2f} ms, TFLM {m['tflm'] * 1e3:.2f} ms; integer/TFLM per "
@@ -243,7 +208,7 @@ def main():
     if not all(r["bit_exact"] for r in rows):
         sys.exit("qdaed's integer scores differ from TFLite Micro's")
     if args.write:
-        _write(text)
+        harness.write_section(text, args.results)
 
 
 def _versions():
@@ -267,7 +232,8 @@ def _markdown(rows, args, load):
         "from (qdaed's float32 kernels) and TensorFlow Lite Micro's Python interpreter on the "
         "exported .tflite (state reset, set input, invoke, get output). One process; "
         f"{args.warmup} warm-up run(s) each, then {args.rounds} round(s) of {args.repeats} runs "
-        "per implementation, alternating; medians over all runs, ratios per round. Peak memory: "
+        "per implementation, alternating; medians over all runs (interquartile ranges below "
+        "the table), ratios per round. Peak memory: "
         "a fresh process per implementation (TFLite Micro's without qdaed or Numba); its VmHWM "
         f"over {args.memory_runs} inference(s) after set-up and a warm-up run (VmHWM reset), "
         "its VmRSS before them in brackets, and the whole process's VmHWM (set-up included). "
@@ -287,46 +253,12 @@ def _markdown(rows, args, load):
             + " / ".join(f"{mem[k]['peak_mib']:.0f} ({mem[k]['base_mib']:.0f})" for k in IMPLS)
             + " | " + " / ".join(f"{mem[k]['process_peak_mib']:.0f}" for k in IMPLS)
             + f" | {'yes' if r['bit_exact'] else 'NO'} |")
-    lines += [
-        "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs ({_cpu_model()}); Python "
-        f"{platform.python_version()}, {_versions()}. 1-minute load average before and after "
-        "each student: " + ", ".join(f"{v:.1f}" for v in load) + ".",
-        "",
-        "Command: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench_integer.py "
-        f"--configs {args.configs} --frames {args.frames} --repeats {args.repeats} --rounds "
-        f"{args.rounds} --warmup {args.warmup} --write`",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
-def _write(text):
-    path = os.path.join(ROOT, "bench", "RESULTS.md")
-    old = open(path).read() if os.path.exists(path) else ""
-    if SECTION in old:
-        start = old.index(SECTION)
-        nxt = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + ("" if nxt < 0 else old[nxt + 1:])
-    else:
-        new = (old.rstrip("\n") + "\n\n" if old else "") + text
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(new)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    lines += ["", "Interquartile ranges (ms): " + "; ".join(
+        f"{r['config']} " + ", ".join(f"{k} {s.ms(2)}" for k, s in r["spread"].items())
+        for r in rows) + ".",
+        "", f"Versions beyond the list below: {_versions()}. 1-minute load average before and "
+        "after each student: " + ", ".join(f"{v:.1f}" for v in load) + ".", ""]
+    return "\n".join(lines) + harness.footer(args.threads, load[0], load[-1])
 
 
 if __name__ == "__main__":

@@ -6,11 +6,11 @@ input; 3 classes. Tasks:
           sigmoid-BCE gradient ∂L/∂z = (σ(z) − y)/(B·C), backward to every parameter gradient.
   infer1  B=1, evaluation mode (running statistics), forward only.
   infer8  B=8, evaluation mode, forward only.
-PyTorch runs the same network (tests/models/torch_resnet.py, torchvision's layout) loaded with
+PyTorch runs the same network (bench/torch_resnet.py, torchvision's layout) loaded with
 the same weights; no optimiser step in either (the step measured is forward + backward).
 
 Method: every (framework, task) runs in its own fresh subprocess, so that its peak resident
-memory (``resource.getrusage(RUSAGE_SELF).ru_maxrss``, which sees NumPy, Numba and torch
+memory (VmHWM, the peak resident set, which sees NumPy, Numba and torch
 allocations alike) belongs to that task alone; the figure includes the interpreter, the
 libraries and the weights, so the baseline after set-up is reported beside it. Threads: 2 for
 everything (OpenBLAS, Numba, OpenMP, torch.set_num_threads). Times are the median of
@@ -21,22 +21,18 @@ default OpenMP layer, its idle threads spin and starve OpenBLAS's threads (a tra
 
 Run (the OpenBLAS variables below halve OpenBLAS's speed on the reference machine):
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench_resnet.py [--write]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.bench_resnet [--write]
 
-``--write`` replaces (or appends) the "ResNet teacher" section of bench/RESULTS.md.
+``--write`` replaces (or appends) the "ResNet teacher" section of this machine's part of
+bench/RESULTS.md. ``--rounds`` alternates the frameworks' workers that many times per task.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
-import subprocess
-import sys
-import time
+import statistics
 
-from thread_env import ROOT, child_env
+from bench import harness
 
 TASKS = {"train": (8, True), "infer1": (1, False), "infer8": (8, False)}
 SECTION = "## ResNet teacher"
@@ -64,7 +60,7 @@ NOTE = (
 
 
 def _env(threads):
-    return child_env(threads, NUMBA_THREADING_LAYER="workqueue")
+    return harness.child_env(threads, NUMBA_THREADING_LAYER="workqueue")
 
 
 def _rss_mib():
@@ -72,13 +68,9 @@ def _rss_mib():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _peak_mib():
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # KiB on Linux
-
-
-def worker(framework, task, args):
+def worker(spec, args):
+    """Time FRAMEWORK/TASK in this (fresh) process; emit times and memory."""
+    framework, task = spec.split("/")
     import numpy as np
 
     batch, train = TASKS[task]
@@ -98,10 +90,9 @@ def worker(framework, task, args):
                 model.backward(cache, dz.astype(np.float32))
         versions = {"numpy": np.__version__, "numba": __import__("numba").__version__}
     else:
-        from tests.models.torch_resnet import TorchResNet
-        from tests.torch_ref import torch
+        from bench.torch_resnet import TorchResNet
 
-        torch.set_num_threads(args.threads)
+        torch = harness.torch_threads(args.threads)
         net = TorchResNet(50)
         net.train(train)
         xt, yt = torch.from_numpy(x), torch.from_numpy(y)
@@ -117,81 +108,69 @@ def worker(framework, task, args):
         versions = {"torch": torch.__version__}
 
     base = _rss_mib()
-    for _ in range(args.warmup):
-        run()
-    times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    print(json.dumps(dict(framework=framework, task=task, median=times[len(times) // 2],
-                          times=times, base_mib=base, peak_mib=_peak_mib(),
-                          versions=versions)))
-
-
-def _load():
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return float("nan")
+    times = harness.time_calls(run, args.repeats, args.warmup)
+    harness.emit(dict(framework=framework, task=task, times=times, base_mib=base,
+                      peak_mib=harness.status_mib("VmHWM"), versions=versions))
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=3, help="timed repetitions (median)")
-    p.add_argument("--warmup", type=int, default=1)
+    p = harness.parser(__doc__, repeats=3, warmup=1, rounds=1)
     p.add_argument("--frames", type=int, default=1000)
     p.add_argument("--bins", type=int, default=64)
     p.add_argument("--tasks", default="train,infer1,infer8")
-    p.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
-    p.add_argument("--worker", nargs=2, metavar=("FRAMEWORK", "TASK"), help=argparse.SUPPRESS)
     args = p.parse_args()
+    harness.set_threads(args.threads)
     if args.worker:
-        return worker(*args.worker, args)
+        return worker(args.worker, args)
 
     rows, load = [], []
     for task in args.tasks.split(","):
-        for fw in ("qdaed", "torch"):
-            cmd = [sys.executable, os.path.abspath(__file__), "--worker", fw, task,
-                   "--threads", str(args.threads), "--repeats", str(args.repeats),
-                   "--warmup", str(args.warmup), "--frames", str(args.frames),
-                   "--bins", str(args.bins)]
-            load.append(_load())
-            out = subprocess.run(cmd, env=_env(args.threads), capture_output=True, text=True,
-                                 cwd=ROOT)
-            if out.returncode != 0:
-                sys.exit(f"{fw} {task} failed:\n{out.stderr}")
-            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-            r = rows[-1]
+        harness.wait_idle(args.wait_idle)
+        load.append(harness.load())
+        both = {fw: {"times": [], "base_mib": [], "peak_mib": []} for fw in ("qdaed", "torch")}
+        for _ in range(args.rounds):
+            for fw in both:
+                r = harness.worker(__spec__.name, f"{fw}/{task}", args, env=_env(args.threads),
+                                   extra=["--frames", str(args.frames), "--bins", str(args.bins)])
+                for k in ("times", "base_mib", "peak_mib"):
+                    both[fw][k] += r[k] if k == "times" else [r[k]]
+                both[fw]["versions"] = r["versions"]
+        for fw, r in both.items():
+            r.update(framework=fw, task=task, median=statistics.median(r["times"]),
+                     spread=harness.spread(r["times"]), base_mib=min(r["base_mib"]),
+                     peak_mib=max(r["peak_mib"]))
+            rows.append(r)
             print(f"{task:7s} {fw:6s} median {r['median']:.3f} s  "
                   f"(runs {', '.join(f'{t:.3f}' for t in r['times'])})  "
                   f"peak RSS {r['peak_mib']:.0f} MiB (after set-up {r['base_mib']:.0f} MiB)",
                   flush=True)
+        harness.headline(args, f"ResNet-50 {'training step' if TASKS[task][1] else 'inference'}"
+                         f", B {TASKS[task][0]}, 1 x {args.frames} x {args.bins}",
+                         both["qdaed"]["times"], both["torch"]["times"])
+    load.append(harness.load())
     text = _markdown(rows, args, load)
     print()
     print(text)
     if args.write:
-        _write(text)
+        harness.write_section(text, args.results)
 
 
 def _markdown(rows, args, load):
     by = {(r["framework"], r["task"]): r for r in rows}
-    versions = {}
-    for r in rows:
-        versions.update(r["versions"])
     lines = [
         SECTION, "",
         f"ResNet-50 (torchvision v1.5 layout, 1 input channel, 3 classes), float32, input "
         f"(B, 1, {args.frames}, {args.bins}); forward + backward for training (no optimiser "
-        f"step), forward only for inference. Median of {args.repeats} runs after "
-        f"{args.warmup} warm-up run(s); {args.threads} threads for OpenBLAS, Numba and torch. "
-        "Each (framework, task) in a fresh subprocess; peak memory = ru_maxrss of that "
+        f"step), forward only for inference. Median [interquartile range] of {args.repeats} "
+        "runs after "
+        f"{args.warmup} warm-up run(s) per worker, {args.rounds} round(s) alternating the "
+        f"frameworks' workers; {args.threads} threads for OpenBLAS, Numba and torch. "
+        "Each (framework, task) in a fresh subprocess; peak memory = the peak resident set "
+        "(VmHWM) of that "
         "process (interpreter, libraries and weights included; the RSS after set-up is in "
         "brackets). qdaed's worker uses Numba's `workqueue` threading layer (see the "
         "benchmark's docstring).", "",
-        "| task | qdaed (s) | PyTorch (s) | qdaed / PyTorch | qdaed peak MiB | "
+        "| task | qdaed (s) [IQR] | PyTorch (s) [IQR] | qdaed / PyTorch | qdaed peak MiB | "
         "PyTorch peak MiB |",
         "|---|---:|---:|---:|---:|---:|",
     ]
@@ -201,53 +180,21 @@ def _markdown(rows, args, load):
         q, t = by.get(("qdaed", task)), by.get(("torch", task))
         if q is None or t is None:
             continue
-        lines.append(f"| {names[task]} | {q['median']:.3f} | {t['median']:.3f} | "
+        lines.append(f"| {names[task]} | {q['spread'].median:.3f} [{q['spread'].q1:.3f}–"
+                     f"{q['spread'].q3:.3f}] | {t['spread'].median:.3f} [{t['spread'].q1:.3f}–"
+                     f"{t['spread'].q3:.3f}] | "
                      f"{q['median'] / t['median']:.2f} | {q['peak_mib']:.0f} "
                      f"({q['base_mib']:.0f}) | {t['peak_mib']:.0f} ({t['base_mib']:.0f}) |")
     lines += [
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
-        f"({_cpu_model()}), {platform.platform()}; Python {platform.python_version()}, "
-        + ", ".join(f"{k} {v}" for k, v in versions.items()) + ". "
-        f"1-minute load average before the runs: "
+        "1-minute load average before each task and at the end: "
         + ", ".join(f"{v:.1f}" for v in load)
-        + " (a 1-minute average: each run's own 2 threads raise it toward 2).",
+        + " (a 1-minute average: each run's own threads raise it toward their count).",
         "",
         NOTE,
         "",
-        "Command: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench_resnet.py "
-        f"--repeats {args.repeats} --warmup {args.warmup} --write`",
-        "",
     ]
-    return "\n".join(lines)
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
-def _write(text):
-    path = os.path.join(ROOT, "bench", "RESULTS.md")
-    old = open(path).read() if os.path.exists(path) else ""
-    if SECTION in old:
-        start = old.index(SECTION)
-        nxt = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + ("" if nxt < 0 else old[nxt + 1:])
-    else:
-        new = (old.rstrip("\n") + "\n\n" if old else "") + text
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(new)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    return "\n".join(lines) + harness.footer(args.threads, load[0], load[-1])
 
 
 if __name__ == "__main__":

@@ -14,27 +14,22 @@ with the load average so a reader can judge the noise.
 Run (see bench/README.md; the environment variables below halve OpenBLAS's speed on the
 reference machine, so the benchmark command unsets them):
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench_student.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.bench_student
 
-``--write`` replaces the "StudentLSTM training step" section of bench/RESULTS.md.
+``--write`` replaces the "StudentLSTM training step" section of this machine's part of
+bench/RESULTS.md (bench/harness.py).
 """
 
 from __future__ import annotations
 
-import argparse
-import os
+import statistics
 import sys
 
-from thread_env import set_thread_vars
+from bench import harness
 
 
 def _parse():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=7, help="timed repetitions (median)")
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--rounds", type=int, default=3,
-                   help="fresh-subprocess rounds per implementation, alternating between them")
+    p = harness.parser(__doc__, repeats=7, warmup=2, rounds=3)
     p.add_argument("--steps", type=int, default=1000, help="frames T")
     p.add_argument("--configs", default="128x1,256x2,512x2", help="HIDDENxLAYERS,...")
     p.add_argument("--no-naive", action="store_true", help="skip the naive NumPy loop")
@@ -44,33 +39,22 @@ def _parse():
     p.add_argument("--blas-floor", action="store_true",
                    help="also time qdaed's step with the LSTM cell kernels replaced by no-ops: "
                         "its BLAS calls alone, the floor of the per-step-GEMM design")
-    p.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     p.add_argument("--interleave", action="store_true",
                    help="time every implementation in this one process, interleaved (the "
                         "default runs each in a fresh subprocess: in one process torch's "
                         "OpenMP threads keep spinning after its step and slow the next one)")
-    p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: time one implementation
-    p.add_argument("--wait-idle", type=float, default=0.0, metavar="MINUTES",
-                   help="on a shared machine: wait up to this long for the 1-minute load "
-                        "average to fall below 0.5 before each configuration")
     return p.parse_args()
 
 
 ARGS = _parse() if __name__ == "__main__" else None
 if ARGS is not None:
-    set_thread_vars(os.environ, ARGS.threads)  # before numpy / numba / torch are imported
-
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+    harness.set_threads(ARGS.threads)  # before numpy / numba / torch are imported
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from bench.naive_lstm import bce_grad  # noqa: E402
+from bench.naive_lstm import lstm_training_step as naive_step  # noqa: E402
 from qdaed.models import StudentLSTM  # noqa: E402
-from tests.naive import bce_grad  # noqa: E402
-from tests.naive import lstm_training_step as naive_step  # noqa: E402
 
 B, I, C = 32, 64, 3
 SECTION = "## StudentLSTM training step"
@@ -163,30 +147,6 @@ def _rel(a, b):
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
 
 
-def _time(f, repeats, warmup):
-    for _ in range(warmup):
-        f()
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        f()
-        out.append(time.perf_counter() - t0)
-    return out
-
-
-def _isolated(impl, hidden, layers, args):
-    """Times of ``impl`` measured in a fresh subprocess (``--worker``)."""
-    import json
-    import subprocess
-
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", impl,
-           "--configs", f"{hidden}x{layers}", "--steps", str(args.steps),
-           "--repeats", str(args.repeats), "--warmup", str(args.warmup),
-           "--threads", str(args.threads)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
-
-
 def run_config(hidden, layers, steps, repeats, warmup, naive, args=None):
     import torch
 
@@ -205,13 +165,11 @@ def run_config(hidden, layers, steps, repeats, warmup, naive, args=None):
     if args is not None and (args.blas_floor or args.worker == "blas_only"):
         runs["blas_only"] = runs["qdaed"]  # the same call, cell kernels off in its worker
     if args is not None and args.worker:
-        import json
-
         # each implementation has a process of its own, so the switch can be global
         torch.backends.mkldnn.enabled = args.worker != "torch_native"
         if args.worker == "blas_only":
             blas_only()
-        print(json.dumps(_time(runs[args.worker], repeats, warmup)))
+        harness.emit(harness.time_calls(runs[args.worker], repeats, warmup))
         return None
     # Same gradients (float32, T=1000: agreement to ~1e-4 is what float32 allows).
     ours, theirs = runs["qdaed"](), runs["torch"]()
@@ -221,59 +179,15 @@ def run_config(hidden, layers, steps, repeats, warmup, naive, args=None):
     if args is not None and not args.interleave:
         # Rounds alternate the implementations, so that a change in the shared machine's load
         # during the run hits all of them; the ratio of each round shows how stable it is.
-        times, ratios = {k: [] for k in runs}, []
-        for _ in range(args.rounds):
-            one = {k: _isolated(k, hidden, layers, args) for k in runs}
-            for k, v in one.items():
-                times[k] += v
-            ratios.append(statistics.median(one["qdaed"]) / statistics.median(one["torch"]))
+        times, ratios = harness.rounds_in_workers(
+            __spec__.name, list(runs), args, ratio=("qdaed", "torch"),
+            extra=["--configs", f"{hidden}x{layers}", "--steps", str(args.steps)])
         return {k: statistics.median(v) for k, v in times.items()}, times, agree, ratios
-    for _ in range(warmup - 1):
-        for f in runs.values():
-            f()
-    times = {k: [] for k in runs}
-    for _ in range(repeats):
-        for k, f in runs.items():
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
+    times = harness.alternate(runs, repeats, 1, max(warmup - 1, 0))
     return {k: statistics.median(v) for k, v in times.items()}, times, agree, []
 
 
-def machine_info(threads):
-    import numba
-    import torch
-
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    try:
-        from threadpoolctl import threadpool_info
-        blas = "; ".join(f"{d['internal_api']} {d['version']} ({d.get('architecture', '?')}, "
-                         f"{d['num_threads']} threads, {os.path.basename(d['filepath'])})"
-                         for d in threadpool_info())
-    except ImportError:
-        blas = "threadpoolctl not installed; numpy.show_config(): " + str(
-            np.show_config(mode="dicts")["Build Dependencies"]["blas"].get("name"))
-    return {
-        "CPU": f"{cpu}, {os.cpu_count()} logical cores",
-        "Python": platform.python_version(),
-        "numpy / numba / torch": f"{np.__version__} / {numba.__version__} / {torch.__version__}",
-        "thread pools (threadpoolctl)": blas,
-        "torch threads / config": f"{torch.get_num_threads()} / "
-                                  + ("MKL" if torch.backends.mkl.is_available() else "no MKL")
-                                  + (", oneDNN" if torch.backends.mkldnn.is_available() else ""),
-        "threads": f"{threads} (OMP/OPENBLAS/MKL/NUMBA_NUM_THREADS and torch.set_num_threads)",
-        "OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE": "unset for this run"
-            if not (os.environ.get("OPENBLAS_CORETYPE") or os.environ.get("OPENBLAS_L2_SIZE"))
-            else f"SET ({os.environ.get('OPENBLAS_CORETYPE')}, {os.environ.get('OPENBLAS_L2_SIZE')})",
-    }
-
-
-def render(results, info, command, load, steps, repeats, warmup, rounds):
+def render(results, threads, load, steps, repeats, warmup, rounds):
     native = any("torch_native" in med for med, *_ in results.values())
     floor = any("blas_only" in med for med, *_ in results.values())
     lines = [SECTION, "",
@@ -310,74 +224,42 @@ def render(results, info, command, load, steps, repeats, warmup, rounds):
             f"| {med['torch'] * 1e3:.0f} | {naive_ms} "
             f"| **{med['qdaed'] / med['torch']:.2f}** "
             f"| {naive_ratio} |{native_col}{floor_col} {agree:.1e} |")
-    lines += ["", "All repetitions (ms), to show the spread:", ""]
+    lines += ["", "All repetitions (ms), to show the spread (median [interquartile range]: "
+              "the repetitions):", ""]
     for (hidden, layers), (_, times, _, ratios) in results.items():
         for k, v in times.items():
-            lines.append(f"- H={hidden}x{layers} {k}: " + ", ".join(f"{t * 1e3:.0f}" for t in v))
+            lines.append(f"- H={hidden}x{layers} {k}: {harness.spread(v).ms()}: "
+                         + ", ".join(f"{t * 1e3:.0f}" for t in v))
         if ratios:
             lines.append(f"- H={hidden}x{layers} qdaed / PyTorch per round: "
                          + ", ".join(f"{r:.2f}" for r in ratios))
-    lines += ["", "Machine and versions:", ""]
-    lines += [f"- {k}: {v}" for k, v in info.items()]
-    lines += [f"- load average (1 min) before / after: {load[0]:.2f} / {load[1]:.2f} "
-              "(a 1-minute average: the benchmark's own 2 threads raise it toward 2 while it "
-              "runs, and a 'before' right after another benchmark still carries that one's)",
-              "", "Command:", "", "```", command, "```", ""]
-    return "\n".join(lines)
-
-
-def write_section(path, text, section=SECTION):
-    """Replace (or append) one benchmark's section of RESULTS.md (the part from its ``## ``
-    heading to the next), keeping the others; atomically."""
-    old = open(path).read() if os.path.exists(path) else "# Benchmark results\n\n"
-    start = ("\n" + old).find("\n" + section + "\n")  # the whole heading line, not a prefix
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + len(section))
-        new = old[:start] + text + ("" if end < 0 else old[end + 1:])
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".RESULTS.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(new)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600
-    os.replace(tmp, path)
-
-
-def _wait_idle(minutes, threshold=0.5):
-    deadline = time.time() + 60 * minutes
-    while os.getloadavg()[0] >= threshold and time.time() < deadline:
-        time.sleep(5)
+    return "\n".join(lines) + "\n" + harness.footer(threads, *load)
 
 
 def main(args):
-    import torch
-
-    torch.set_num_threads(args.threads)
+    harness.torch_threads(args.threads)
     configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
     if args.blas_floor and args.interleave:
         sys.exit("--blas-floor needs a worker process of its own: not with --interleave")
     if args.worker:
         run_config(*configs[0], args.steps, args.repeats, args.warmup, True, args)
         return
-    load0 = os.getloadavg()[0]
+    load0 = harness.load()
     results = {}
     for hidden, layers in configs:
-        _wait_idle(args.wait_idle)
+        harness.wait_idle(args.wait_idle)
         print(f"H={hidden} x {layers} ...", file=sys.stderr, flush=True)
         results[(hidden, layers)] = run_config(hidden, layers, args.steps, args.repeats,
                                                args.warmup, not args.no_naive, args)
-    load1 = os.getloadavg()[0]
-    unset = [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v not in os.environ]
-    command = ("env " + " ".join(f"-u {v}" for v in unset) + " " if unset else "") + \
-        "python " + " ".join(sys.argv)
-    text = render(results, machine_info(args.threads), command, (load0, load1), args.steps,
-                  args.repeats, args.warmup, 1 if args.interleave else args.rounds)
+    load1 = harness.load()
+    text = render(results, args.threads, (load0, load1), args.steps, args.repeats, args.warmup,
+                  1 if args.interleave else args.rounds)
     print(text)
+    for (hidden, layers), (_, times, _, _) in results.items():
+        harness.headline(args, f"LSTM training step, B {B}, T {args.steps}, H {hidden} x {layers}",
+                         times["qdaed"], times["torch"])
     if args.write:
-        write_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"),
-                      text)
+        harness.write_section(text, args.results)
 
 
 if __name__ == "__main__":

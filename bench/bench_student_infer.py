@@ -17,22 +17,19 @@ reset, what one run itself needs.
 
 Run alone on the machine (see bench/README.md for the OpenBLAS variables):
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench_student_infer.py [--write]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.bench_student_infer [--write]
 
-``--write`` replaces the "StudentLSTM inference" section of bench/RESULTS.md.
+``--write`` replaces the "StudentLSTM inference" section of this machine's part of
+bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
-import time
 
-from thread_env import ROOT, child_env, set_thread_vars
+from bench import harness
 
 SECTION = "## StudentLSTM inference"
 I, C, T = 64, 3, 1000
@@ -41,24 +38,11 @@ IMPLS = ("qdaed", "torch", "torch_native", "blas_only")
 
 
 def _parse():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=5, help="timed runs per round (median)")
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--rounds", type=int, default=3)
+    p = harness.parser(__doc__, repeats=5, warmup=1, rounds=3)
     p.add_argument("--frames", type=int, default=1000, help="frames timed by the stream task")
     p.add_argument("--configs", default="512x2", help="HIDDENxLAYERS,...")
     p.add_argument("--tasks", default="infer32,infer1,stream")
-    p.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
-    p.add_argument("--worker", nargs=3, metavar=("IMPL", "TASK", "CONFIG"),
-                   help=argparse.SUPPRESS)
     return p.parse_args()
-
-
-def _status_mib(field):
-    with open("/proc/self/status") as f:
-        line = next(line for line in f if line.startswith(field + ":"))
-    return int(line.split()[1]) / 1024  # kB
 
 
 def _setup(hidden, layers, batch):
@@ -74,8 +58,7 @@ def _setup(hidden, layers, batch):
 
 def _torch_net(model):
     """The same network in PyTorch with the same weights (bench_student's), eval mode."""
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    from bench_student import make_torch
+    from bench.bench_student import make_torch
 
     return make_torch(model).eval()
 
@@ -86,7 +69,7 @@ def _runner(impl, task, model, x):
 
     if impl in ("qdaed", "blas_only"):
         if impl == "blas_only":  # qdaed with its LSTM cell kernels off: its BLAS calls alone
-            from bench_student import blas_only
+            from bench.bench_student import blas_only
             blas_only()
         if task != "stream":
             return lambda: model.forward(x)[0]
@@ -126,41 +109,29 @@ def _runner(impl, task, model, x):
     return step
 
 
-def worker(impl, task, config, args):
+def worker(spec, args):
+    """Time one IMPL/TASK/CONFIG in this (fresh) process; emit times and memory."""
+    impl, task, config = spec.split("/")
     hidden, layers = (int(v) for v in config.split("x"))
     model, x = _setup(hidden, layers, TASKS[task])
     f = _runner(impl, task, model, x)
-    setup = _status_mib("VmRSS")
+    setup = harness.status_mib("VmRSS")
     n = args.frames if task == "stream" else 1
     for _ in range(args.warmup * n):
         f()
-    warm = _status_mib("VmRSS")
-    with open("/proc/self/clear_refs", "w") as fh:  # "5": reset VmHWM to the current RSS
-        fh.write("5")
-    times = []
-    for _ in range(args.repeats):
-        if task == "stream":
-            one = []
-            for _ in range(n):
-                t0 = time.perf_counter()
-                f()
-                one.append(time.perf_counter() - t0)
-            times.append(statistics.median(one))
-        else:
-            t0 = time.perf_counter()
-            f()
-            times.append(time.perf_counter() - t0)
-    print(json.dumps({"times": times, "setup_mib": setup, "warm_mib": warm,
-                      "run_peak_mib": _status_mib("VmHWM")}))
+    warm = harness.status_mib("VmRSS")
+    harness.reset_peak_rss()
+    if task == "stream":     # one repetition = the median frame of a run of n frames
+        times = [statistics.median(harness.time_calls(f, n, 0)) for _ in range(args.repeats)]
+    else:
+        times = harness.time_calls(f, args.repeats, 0)
+    harness.emit({"times": times, "setup_mib": setup, "warm_mib": warm,
+                  "run_peak_mib": harness.status_mib("VmHWM")})
 
 
 def _isolated(impl, task, config, args):
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", impl, task, config,
-           "--repeats", str(args.repeats), "--warmup", str(args.warmup),
-           "--frames", str(args.frames)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True,
-                         env=child_env(args.threads)).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return harness.worker(__spec__.name, f"{impl}/{task}/{config}", args,
+                          extra=["--frames", str(args.frames)])
 
 
 def _agreement(config):
@@ -178,7 +149,7 @@ def _fmt_time(task, s):
     return f"{s * 1e6:.0f} µs" if task == "stream" else f"{s * 1e3:.0f} ms"
 
 
-def render(results, agree, info, command, load):
+def render(results, agree, threads, load):
     lines = [SECTION, "",
              f"float32, T = {T} frames of I = {I} bins, C = {C}, mean pooling. `infer32` / "
              "`infer1`: forward to the logits of B = 32 / 1 clips (qdaed: "
@@ -217,22 +188,18 @@ def render(results, agree, info, command, load):
     for (config, task), r in results.items():
         lines.append(f"- {config} {task} per round: " + ", ".join(f"{v:.2f}" for v in r["ratios"]))
         for impl in IMPLS:
-            lines.append(f"- {config} {task} {impl}: "
-                         + ", ".join(_fmt_time(task, s) for s in r[impl]["times"]))
+            s = harness.spread(r[impl]["times"])
+            lines.append(f"- {config} {task} {impl}: median {_fmt_time(task, s.median)} "
+                         f"[IQR {_fmt_time(task, s.q1)}–{_fmt_time(task, s.q3)}]: "
+                         + ", ".join(_fmt_time(task, v) for v in r[impl]["times"]))
     lines += ["", "Logits agree: " + ", ".join(f"H={c}: max |Δz| / max |z| = {a:.1e}"
                                              for c, a in agree.items()), "",
-              "Machine and versions:", ""]
-    lines += [f"- {k}: {v}" for k, v in info.items()]
-    lines += [f"- load average (1 min) before / after: {load[0]:.2f} / {load[1]:.2f}",
-              "", "Command:", "", "```", command, "```", ""]
-    return "\n".join(lines)
+              ]
+    return "\n".join(lines) + harness.footer(threads, *load)
 
 
 def main(args):
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    from bench_student import machine_info, write_section
-
-    load0 = os.getloadavg()[0]
+    load0 = harness.load()
     configs, tasks = args.configs.split(","), args.tasks.split(",")
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
@@ -241,6 +208,7 @@ def main(args):
     results = {}
     for config in configs:
         for task in tasks:
+            harness.wait_idle(args.wait_idle)
             print(f"{config} {task} ...", file=sys.stderr, flush=True)
             r = {impl: {"times": [], "setup": [], "warm": [], "peak": []}
                  for impl in IMPLS}
@@ -259,20 +227,23 @@ def main(args):
                 r[impl]["warm"] = statistics.median(r[impl]["warm"])
                 r[impl]["peak"] = max(r[impl]["peak"])
             results[(config, task)] = r
-    load1 = os.getloadavg()[0]
-    unset = [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v not in os.environ]
-    command = ("env " + " ".join(f"-u {v}" for v in unset) + " " if unset else "") + \
-        "python " + " ".join(sys.argv)
-    text = render(results, agree, machine_info(args.threads), command, (load0, load1))
+    load1 = harness.load()
+    text = render(results, agree, args.threads, (load0, load1))
     print(text)
+    for (config, task), r in results.items():
+        h, l = config.split("x")
+        kind = " streaming" if task == "stream" else ""
+        harness.headline(args, f"LSTM inference, B {TASKS[task]}{kind}, "
+                         f"T {T if task != 'stream' else 1}, H {h} x {l}",
+                         r["qdaed"]["times"], r["torch"]["times"])
     if args.write:
-        write_section(os.path.join(ROOT, "bench", "RESULTS.md"), text, SECTION)
+        harness.write_section(text, args.results)
 
 
 if __name__ == "__main__":
     ARGS = _parse()
-    set_thread_vars(os.environ, ARGS.threads)
+    harness.set_threads(ARGS.threads)
     if ARGS.worker:
-        worker(*ARGS.worker, ARGS)
+        worker(ARGS.worker, ARGS)
     else:
         main(ARGS)

@@ -24,9 +24,10 @@ each distinct product timed over up to ``--sample`` calls and multiplied by its 
 The worker also times qdaed's σ and tanh alone (in the cache, one thread): what the
 forward cells' 3 σ + 2 tanh per unit and step cost with nothing else, added to that floor.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench_student_parts.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.bench_student_parts
 
-``--write`` replaces the "Where the StudentLSTM training step goes" section of bench/RESULTS.md.
+``--write`` replaces the "Where the StudentLSTM training step goes" section of this machine's
+part of bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -35,14 +36,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
-from thread_env import set_thread_vars
+from bench import harness
 
-BENCH = os.path.dirname(os.path.abspath(__file__))
 SECTION = "## Where the StudentLSTM training step goes"
 PARTS = ("input projections", "recurrent products, forward", "cell kernel, forward",
          "recurrent products, backward", "cell kernel, backward", "gradient GEMMs",
@@ -52,32 +51,24 @@ GEMM_PARTS = ("input projections", "recurrent products, forward",
 
 
 def _parse():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--threads", type=int, default=2)
+    p = harness.parser(__doc__, repeats=3, warmup=2, rounds=2)
     p.add_argument("--configs", default="512x2,256x2", help="HIDDENxLAYERS,...")
     p.add_argument("--steps", type=int, default=1000, help="frames T")
-    p.add_argument("--repeats", type=int, default=3, help="timed steps per round")
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--sample", type=int, default=200,
                    help="calls timed per distinct product in the standalone workers")
-    p.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
-    p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: parts|torch|gemm_numpy|gemm_torch
+    # --worker: parts|torch|gemm_numpy|gemm_torch
     p.add_argument("--gemms", help=argparse.SUPPRESS)  # internal: the product list (JSON file)
     return p.parse_args()
 
 
 ARGS = _parse() if __name__ == "__main__" else None
 if ARGS is not None:
-    # before numpy / torch are imported: the thread pools are sized at load time
-    set_thread_vars(os.environ, ARGS.threads)
+    harness.set_threads(ARGS.threads)  # before numpy / torch: pools are sized at load time
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, BENCH)
-sys.path.insert(0, os.path.join(BENCH, ".."))
-import bench_student  # noqa: E402
-from bench_student import B, C, I, machine_info, write_section  # noqa: E402
+from bench import bench_student  # noqa: E402
+from bench.bench_student import B, C, I  # noqa: E402
 
 
 def _layout(a):
@@ -124,12 +115,7 @@ def _activation_rates():
     out = np.empty_like(x)
     rates = {}
     for name, f in (("sigmoid", sigmoid_all), ("tanh", tanh_all)):
-        f(x, out)
-        ts = []
-        for _ in range(200):
-            t0 = time.perf_counter()
-            f(x, out)
-            ts.append(time.perf_counter() - t0)
+        ts = harness.time_calls(lambda: f(x, out), 200, 1)
         rates[name] = statistics.median(ts) / x.size
     return rates
 
@@ -191,8 +177,8 @@ def parts_worker(hidden, layers, args):
             acc["everything else"] = dt - sum(v for k, v in acc.items() if k != "everything else")
             steps.append(dt)
             parts.append(dict(acc))
-    print(json.dumps({"step": steps, "parts": parts, "rates": _activation_rates(),
-                      "gemms": [[list(k), n] for k, n in gemms.items()]}))
+    harness.emit({"step": steps, "parts": parts, "rates": _activation_rates(),
+                      "gemms": [[list(k), n] for k, n in gemms.items()]})
 
 
 def gemm_worker(lib, gemms, args):
@@ -220,15 +206,9 @@ def gemm_worker(lib, gemms, args):
         else:
             mm = np.matmul
         n = max(1, min(count, args.sample))
-        for _ in range(min(3, n)):
-            mm(a, b, out=out)
-        ts = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            mm(a, b, out=out)
-            ts.append(time.perf_counter() - t0)
+        ts = harness.time_calls(lambda: mm(a, b, out=out), n, min(3, n))
         per_call.append(statistics.median(ts))
-    print(json.dumps(per_call))
+    harness.emit(per_call)
 
 
 def torch_worker(hidden, layers, args):
@@ -243,21 +223,14 @@ def torch_worker(hidden, layers, args):
     y = (rng.random((B, C)) < 0.3).astype(np.float32)
     net = bench_student.make_torch(model)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    print(json.dumps(bench_student._time(lambda: bench_student.torch_step(net, xt, yt),
-                                         args.repeats, args.warmup)))
+    harness.emit(harness.time_calls(lambda: bench_student.torch_step(net, xt, yt),
+                                    args.repeats, args.warmup))
 
 
 def _run_worker(kind, hidden, layers, args, gemm_file=None):
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind,
-           "--configs", f"{hidden}x{layers}", "--steps", str(args.steps),
-           "--repeats", str(args.repeats), "--warmup", str(args.warmup),
-           "--threads", str(args.threads), "--sample", str(args.sample)]
-    if gemm_file:
-        cmd += ["--gemms", gemm_file]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"worker {kind} ({hidden}x{layers}) failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    extra = ["--configs", f"{hidden}x{layers}", "--steps", str(args.steps),
+             "--sample", str(args.sample)] + (["--gemms", gemm_file] if gemm_file else [])
+    return harness.worker(__spec__.name, kind, args, extra)
 
 
 def run_config(hidden, layers, args):
@@ -293,7 +266,7 @@ def run_config(hidden, layers, args):
             "standalone": standalone, "gemms": gemms, "per_call": per_call}
 
 
-def render(results, info, command, load, args):
+def render(results, threads, load, args):
     lines = [SECTION, "",
              f"qdaed's StudentLSTM training step (float32, B={B}, T={args.steps}, I={I}, "
              f"C={C}; `bench_student.py`'s step) with a timer around every matrix product "
@@ -347,13 +320,12 @@ def render(results, info, command, load, args):
                          f"{'ᵀ' if b_lay == 'F' else ''}) × {n}: {a * 1e3:.3f} / {b * 1e3:.3f} "
                          f"({2 * m * k * nn / a / 1e9:.0f} / {2 * m * k * nn / b / 1e9:.0f} "
                          "GFLOP/s)")
-        lines += ["", "Every step (ms): qdaed " + ", ".join(f"{v * 1e3:.0f}" for v in r["steps"])
-                  + "; PyTorch " + ", ".join(f"{v * 1e3:.0f}" for v in r["torch_steps"]), ""]
-    lines += ["Machine and versions:", ""]
-    lines += [f"- {k}: {v}" for k, v in info.items()]
-    lines += [f"- load average (1 min) before / after: {load[0]:.2f} / {load[1]:.2f}",
-              "", "Command:", "", "```", command, "```", ""]
-    return "\n".join(lines)
+        lines += ["", f"Every step (ms): qdaed {harness.spread(r['steps']).ms()}: "
+                  + ", ".join(f"{v * 1e3:.0f}" for v in r["steps"])
+                  + f"; PyTorch {harness.spread(r['torch_steps']).ms()}: "
+                  + ", ".join(f"{v * 1e3:.0f}" for v in r["torch_steps"])
+                  + " (median [interquartile range]: the steps)", ""]
+    return "\n".join(lines) + harness.footer(threads, *load)
 
 
 def main(args):
@@ -369,22 +341,18 @@ def main(args):
                 gemms = json.load(f)
             gemm_worker(args.worker.split("_", 1)[1], gemms, args)
         return
-    load0 = os.getloadavg()[0]
+    load0 = harness.load()
     results = {}
     for hidden, layers in configs:
+        harness.wait_idle(args.wait_idle)
         print(f"H={hidden} x {layers} ...", file=sys.stderr, flush=True)
         results[(hidden, layers)] = run_config(hidden, layers, args)
-    load1 = os.getloadavg()[0]
-    import torch
-
-    torch.set_num_threads(args.threads)
-    unset = [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v not in os.environ]
-    command = ("env " + " ".join(f"-u {v}" for v in unset) + " " if unset else "") + \
-        "python " + " ".join(sys.argv)
-    text = render(results, machine_info(args.threads), command, (load0, load1), args)
+    load1 = harness.load()
+    harness.torch_threads(args.threads)
+    text = render(results, args.threads, (load0, load1), args)
     print(text)
     if args.write:
-        write_section(os.path.join(BENCH, "RESULTS.md"), text, SECTION)
+        harness.write_section(text, args.results)
 
 
 if __name__ == "__main__":

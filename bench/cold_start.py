@@ -17,22 +17,20 @@ Start-up of the command line: ``qdaed --help`` against ``python -c pass``, whole
 alternating (``--help-runs`` each, after two warm-up runs), median wall time: the command
 registry must be read without importing NumPy, SciPy, Numba or any command module.
 
-    python bench/cold_start.py [--write]
+    python -m bench.cold_start [--write]
 
-``--write`` replaces the "Cold start" section of bench/RESULTS.md.
+``--write`` replaces the "Cold start" section of this machine's part of bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import time
 
-from thread_env import ROOT, child_env
+from bench import harness
 
 SECTION = "## Cold start"
 
@@ -71,13 +69,12 @@ sys.exit(status)
 
 
 def run(cache_dir, out_dir, threads):
-    env = child_env(threads, NUMBA_CACHE_DIR=cache_dir)
+    env = harness.child_env(threads, NUMBA_CACHE_DIR=cache_dir)
     stats_path = os.path.join(out_dir + ".compiles.json")
     cmd = [sys.executable, "-c", CHILD, stats_path, "pipeline", "--preset", "tiny",
            "--jobs", "1", "--quiet", "--out", out_dir]
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - t0
+    wall, _ = harness.timed(subprocess.run, cmd, check=True, env=env, stdout=subprocess.DEVNULL,
+                            cwd=harness.ROOT)
     with open(stats_path) as f:
         stats = json.load(f)
     return {"wall": wall, **stats}
@@ -86,31 +83,25 @@ def run(cache_dir, out_dir, threads):
 def startup(runs):
     """Median wall seconds of ``qdaed --help`` and of ``python -c pass`` (alternating)."""
     import shutil
-    import statistics
 
     beside = os.path.join(os.path.dirname(sys.executable), "qdaed")  # this environment's
     qdaed = beside if os.path.exists(beside) else shutil.which("qdaed")
     cmds = {"qdaed --help": [qdaed, "--help"] if qdaed else
             [sys.executable, "-m", "qdaed", "--help"],
             "python -c pass": [sys.executable, "-c", "pass"]}
-    times = {k: [] for k in cmds}
-    for i in range(runs + 2):
-        for k, cmd in cmds.items():
-            t0 = time.perf_counter()
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-            if i >= 2:
-                times[k].append(time.perf_counter() - t0)
+    times = harness.alternate(
+        {k: (lambda cmd=cmd: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL))
+         for k, cmd in cmds.items()}, rounds=runs, repeats=1, warmup=2)
     shown = "qdaed --help" if qdaed else "python -m qdaed --help"
-    return {k: (statistics.median(v), min(v), max(v)) for k, v in times.items()}, shown
+    return {k: harness.spread(v) for k, v in times.items()}, shown
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--threads", type=int, default=2)
+    p = harness.parser(__doc__)        # --repeats, --warmup, --rounds are not used here
     p.add_argument("--help-runs", type=int, default=15)
-    p.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = p.parse_args()
-    load0 = os.getloadavg()[0]
+    harness.set_threads(args.threads)
+    load0 = harness.load()
     with tempfile.TemporaryDirectory(prefix="qdaed-cold-") as tmp:
         cache = os.path.join(tmp, "numba-cache")
         os.mkdir(cache)
@@ -118,7 +109,7 @@ def main():
         warm = run(cache, os.path.join(tmp, "warm"), args.threads)
         n_files = sum(name.endswith(".nbc") for _, _, files in os.walk(cache) for name in files)
     help_times, help_cmd = startup(args.help_runs)
-    load1 = os.getloadavg()[0]
+    load1 = harness.load()
     lines = [SECTION, "",
              "`qdaed pipeline --preset tiny --jobs 1 --quiet` twice, each in a fresh process, "
              "with one initially empty `NUMBA_CACHE_DIR` (produced by "
@@ -136,19 +127,15 @@ def main():
                 "The warm run recompiled: " + ", ".join(sorted(set(warm["names"])))) ,
              "", f"Start-up of the command line (`{help_cmd}`), whole processes alternating "
              f"with `python -c pass`, {args.help_runs} runs each after 2 warm-up runs:", "",
-             "| command | median (s) | min (s) | max (s) |", "|---|---:|---:|---:|"]
-    lines += [f"| `{k}` | {m:.3f} | {lo:.3f} | {hi:.3f} |" for k, (m, lo, hi) in help_times.items()]
+             "| command | median (s) | interquartile range (s) |", "|---|---:|---:|"]
+    lines += [f"| `{k}` | {s.median:.3f} | {s.q1:.3f}–{s.q3:.3f} |"
+              for k, s in help_times.items()]
     lines += ["", "`tests/test_cli.py` checks that `--help` imports no command module, NumPy, "
-              "SciPy or Numba.", "",
-              f"{args.threads} threads; 1-minute load average before / after: {load0:.2f} / "
-              f"{load1:.2f}. Command: `python bench/cold_start.py --write`.", ""]
-    text = "\n".join(lines)
+              "SciPy or Numba.", ""]
+    text = "\n".join(lines) + harness.footer(args.threads, load0, load1)
     print(text)
     if args.write:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        from bench_student import write_section
-
-        write_section(os.path.join(ROOT, "bench", "RESULTS.md"), text, SECTION)
+        harness.write_section(text, args.results)
     return 0 if warm["count"] == 0 else 1
 
 

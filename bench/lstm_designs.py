@@ -18,50 +18,43 @@ rounds; each design's gradients are first compared with qdaed's. The designs:
   compiled with Numba's fastmath, swapped into qdaed's step: what giving up IEEE semantics in
   the cells would buy (qdaed keeps fastmath off, docs/design/conventions.md).
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/lstm_designs.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.lstm_designs
 
-``--write`` replaces the "LSTM designs measured and not adopted" section of bench/RESULTS.md.
+``--write`` replaces the "LSTM designs measured and not adopted" section of this machine's
+part of bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import functools
 import importlib.util
-import os
 import statistics
 import sys
 import threading
-import time
 import types
 
-from thread_env import ROOT, set_thread_vars
+from bench import harness
 
 SECTION = "## LSTM designs measured and not adopted"
 DESIGNS = ("feature-major", "layers pipelined", "fastmath cells")
 
 
 def _parse():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--threads", type=int, default=2)
+    p = harness.parser(__doc__, repeats=2, warmup=1, rounds=3)
     p.add_argument("--configs", default="256x2,512x2", help="HIDDENxLAYERS,...")
     p.add_argument("--steps", type=int, default=1000, help="frames T")
-    p.add_argument("--repeats", type=int, default=2, help="timed steps per design and round")
-    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--designs", default=",".join(DESIGNS), help="a comma-separated subset")
-    p.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     return p.parse_args()
 
 
 ARGS = _parse() if __name__ == "__main__" else None
 if ARGS is not None:
-    set_thread_vars(os.environ, ARGS.threads)  # before numpy / numba are imported
+    harness.set_threads(ARGS.threads)  # before numpy / numba are imported
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, ROOT)
 import qdaed.kernels.lstm as cell_kernels  # noqa: E402
 from qdaed.kernels import kernel  # noqa: E402
 from qdaed.kernels.lstm import _one, _sigmoid, _tanh  # noqa: E402
@@ -351,22 +344,19 @@ def run_config(hidden, layers, args, designs):
         diffs[name] = _max_rel_diff(STEPS[name](params, x, dy, states[name]), reference)
     times = {name: [] for name in names}
     per_round = {name: [] for name in designs}
-    for _ in range(args.rounds):
+    for _ in range(args.rounds):   # each round: every design in turn, in this one process
+        one = harness.alternate({n: functools.partial(STEPS[n], params, x, dy, states[n])
+                                 for n in names}, 1, args.repeats, 0)
         medians = {}
         for name in names:
-            run = []
-            for _ in range(args.repeats):
-                t0 = time.perf_counter()
-                STEPS[name](params, x, dy, states[name])
-                run.append(1000 * (time.perf_counter() - t0))
-            times[name] += run
-            medians[name] = statistics.median(run)
+            times[name] += [1000 * s for s in one[name]]
+            medians[name] = statistics.median(one[name])
         for name in designs:
             per_round[name].append(medians[name] / medians["qdaed"])
     return {"times": times, "per_round": per_round, "diffs": diffs}
 
 
-def render(results, args, designs, command, load, start):
+def render(results, args, designs, load, start):
     lines = [SECTION, "",
              "Each design is qdaed's LSTM training step (`qdaed.nn.lstm` forward with a workspace "
              f"+ backward to every parameter, no input gradient; B={B}, T={args.steps}, I={I}, "
@@ -393,12 +383,6 @@ def render(results, args, designs, command, load, start):
         for d in designs:
             lines.append(f"- H={hidden}x{layers} {d} / qdaed per round: "
                          + ", ".join(f"{q:.2f}" for q in r["per_round"][d]))
-    try:
-        from threadpoolctl import threadpool_info
-        pools = "; ".join(f"{p['internal_api']} {p['version']} ({p.get('architecture', '?')}, "
-                          f"{p['num_threads']} threads)" for p in threadpool_info())
-    except ImportError:
-        pools = "threadpoolctl not installed"
     thp = "unknown"
     try:
         with open("/proc/meminfo") as f:
@@ -406,15 +390,9 @@ def render(results, args, designs, command, load, start):
                        if line.startswith("AnonHugePages"))
     except (OSError, StopIteration):
         pass
-    lines += ["", "Machine:", "",
-              f"- CPU: {os.cpu_count()} logical cores; numpy / numba: {np.__version__} / "
-              f"{numba.__version__}; thread pools: {pools}",
-              f"- threads: {args.threads}; transparent huge pages in use (AnonHugePages) at the "
-              f"end: {thp}",
-              f"- load average (1 min) before / after: {load[0]:.2f} / {load[1]:.2f}",
-              f"- started {start:%Y-%m-%d %H:%M} UTC", "",
-              "Command:", "", "```", command, "```", ""]
-    return "\n".join(lines)
+    lines += ["", f"Transparent huge pages in use (AnonHugePages) at the end: {thp}; started "
+              f"{start:%Y-%m-%d %H:%M} UTC."]
+    return "\n".join(lines) + "\n" + harness.footer(args.threads, *load)
 
 
 def main(args):
@@ -426,19 +404,16 @@ def main(args):
         print("threadpoolctl not installed: 'layers pipelined' skipped", file=sys.stderr)
         designs.remove("layers pipelined")
     configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
-    load0, start = os.getloadavg()[0], datetime.datetime.now(datetime.timezone.utc)
+    load0, start = harness.load(), datetime.datetime.now(datetime.timezone.utc)
     results = []
     for hidden, layers in configs:
+        harness.wait_idle(args.wait_idle)
         print(f"H={hidden} x {layers}: {', '.join(designs)}", file=sys.stderr, flush=True)
         results.append(((hidden, layers), run_config(hidden, layers, args, designs)))
-    command = ("env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/lstm_designs.py "
-               + " ".join(sys.argv[1:]))
-    text = render(results, args, designs, command, (load0, os.getloadavg()[0]), start)
+    text = render(results, args, designs, (load0, harness.load()), start)
     print(text)
     if args.write:
-        from bench_student import write_section
-        write_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"),
-                      text, SECTION)
+        harness.write_section(text, args.results)
 
 
 if __name__ == "__main__":

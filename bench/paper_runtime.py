@@ -20,41 +20,37 @@ subset and computes the run from them (every count below comes from the preset i
 Each part is measured in this one process after a warm-up (Numba's compiled code loaded), with
 the preset's thread count (2). Run alone on the machine:
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/paper_runtime.py [--write]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.paper_runtime [--write]
 
-``--write`` replaces the "Paper preset runtime" section of bench/RESULTS.md.
+``--write`` replaces the "Paper preset runtime" section of this machine's part of
+bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import os
-import sys
-import time
 
-from thread_env import set_thread_vars
+from bench import harness
 
 SECTION = "## Paper preset runtime"
 
 
 def _parse():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    # --threads 2: the preset's own thread count; --repeats, --rounds are not used here
+    p = harness.parser(__doc__)
     p.add_argument("--steps", type=int, default=3, help="timed training steps per schedule")
     p.add_argument("--clips", type=int, default=8, help="clips for the feature timing")
-    p.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     return p.parse_args()
 
 
 def _timed(f):
-    t0 = time.perf_counter()
-    out = f()
-    return time.perf_counter() - t0, out
+    return harness.timed(f)
 
 
 def main(args):
     import dataclasses
 
+    load0 = harness.load()
     import numpy as np
 
     from qdaed.data.synth import corpus_clip, corpus_config
@@ -164,7 +160,7 @@ def main(args):
         return f"{s / 3600:.1f} h" if s >= 3600 else f"{s / 60:.1f} min" if s >= 60 \
             else f"{s:.1f} s"
 
-    load = os.getloadavg()[0]
+    load = harness.load()
     lines = [SECTION, "",
              f"`qdaed pipeline --preset paper` on this machine (2 threads), computed from "
              f"parts measured at the preset's shapes by `bench/paper_runtime.py` (method in its "
@@ -185,23 +181,14 @@ def main(args):
              "", "The whole run (every schedule's full epoch budget; early stopping can only "
              "shorten it):", "", "| stage | time |", "|---|---:|"]
     lines += [f"| {name} | {hms(s)} |" for name, s in parts]
-    lines += [f"| **total, one seed** | **{hms(total)}** |", "",
-              f"1-minute load average at the end: {load:.2f} (this benchmark's own 2 threads "
-              "raise it toward 2). Command: "
-              "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/paper_runtime.py "
-              "--write`.", ""]
-    text = "\n".join(lines)
+    lines += [f"| **total, one seed** | **{hms(total)}** |", ""]
+    text = "\n".join(lines) + harness.footer(args.threads, load0, load)
     print(text)
     if args.write:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        from bench_student import write_section
-
-        write_section(os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"),
-                      text, SECTION)
+        harness.write_section(text, args.results)
 
 
 if __name__ == "__main__":
     ARGS = _parse()
-    set_thread_vars(os.environ, 2)
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    harness.set_threads(ARGS.threads)
     main(ARGS)

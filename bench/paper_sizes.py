@@ -10,22 +10,20 @@ With ``--out DIR`` it also writes each model file (format 3) to DIR, plus the ``
 float and 4-bit students, and prints each file's size and overhead (the 8-byte length and the
 JSON table: file size − accounted bytes); ``qdaed info DIR/NAME.safetensors`` shows the same.
 
-    python bench/paper_sizes.py [--out DIR]
+    python -m bench.paper_sizes [--out DIR]
 """
 
 import argparse
 import dataclasses
 import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from qdaed.detector import Detector  # noqa: E402
-from qdaed.models import ResNet, StudentLSTM  # noqa: E402
-from qdaed.pipeline.presets import preset_config  # noqa: E402
-from qdaed.features.prepare import Normalizer  # noqa: E402
-from qdaed.models.quantized import QuantSpec  # noqa: E402
+from qdaed.detector import Detector
+from qdaed.features.prepare import Normalizer
+from qdaed.models import ResNet, StudentLSTM
+from qdaed.models.quantized import QuantSpec
+from qdaed.pipeline.presets import preset_config
 
 
 def main(argv=None):

@@ -24,7 +24,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 def tiny_run(tmp_path_factory):
     """The tiny pipeline run shared by the pipeline and command tests (one per session)."""
     from qdaed.pipeline.run import run_pipeline
-    from tests.pipeline.test_run import tiny_config
+    from tests.helpers.configs import tiny_config
 
     out = tmp_path_factory.mktemp("tiny")
     results = run_pipeline(tiny_config(), out, quiet=True)

@@ -1,8 +1,9 @@
-"""Obvious NumPy references for qdaed's kernels and running computations, for tests only:
+"""Obvious NumPy references for qdaed, for tests only (none calls qdaed's computations):
 every fast kernel is compared with one of these (the LSTM cell, convolution, batch-norm,
-max-pool, the quantizer and its bit packing, LFBE, resampling, running window means, the
-integer student's rescales, int16 sigmoid/tanh, int8 LSTM, mean, FC and logistic), and
-bench/bench_student.py times the textbook LSTM training step against qdaed's.
+max-pool, the quantizer and its bit packing, LFBE and its mel filterbank, resampling, running
+window means, the integer student's rescales, int16 sigmoid/tanh, int8 LSTM, mean, FC and
+logistic), and ``REFERENCES`` at the end computes every golden-vector case
+(``qdaed.vectors``) that needs no deep-learning framework from the same functions.
 
 Each is the textbook formula written as directly as possible (slow, no cleverness), so that
 a test compares the optimised code against something a reader can check by eye.
@@ -46,7 +47,9 @@ def window_starts(num_frames, window, hop):
 # ---- LSTM cell (qdaed/kernels/lstm.py) ---------------------------------------------
 
 def sigmoid(a):
-    return 1.0 / (1.0 + np.exp(-a))
+    """1/(1 + e^−a), as e^a/(1 + e^a) for a < 0 (no overflow, full relative accuracy)."""
+    e = np.exp(-np.abs(a))
+    return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 def lstm_cell_forward(a_x, a_h, bias, c_prev):
@@ -87,6 +90,25 @@ def conv2d(x, w, b, stride, pad):
                     patch = xp[n, :, i * stride:i * stride + kh, j * stride:j * stride + kw]
                     y[n, oc, i, j] = np.sum(patch * w[oc]) + (0.0 if b is None else b[oc])
     return y
+
+
+def conv2d_backward(x, w, dy, stride, pad):
+    """(dx, dw) of the cross-correlation: every output position's gradient spread back over
+    the patch it read (dx) and the patch weighted into the filter gradient (dw)."""
+    nb, c, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    xp = np.zeros((nb, c, h + 2 * pad, wd + 2 * pad))
+    xp[:, :, pad:pad + h, pad:pad + wd] = x
+    dxp, dw = np.zeros_like(xp), np.zeros(w.shape)
+    for n in range(nb):
+        for oc in range(o):
+            for i in range(dy.shape[2]):
+                for j in range(dy.shape[3]):
+                    rows = slice(i * stride, i * stride + kh)
+                    cols = slice(j * stride, j * stride + kw)
+                    dw[oc] += dy[n, oc, i, j] * xp[n, :, rows, cols]
+                    dxp[n, :, rows, cols] += dy[n, oc, i, j] * w[oc]
+    return dxp[:, :, pad:pad + h, pad:pad + wd], dw
 
 
 def im2col(x, kh, kw, stride, pad):
@@ -136,6 +158,19 @@ def batchnorm2d(params, buffers, x, train, momentum=0.1, eps=1e-5):
     return params["weight"][:, None, None] * xhat + params["bias"][:, None, None], rm, rv
 
 
+def batchnorm2d_backward(weight, x, dy, mean, var, train, eps=1e-5):
+    """(dx, dweight, dbias) from the normalised input x̂ = (x − μ)/√(σ² + ε); in training μ
+    and σ² depend on x, which adds the two batch terms to dx."""
+    n = x.shape[0] * x.shape[2] * x.shape[3]
+    inv = 1.0 / np.sqrt(var + eps)
+    xhat = (x - mean[:, None, None]) * inv[:, None, None]
+    dg, db = (dy * xhat).sum(axis=(0, 2, 3)), dy.sum(axis=(0, 2, 3))
+    dx = (weight * inv)[:, None, None] * dy
+    if train:
+        dx = dx - (weight * inv)[:, None, None] * (db[:, None, None] + xhat * dg[:, None, None]) / n
+    return dx, dg, db
+
+
 # ---- max-pool (qdaed/kernels/pool2d.py) --------------------------------------------
 
 def maxpool2d(x, k=3, s=2, p=1):
@@ -148,6 +183,25 @@ def maxpool2d(x, k=3, s=2, p=1):
         for j in range(wo):
             y[:, :, i, j] = xp[:, :, i * s:i * s + k, j * s:j * s + k].max(axis=(2, 3))
     return y
+
+
+def maxpool2d_backward(x, dy, k=3, s=2, p=1):
+    """dx: each output's gradient to the first largest input of its window (row-major scan;
+    padding never wins)."""
+    nb, c, h, w = x.shape
+    dx = np.zeros(x.shape)
+    for b in range(nb):
+        for ch in range(c):
+            for i in range(dy.shape[2]):
+                for j in range(dy.shape[3]):
+                    best, arg = -np.inf, None
+                    for u in range(k):
+                        for v in range(k):
+                            r, q = i * s - p + u, j * s - p + v
+                            if 0 <= r < h and 0 <= q < w and x[b, ch, r, q] > best:
+                                best, arg = x[b, ch, r, q], (r, q)
+                    dx[b, ch, arg[0], arg[1]] += dy[b, ch, i, j]
+    return dx
 
 
 # ---- quantizer and bit packing (qdaed/kernels/quant.py) ----------------------------
@@ -210,6 +264,16 @@ def quantize_groups(w, bits, group, symmetric, u=None):
             np.array(betas, np.float32))
 
 
+def dequantize_groups(codes, alpha, beta, bits, group):
+    """β_g + α_g · c / s for every code c of group g (float64, codes' shape), s = 2^k − 1."""
+    s = 2 ** bits - 1
+    which = np.concatenate([np.full(g.size, n) for n, g in
+                            enumerate(quant_groups(np.arange(codes.size).reshape(codes.shape),
+                                                   group))])
+    a, b = np.asarray(alpha, np.float64)[which], np.asarray(beta, np.float64)[which]
+    return (b + a * codes.reshape(-1).astype(np.float64) / s).reshape(codes.shape)
+
+
 def pack_codes(codes, bits):
     """Little-endian bit stream: bit b of code i is stream bit i·k + b; stream bit j is bit
     j mod 8 of byte j // 8."""
@@ -220,99 +284,46 @@ def pack_codes(codes, bits):
 
 # ---- LFBE (qdaed/features/fbank.py) ------------------------------------------------
 
-def kaldi_fbank(x, sr=16000):
-    """Frame-by-frame float64 loop written from Kaldi's documentation (an independent check)."""
-    L, S, N, M = 400, 160, 512, 64
-    mel = lambda f: 1127.0 * math.log(1.0 + f / 700.0)  # noqa: E731
-    lo, hi = mel(20.0), mel(8000.0)
-    d = (hi - lo) / (M + 1)
+def mel(f):
+    """HTK mel of a frequency in Hz."""
+    return 1127.0 * math.log(1.0 + f / 700.0)
+
+
+def mel_filterbank(sr=16000, fft_size=512, num_mel_bins=64, low_freq=20.0, high_freq=8000.0):
+    """(fft_size/2 + 1, M) triangles, equally spaced in mel, evaluated at the mel of each FFT
+    bin's centre k·sr/N; the Nyquist bin gets no weight (Kaldi's convention)."""
+    lo, hi = mel(low_freq), mel(high_freq)
+    d = (hi - lo) / (num_mel_bins + 1)
+    w = np.zeros((fft_size // 2 + 1, num_mel_bins))
+    for m in range(num_mel_bins):
+        left, centre, right = lo + m * d, lo + (m + 1) * d, lo + (m + 2) * d
+        for k in range(fft_size // 2):
+            z = mel(k * sr / fft_size)
+            if left < z <= centre:
+                w[k, m] = (z - left) / (centre - left)
+            elif centre < z < right:
+                w[k, m] = (right - z) / (right - centre)
+    return w
+
+
+def kaldi_fbank(x, sr=16000, num_mel_bins=64, fft_size=512, low_freq=20.0, high_freq=8000.0,
+                preemphasis=0.97, log_floor=FLOAT32_EPS):
+    """Frame-by-frame float64 loop written from Kaldi's documentation (an independent check):
+    25 ms frames every 10 ms (snip edges), DC removed, pre-emphasis, Povey window, power
+    spectrum of the zero-padded frame, mel energies, natural log floored at log_floor."""
+    L, S = 400 * sr // 16000, 160 * sr // 16000
+    bank = mel_filterbank(sr, fft_size, num_mel_bins, low_freq, high_freq)
+    n = np.arange(L)
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * n / (L - 1))) ** 0.85
+    x = np.asarray(x, dtype=np.float64)
     out = []
     for t in range(1 + (len(x) - L) // S):
-        fr = [float(v) for v in x[t * S:t * S + L]]
-        mean = sum(fr) / L
-        fr = [v - mean for v in fr]
-        fr = [fr[0] * (1 - 0.97)] + [fr[n] - 0.97 * fr[n - 1] for n in range(1, L)]
-        fr = [v * (0.5 - 0.5 * math.cos(2 * math.pi * n / (L - 1))) ** 0.85
-              for n, v in enumerate(fr)]
-        spec = np.fft.fft(np.array(fr + [0.0] * (N - L)))
-        power = np.abs(spec[:N // 2]) ** 2
-        row = []
-        for m in range(M):
-            left, centre, right = lo + m * d, lo + (m + 1) * d, lo + (m + 2) * d
-            e = 0.0
-            for k in range(N // 2):
-                z = mel(k * sr / N)
-                if left < z < right:
-                    e += power[k] * ((z - left) / (centre - left) if z <= centre
-                                     else (right - z) / (right - centre))
-            row.append(math.log(max(e, FLOAT32_EPS)))
-        out.append(row)
+        fr = x[t * S:t * S + L] - x[t * S:t * S + L].mean()
+        fr = np.concatenate([[fr[0] * (1 - preemphasis)], fr[1:] - preemphasis * fr[:-1]])
+        spec = np.fft.fft(np.concatenate([fr * window, np.zeros(fft_size - L)]))
+        power = np.abs(spec[:fft_size // 2 + 1]) ** 2
+        out.append(np.log(np.maximum(power @ bank, log_floor)))
     return np.array(out)
-
-
-# ---- a whole LSTM training step, the textbook loop (bench/bench_student.py times it) ----
-
-def bce_grad(z, y):
-    """∂/∂z of mean BCE(y, σ(z)) over B·C."""
-    return ((1.0 / (1.0 + np.exp(-z)) - y) / z.size).astype(z.dtype)
-
-
-def lstm_training_step(params, num_layers, x, y):
-    """The textbook loop: per step one np.dot of [x_t, h_{t-1}] with [W_ih | W_hh], NumPy
-    ufuncs for the gates, per-step accumulation of the weight gradients."""
-    sig = lambda a: 1.0 / (1.0 + np.exp(-a))  # noqa: E731
-    batch, steps, _ = x.shape
-    inp = [x[:, t] for t in range(steps)]
-    tapes = []
-    for layer in range(num_layers):
-        w = np.concatenate([params[f"lstm.weight_ih_l{layer}"],
-                            params[f"lstm.weight_hh_l{layer}"]], axis=1)
-        b = params[f"lstm.bias_ih_l{layer}"] + params[f"lstm.bias_hh_l{layer}"]
-        hdim = w.shape[0] // 4
-        h = np.zeros((batch, hdim), x.dtype)
-        c = np.zeros((batch, hdim), x.dtype)
-        tape, out = [], []
-        for t in range(steps):
-            xh = np.concatenate([inp[t], h], axis=1)
-            a = np.dot(xh, w.T) + b
-            i, f, g, o = sig(a[:, :hdim]), sig(a[:, hdim:2 * hdim]), np.tanh(a[:, 2 * hdim:3 * hdim]), sig(a[:, 3 * hdim:])
-            c_prev, c = c, f * c + i * g
-            tc = np.tanh(c)
-            h = o * tc
-            tape.append((xh, i, f, g, o, c_prev, tc))
-            out.append(h)
-        tapes.append((w, tape))
-        inp = out
-    pooled = np.mean(inp, axis=0)
-    z = pooled @ params["fc.weight"].T + params["fc.bias"]
-    dz = bce_grad(z, y)
-    grads = {"fc.weight": dz.T @ pooled, "fc.bias": dz.sum(0)}
-    dout = [dz @ params["fc.weight"] / steps] * steps
-    for layer in reversed(range(num_layers)):
-        w, tape = tapes[layer]
-        hdim = w.shape[0] // 4
-        n_in = w.shape[1] - hdim
-        dw = np.zeros_like(w)
-        db = np.zeros(4 * hdim, x.dtype)
-        dh_next = np.zeros((batch, hdim), x.dtype)
-        dc = np.zeros((batch, hdim), x.dtype)
-        dinp = [None] * steps
-        for t in reversed(range(steps)):
-            xh, i, f, g, o, c_prev, tc = tape[t]
-            dh = dout[t] + dh_next
-            dc = dc + dh * o * (1 - tc * tc)
-            da = np.concatenate([dc * g * i * (1 - i), dc * c_prev * f * (1 - f),
-                                 dc * i * (1 - g * g), dh * tc * o * (1 - o)], axis=1)
-            dc = dc * f
-            dw += np.dot(da.T, xh)
-            db += da.sum(0)
-            dxh = np.dot(da, w)
-            dinp[t], dh_next = dxh[:, :n_in], dxh[:, n_in:]
-        grads[f"lstm.weight_ih_l{layer}"] = dw[:, :n_in]
-        grads[f"lstm.weight_hh_l{layer}"] = dw[:, n_in:]
-        grads[f"lstm.bias_ih_l{layer}"] = grads[f"lstm.bias_hh_l{layer}"] = db
-        dout = dinp
-    return grads
 
 
 # ---- integer student (qdaed/integer, qdaed/kernels/fixedpoint.py, integer.py) -------------
@@ -517,3 +528,169 @@ def int8_logistic(x, z_in, scale):
     if d >= radius:
         return 127
     return _sat(rdbpot(_gemmlowp_logistic_q4(rescale(d, m, e)), 23) - 128, -128, 127)
+
+
+# ---- golden-vector cases (qdaed/vectors) --------------------------------------------
+# One function per case op: the case's spec (case.json) and inputs in, every output out, from
+# the references above or the equations of docs/method/index.md. The LSTM, the networks, the
+# quantized-distillation step and the detector are left to PyTorch (examples/torch_reference.py).
+
+def _f(a):
+    return np.asarray(a, dtype=np.float64)
+
+
+def case_linear(spec, i):
+    x, w, b, dy = _f(i["x"]), _f(i["weight"]), _f(i["bias"]), _f(i["dy"])
+    y = np.einsum("abi,oi->abo", x, w) + b
+    return {"y": y, "dx": np.einsum("abo,oi->abi", dy, w),
+            "grad.weight": np.einsum("abo,abi->oi", dy, x), "grad.bias": dy.sum(axis=(0, 1))}
+
+
+def case_temporal_pool(spec, i):
+    x, dp = _f(i["x"]), _f(i["dp"])
+    mode = spec["options"]["mode"]
+    dx = np.zeros_like(x)
+    B, T, H = x.shape
+    if mode == "mean":
+        p = x.sum(axis=1) / T
+        dx[:] = dp[:, None, :] / T
+    elif mode == "last":
+        p = x[:, T - 1]
+        dx[:, T - 1] = dp
+    else:
+        p = np.empty((B, H))
+        for b in range(B):
+            for h in range(H):
+                t = int(np.argmax(x[b, :, h]))
+                p[b, h] = x[b, t, h]
+                dx[b, t, h] = dp[b, h]
+    return {"p": p, "dx": dx}
+
+
+def bce(z, q):
+    """mean of −q log σ(z) − (1 − q) log(1 − σ(z)) = softplus(z) − q z, stably."""
+    return float(np.mean(np.logaddexp(0.0, z) - q * z))
+
+
+def case_loss_hard(spec, i):
+    z, y = _f(i["z_student"]), _f(i["y"])
+    return {"loss": np.array(bce(z, y)), "dz": (sigmoid(z) - y) / z.size}
+
+
+def case_loss_soft(spec, i):
+    t = spec["options"]["temperature"]
+    z, zt = _f(i["z_student"]), _f(i["z_teacher"])
+    q = sigmoid(zt / t)
+    return {"loss": np.array(bce(z / t, q)), "dz": (sigmoid(z / t) - q) / (t * z.size)}
+
+
+def case_loss_distillation(spec, i):
+    t, lam = spec["options"]["temperature"], spec["options"]["lam"]
+    hard, soft = case_loss_hard(spec, i), case_loss_soft(spec, i)
+    return {"loss": (1 - lam) * hard["loss"] + lam * t * t * soft["loss"],
+            "loss_hard": hard["loss"], "loss_soft": soft["loss"],
+            "dz": (1 - lam) * hard["dz"] + lam * t * t * soft["dz"]}
+
+
+def case_quantize(spec, i):
+    """quantize_groups, the dequantized values β + α·c/s group by group, pack_codes."""
+    o = spec["options"]
+    k, group, sym = o["bits"], o["group"], o["symmetric"]
+    w = i["w"]
+    codes, alpha, beta = quantize_groups(w, k, group, sym, i.get("u"))
+    deq = dequantize_groups(codes, alpha, beta, k, group)
+    ctype = np.uint8 if k <= 8 else np.uint16
+    return {"codes": codes.astype(ctype), "alpha": _f(alpha), "beta": _f(beta),
+            "dequantized": deq.astype(w.dtype),
+            "packed": pack_codes(codes.astype(np.int64), k), "dw": i["dq"].copy()}
+
+
+def case_relu(spec, i):
+    x = _f(i["x"]) + (_f(i["residual"]) if "residual" in i else 0.0)
+    y = np.where(x > 0, x, 0.0)
+    return {"y": y, "dx": np.where(y > 0, _f(i["dy"]), 0.0)}
+
+
+def case_maxpool2d(spec, i):
+    o = spec["options"]
+    k, s, p = o["kernel_size"], o["stride"], o["padding"]
+    x, dy = _f(i["x"]), _f(i["dy"])
+    return {"y": maxpool2d(x, k, s, p), "dx": maxpool2d_backward(x, dy, k, s, p)}
+
+
+def case_global_avg_pool(spec, i):
+    x, dy = _f(i["x"]), _f(i["dy"])
+    hw = x.shape[2] * x.shape[3]
+    return {"y": x.sum(axis=(2, 3)) / hw,
+            "dx": np.broadcast_to(dy[:, :, None, None] / hw, x.shape).copy()}
+
+
+def case_conv2d(spec, i):
+    o = spec["options"]
+    x, w, dy = _f(i["x"]), _f(i["weight"]), _f(i["dy"])
+    b = _f(i["bias"]) if "bias" in i else None
+    dx, dw = conv2d_backward(x, w, dy, o["stride"], o["padding"])
+    out = {"y": conv2d(x, w, b, o["stride"], o["padding"]), "dx": dx, "grad.weight": dw}
+    if b is not None:
+        out["grad.bias"] = dy.sum(axis=(0, 2, 3))
+    return out
+
+
+def case_batchnorm2d(spec, i):
+    o = spec["options"]
+    x, g, dy = _f(i["x"]), _f(i["weight"]), _f(i["dy"])
+    buffers = {"running_mean": _f(i["running_mean"]), "running_var": _f(i["running_var"])}
+    y, rm, rv = batchnorm2d({"weight": g, "bias": _f(i["bias"])}, buffers, x, o["training"],
+                            o["momentum"], o["eps"])
+    if o["training"]:
+        mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
+    else:
+        mean, var = buffers["running_mean"], buffers["running_var"]
+    dx, dg, db = batchnorm2d_backward(g, x, dy, mean, var, o["training"], o["eps"])
+    out = {"y": y, "dx": dx, "grad.weight": dg, "grad.bias": db}
+    if o["training"]:
+        out["new_running_mean"], out["new_running_var"] = rm, rv
+    return out
+
+
+def case_adam(spec, i):
+    o = spec["options"]
+    b1, b2 = o["betas"]
+    t = o["step"]
+    out = {}
+    for name in [n[len("param."):] for n in spec["inputs"] if n.startswith("param.")]:
+        p, g = _f(i[f"param.{name}"]), _f(i[f"grad.{name}"])
+        m = _f(i[f"exp_avg.{name}"]) if o["prior_steps"] else np.zeros_like(p)
+        v = _f(i[f"exp_avg_sq.{name}"]) if o["prior_steps"] else np.zeros_like(p)
+        g = g + o["weight_decay"] * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        mh, vh = m / (1 - b1 ** t), v / (1 - b2 ** t)
+        out[f"new_param.{name}"] = p - o["lr"] * mh / (np.sqrt(vh) + o["eps"])
+        out[f"new_exp_avg.{name}"], out[f"new_exp_avg_sq.{name}"] = m, v
+    return out
+
+
+def case_mel_filterbank(spec, i=None):
+    o = spec["options"]
+    return {"weights": mel_filterbank(o["sample_rate"], o["fft_size"], o["num_mel_bins"],
+                                      o["low_freq"], o["high_freq"])}
+
+
+def case_lfbe(spec, i):
+    o = spec["options"]
+    assert o["window"] == "povey" and o["snip_edges"] and o["dither"] == 0.0
+    x = _f(i["waveform"]) * (32768.0 if o["int16_scale"] else 1.0)
+    return {"lfbe": kaldi_fbank(x, o["sample_rate"], o["num_mel_bins"], o["fft_size"],
+                                o["low_freq"], o["high_freq"], o["preemphasis"],
+                                o["log_floor"])}
+
+
+REFERENCES = {
+    "linear": case_linear, "temporal_pool": case_temporal_pool, "loss_hard": case_loss_hard,
+    "loss_soft": case_loss_soft, "loss_distillation": case_loss_distillation,
+    "quantize": case_quantize, "relu": case_relu, "maxpool2d": case_maxpool2d,
+    "global_avg_pool": case_global_avg_pool, "conv2d": case_conv2d,
+    "batchnorm2d": case_batchnorm2d, "adam": case_adam,
+    "mel_filterbank": case_mel_filterbank, "lfbe": case_lfbe,
+}

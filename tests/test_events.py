@@ -4,28 +4,11 @@ import numpy as np
 import pytest
 
 from qdaed.data.synth import SynthConfig, generate_clip
-from qdaed.detector import Detector
 from qdaed.errors import InputError
 from qdaed.eventmetrics import matches
 from qdaed.events import EventOptions, events_from_windows, median_filter, runs, window_edges
 from qdaed.features.fbank import lfbe
-
-F = 32
-
-
-def energy_detector(mu, theta=3.0, k=3.0, frames=10):
-    """A hand-set StudentLSTM that fires on loudness: forget gate shut, input and output
-    gates open, g = tanh(k·(mean_f x − θ)) with x = LFBE − μ, so h_t ≈ tanh(g_t) and the frame
-    logit 8·h_t is positive where the frame is θ (natural-log units) above μ on average."""
-    w_ih, b = np.zeros((4, F), np.float32), np.zeros(4, np.float32)
-    b[0], b[1], b[3] = 20, -20, 20
-    w_ih[2, :], b[2] = k / F, -k * theta
-    state = {"lstm.weight_ih_l0": w_ih, "lstm.weight_hh_l0": np.zeros((4, 1), np.float32),
-             "lstm.bias_ih_l0": b, "lstm.bias_hh_l0": np.zeros(4, np.float32),
-             "fc.weight": np.full((3, 1), 8, np.float32), "fc.bias": np.zeros(3, np.float32)}
-    return Detector.from_state_dict(state, classes=("dog", "baby_cry", "gunshot"),
-                                    frames=frames, features={"num_mel_bins": F},
-                                    normalizer=(mu, np.ones(F)), thresholds=[0.5] * 3)
+from tests.helpers.detectors import F, energy_detector
 
 
 @pytest.mark.parametrize("kind", ["dog", "baby_cry", "gunshot"])

@@ -11,6 +11,7 @@ from qdaed.errors import InputError
 from qdaed.metrics import (average_precision, compute_metrics, equal_error_rate, roc_auc,
                            roc_curve, threshold_at_eer)
 from tests.strategies import rng_from, seeds
+from tests.helpers.references import sklearn_eer
 
 # --------------------------------------------------------------------------- hand-computed
 
@@ -106,22 +107,6 @@ def _draw(seed, n, ties):
     return s, y
 
 
-def _sklearn_eer(s, y):
-    """EER computed independently: scikit-learn's ROC (all distinct thresholds), the curve
-    parametrised by point index, the root of FPR − FNR found by Brent's method."""
-    from scipy.optimize import brentq
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
-    idx = np.arange(fpr.size, dtype=float)
-
-    def gap(u):
-        return np.interp(u, idx, fpr) - (1.0 - np.interp(u, idx, tpr))
-
-    u = brentq(gap, 0.0, fpr.size - 1.0, xtol=1e-14)
-    return float(np.interp(u, idx, fpr))
-
-
 @pytest.mark.conformance
 @given(seed=seeds, n=st.integers(2, 60), ties=st.booleans())
 def test_matches_scikit_learn(seed, n, ties):
@@ -129,7 +114,7 @@ def test_matches_scikit_learn(seed, n, ties):
     s, y = _draw(seed, n, ties)
     assert roc_auc(s, y) == pytest.approx(sk.roc_auc_score(y, s), abs=1e-12)
     assert average_precision(s, y) == pytest.approx(sk.average_precision_score(y, s), abs=1e-12)
-    assert equal_error_rate(s, y) == pytest.approx(_sklearn_eer(s, y), abs=1e-9)
+    assert equal_error_rate(s, y) == pytest.approx(sklearn_eer(s, y), abs=1e-9)
 
 
 @given(seed=seeds, n=st.integers(2, 60), ties=st.booleans())

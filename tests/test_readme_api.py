@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from tests.test_streaming import student_detector
+from tests.helpers.detectors import student_detector
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

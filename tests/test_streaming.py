@@ -1,6 +1,5 @@
 """Streaming inference (qdaed.streaming): chunked = whole-sequence, windows, bounds."""
 
-import struct
 import tracemalloc
 
 import numpy as np
@@ -9,31 +8,16 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from qdaed.data.audiostream import AudioSource, Bounds, waveform_source
-from qdaed.data.resampler import StreamingResampler, resample_filter
+from qdaed.data.resampler import StreamingResampler
 from qdaed.detector import Detector
 from qdaed.errors import DataError, InputError
 from qdaed.features.fbank import lfbe
 from qdaed.features.streaming import StreamingLfbe
-from qdaed.kernels.resample import polyphase_block
-from qdaed.models import ResNet, StudentLSTM
+from qdaed.models import ResNet
 from qdaed.nn import lstm
 from qdaed.streaming import scan, scan_file
 from tests import naive
-
-BINS = 24
-
-
-def student_detector(frames=50, hidden=8, layers=2, pooling="mean", seed=0, scale=3.0):
-    m = StudentLSTM(BINS, hidden, layers, 3, pooling, seed=seed)
-    rng = np.random.default_rng(seed + 100)
-    state = {k: (v * scale).astype(np.float32) for k, v in m.state_dict().items()}
-    return Detector.from_state_dict(
-        state, classes=("dog", "baby_cry", "gunshot"), frames=frames,
-        config=dict(input_size=BINS, hidden_size=hidden, num_layers=layers, num_classes=3,
-                    pooling=pooling),
-        features={"num_mel_bins": BINS},
-        normalizer=(rng.normal(-4, 1, BINS), rng.uniform(1, 2, BINS)),
-        thresholds=[0.5, 0.4, 0.6])
+from tests.helpers.detectors import BINS, student_detector, wav_header
 
 
 def chunks(x, sizes):
@@ -55,17 +39,6 @@ def whole_frame_logits(det, x16):
 
 
 # ---- resampling -----------------------------------------------------------------------------
-
-def test_polyphase_kernel_equals_naive_sum():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=37)
-    h, half = resample_filter(3, 2)
-    n_out = -(-x.size * 3 // 2)
-    out = np.empty(n_out)
-    polyphase_block(x, 0, x.size, h, 3, 2, half, 0, out)
-    np.testing.assert_allclose(out, naive.polyphase_resample(x, h, 3, 2, half, n_out),
-                               rtol=1e-13, atol=1e-15)
-
 
 @pytest.mark.parametrize("rate", [1000, 8000, 11025, 22050, 44100, 48000, 96000, 384000,
                                   16000])
@@ -219,17 +192,10 @@ def test_file_and_array_give_identical_scores(tmp_path):
     assert np.array_equal(det.predict(wav, sr), a.file_scores)
 
 
-def _wav_header(rate, channels=1, data_bytes=32, bits=16):
-    block = channels * bits // 8
-    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * block, block, bits)
-    return (b"RIFF" + struct.pack("<I", min(36 + data_bytes, 0xFFFFFFFF)) + b"WAVEfmt " + struct.pack("<I", 16)
-            + fmt + b"data" + struct.pack("<I", data_bytes))
-
-
 @pytest.mark.parametrize("rate", [1, 999, 384001, 2 ** 31 - 1])
 def test_sample_rate_out_of_bounds_refused(tmp_path, rate):
     path = tmp_path / "r.wav"
-    path.write_bytes(_wav_header(rate) + b"\0" * 32)
+    path.write_bytes(wav_header(rate) + b"\0" * 32)
     with pytest.raises(DataError, match="sample rate|unreadable"):
         AudioSource(path)
     with pytest.raises(DataError, match="sample rate"):
@@ -252,19 +218,19 @@ def test_duration_and_size_bounds_refused_before_reading(tmp_path):
     # a 100 GiB sparse file is refused by its size, without reading it
     big = tmp_path / "sparse.wav"
     with open(big, "wb") as fh:
-        fh.write(_wav_header(16000, data_bytes=0xFFFFFFFF))
+        fh.write(wav_header(16000, data_bytes=0xFFFFFFFF))
         fh.truncate(100 * 1024 ** 3)
     with pytest.raises(DataError, match="--max-size"):
         AudioSource(big)
     too_many = tmp_path / "ch.wav"
-    too_many.write_bytes(_wav_header(16000, channels=300, data_bytes=600) + b"\0" * 600)
+    too_many.write_bytes(wav_header(16000, channels=300, data_bytes=600) + b"\0" * 600)
     with pytest.raises(DataError, match="channels|unreadable"):
         AudioSource(too_many)
 
 
 def test_truncated_and_non_finite_files(tmp_path):
     path = tmp_path / "t.wav"
-    path.write_bytes(_wav_header(16000, data_bytes=10000) + b"\0" * 100)
+    path.write_bytes(wav_header(16000, data_bytes=10000) + b"\0" * 100)
     with pytest.raises(DataError, match="truncated"):
         AudioSource(path)
     nan = tmp_path / "nan.wav"

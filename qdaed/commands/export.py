@@ -1,7 +1,9 @@
-"""``qdaed export MODEL --torch OUT.safetensors | --onnx OUT.onnx | --tflite OUT.tflite``: a
-detector for PyTorch or ONNX runtimes (``qdaed.formats.interchange``, ``qdaed.formats.onnx_export``; the
-torch module to load the state_dict into and the graph's contents are in their docstrings and
-the README), or its integer student for TensorFlow Lite (Micro) (``qdaed.formats.tflite_export``).
+"""``qdaed export MODEL --torch OUT.safetensors | --onnx OUT.onnx [--with-frontend] | --tflite
+OUT.tflite``: a detector for PyTorch or ONNX runtimes (``qdaed.formats.interchange``,
+``qdaed.formats.onnx_export``; ``--with-frontend``: the graph starts at 16 kHz samples and carries
+the student's state, docs/guides/onnx_and_pytorch.md; the torch module to load the
+state_dict into and the graph's contents are in their docstrings and the README), or its
+integer student for TensorFlow Lite (Micro) (``qdaed.formats.tflite_export``).
 
 --tflite writes the integer student stored in the model file (``qdaed.integer.store``), or,
 with ``--calibration MANIFEST --audio-root DIR``, one calibrated now by TFLite's
@@ -26,8 +28,7 @@ from qdaed.errors import DataError, InputError
 from qdaed.features.fbank import LfbeOptions
 from qdaed.features.store import extract_features, load_features
 from qdaed.formats.interchange import export_torch
-from qdaed.formats.onnx_export import export_onnx
-from qdaed.formats.tflite_export import check_available, export_tflite
+from qdaed.formats import onnx_export, tflite_export
 from qdaed.integer import calibrate
 from qdaed.integer.store import IntegerFieldError, build, check_field, document
 from qdaed.io.modelfile import read_model_document
@@ -46,7 +47,9 @@ def register(sub):
                     "nn.Linear or a torchvision-layout ResNet (1 input channel). --onnx: the "
                     "whole detector, raw LFBE (N, frames, F) -> sigmoid scores (N, C), "
                     "normalisation included, k-bit tensors as integer codes dequantized in "
-                    "the graph (needs the onnx package). --tflite: the student's int8 version "
+                    "the graph (needs the onnx package); with --with-frontend the graph "
+                    "starts at a window's 16 kHz samples and a student's carries its LSTM "
+                    "state in and out. --tflite: the student's int8 version "
                     "(TFLite Micro kernels), normalised LFBE quantized to int8 -> int8 scores "
                     "(needs the tflm extra), from the integer student stored in MODEL or "
                     "calibrated with --calibration.",
@@ -55,6 +58,12 @@ def register(sub):
     p.add_argument("model", help="model file written by qdaed")
     p.add_argument("--torch", metavar="OUT.safetensors", help="write a PyTorch state_dict")
     p.add_argument("--onnx", metavar="OUT.onnx", help="write an ONNX model")
+    p.add_argument("--with-frontend", action="store_true",
+                   help="with --onnx: the graph starts at a window's 16 kHz mono samples "
+                        "(float64) and computes the LFBE front end too; a student also takes "
+                        "and returns its LSTM state (h, c), so a caller can stream a file "
+                        "window by window as qdaed detect does (examples/onnx_detect.py; "
+                        "docs/guides/onnx_and_pytorch.md)")
     p.add_argument("--tflite", metavar="OUT.tflite",
                    help="write the integer student as a TensorFlow Lite flatbuffer")
     p.add_argument("--calibration", metavar="MANIFEST",
@@ -75,6 +84,8 @@ def _check_args(args):
     if args.torch is None and args.onnx is None and args.tflite is None:
         raise InputError("export: give --torch OUT.safetensors, --onnx OUT.onnx and/or "
                          "--tflite OUT.tflite")
+    if args.with_frontend and args.onnx is None:
+        raise InputError("--with-frontend: needs --onnx OUT.onnx (it shapes the ONNX graph)")
     inputs = [args.model, args.calibration]
     outputs = []
     for option, path in (("--torch", args.torch), ("--onnx", args.onnx),
@@ -151,7 +162,11 @@ def _run(args):
             raise InputError(f"--tflite: {args.model} holds no integer student; calibrate one "
                              f"with --calibration MANIFEST --audio-root DIR")
     if args.tflite is not None:
-        check_available()              # the optional dependency, before any work
+        tflite_export.check_available()   # the optional dependency, before any work
+    if args.onnx is not None:
+        onnx_export.check_available()     # likewise, before anything is written
+        if args.with_frontend:
+            onnx_export.check_frontend(det)
     if args.calibration is not None:
         x = representative_set(det, args.calibration, args.audio_root, args.clips, args.jobs)
         det.integer = calibrated_student(det, x, args.calibration)
@@ -162,14 +177,21 @@ def _run(args):
         print(f"wrote {args.torch}: PyTorch state_dict, {len(det.model.state_dict())} float32 "
               f"tensors")
     if args.onnx:
-        export_onnx(det, args.onnx, sha)
-        print(f"wrote {args.onnx}: ONNX opset 17, lfbe (N, {det.frames}, "
-              f"{det.normalizer.mean.size}) -> scores (N, {len(det.classes)})")
+        onnx_export.export_onnx(det, args.onnx, sha, frontend=args.with_frontend)
+        if args.with_frontend:
+            state = (", h, c, advance -> scores (1, {}), h_next, c_next".format(
+                len(det.classes)) if "hidden_size" in det.model.config else
+                f" -> scores (1, {len(det.classes)})")
+            print(f"wrote {args.onnx}: ONNX opset 17, samples (16 kHz, float64){state}; "
+                  f"window {det.frames} frames")
+        else:
+            print(f"wrote {args.onnx}: ONNX opset 17, lfbe (N, {det.frames}, "
+                  f"{det.normalizer.mean.size}) -> scores (N, {len(det.classes)})")
     if args.calibrated_model:
         det.save(args.calibrated_model)
         print(f"wrote {args.calibrated_model}: the model with its integer student")
     if args.tflite:
-        data = export_tflite(det.integer, det.frames, args.batch, args.tflite)
+        data = tflite_export.export_tflite(det.integer, det.frames, args.batch, args.tflite)
         print(f"wrote {args.tflite}: TFLite int8, lfbe_int8 ({args.batch}, {det.frames}, "
               f"{det.integer.input_size}) -> scores ({args.batch}, {len(det.classes)}), "
               f"{len(data):,} bytes")

@@ -21,7 +21,7 @@ of the network's state_dict as float32 under its PyTorch name, k-bit tensors deq
             m = torchvision.models.resnet50(num_classes=C)        # or resnet18 / resnet34
             m.conv1 = torch.nn.Conv2d(1, 64, 7, 2, 3, bias=False)
         (torchvision has no stem-width option: for w ≠ 64 build the same modules with every
-        width scaled, as tests/models/torch_resnet.py does); input (N, 1, T, F).
+        width scaled, as bench/torch_resnet.py does); input (N, 1, T, F).
 
 ``*.num_batches_tracked`` is not written: PyTorch's BatchNorm fills it in when a state_dict
 without it is loaded (strict=True accepts it, tested). The file's metadata ``qdaed_export``

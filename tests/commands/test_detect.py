@@ -9,7 +9,7 @@ import soundfile as sf
 
 import qdaed
 from qdaed.cli import main
-from tests.test_streaming import _wav_header, student_detector
+from tests.helpers.detectors import student_detector, wav_header
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def files(tmp_path):
     short = tmp_path / "short.wav"
     sf.write(short, rng.normal(scale=0.1, size=4000), 16000, subtype="PCM_16")
     bad = tmp_path / "bad.wav"
-    bad.write_bytes(_wav_header(1) + b"\0" * 32)          # a header rate of 1 Hz
+    bad.write_bytes(wav_header(1) + b"\0" * 32)          # a header rate of 1 Hz
     garbage = tmp_path / "garbage.wav"
     garbage.write_bytes(b"RIFF not audio at all")
     return {"model": model, "good": good, "stereo": stereo, "short": short, "bad": bad,

@@ -13,7 +13,7 @@ import soundfile as sf
 
 from qdaed.cli import main
 from qdaed.data.audiofiles import find_audio
-from tests.test_streaming import _wav_header, student_detector
+from tests.helpers.detectors import student_detector, wav_header
 
 
 def _noise(path, seconds, rate=16000, channels=1, seed=0):
@@ -39,7 +39,7 @@ def tree(tmp_path):
     sf.write(root / "sub" / "c.flac", np.zeros(16000 * 2), 16000)
     sf.write(root / "sub" / "deeper" / "d.ogg",
              np.random.default_rng(3).normal(scale=0.1, size=16000 * 2), 16000)
-    (root / "sub" / "bad.wav").write_bytes(_wav_header(1) + b"\0" * 32)
+    (root / "sub" / "bad.wav").write_bytes(wav_header(1) + b"\0" * 32)
     return {"model": tmp_path / "m.safetensors", "root": root, "dir": tmp_path}
 
 

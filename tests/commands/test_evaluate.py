@@ -9,7 +9,7 @@ from qdaed.data.synth import SynthConfig, write_corpus
 from qdaed.detector import Detector
 from qdaed.eventmetrics import event_metrics, manifest_events
 from qdaed.features.fbank import lfbe
-from tests.test_events import energy_detector
+from tests.helpers.detectors import energy_detector
 
 
 def test_evaluate_events_json(tmp_path, capsys):

@@ -11,7 +11,7 @@ import pytest
 from qdaed.cli import main
 from qdaed.errors import DataError, InputError
 from qdaed.pipeline.testsplit import run_test_split
-from tests.test_metrics import _sklearn_eer
+from tests.helpers.references import sklearn_eer
 
 pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 pytest.importorskip("sklearn.metrics")
@@ -30,7 +30,7 @@ def _recorded_mean_eer(run, seed, model):
     for c in classes:
         s = np.array([float(r["score"]) for r in rows if r["class"] == c])
         y = np.array([int(r["label"]) for r in rows if r["class"] == c])
-        eers.append(_sklearn_eer(s, y))
+        eers.append(sklearn_eer(s, y))
     return float(np.mean(eers))
 
 

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from qdaed.cli import main
-from tests.test_streaming import student_detector
+from tests.helpers.detectors import student_detector
 
 
 @pytest.fixture

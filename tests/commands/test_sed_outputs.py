@@ -21,7 +21,7 @@ from qdaed.eventmetrics import event_metrics, manifest_events
 from qdaed.features.fbank import lfbe
 from qdaed.io.sedformats import (events_tsv, read_events_tsv, score_file_name, score_table,
                                  tsv_text)
-from tests.test_events import energy_detector
+from tests.helpers.detectors import energy_detector
 
 HOP = "0.05"
 

@@ -13,7 +13,7 @@ from qdaed.formats.tflite_export import export_tflite
 from qdaed.integer import calibrate
 from qdaed.pipeline.integer_accuracy import integer_accuracy
 from tests.integer.cases import run_tflm
-from tests.test_metrics import _sklearn_eer
+from tests.helpers.references import sklearn_eer
 
 runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 pytest.importorskip("sklearn.metrics")
@@ -28,7 +28,7 @@ def measured(tiny_run):
 
 
 def _mean_eer(scores, y):
-    return float(np.mean([_sklearn_eer(scores[:, c], y[:, c]) for c in range(y.shape[1])]))
+    return float(np.mean([sklearn_eer(scores[:, c], y[:, c]) for c in range(y.shape[1])]))
 
 
 def test_integer_mean_eer_is_that_of_tflm_running_the_exported_file(measured):

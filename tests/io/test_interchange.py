@@ -22,7 +22,7 @@ from qdaed.features.fbank import lfbe  # noqa: E402
 from qdaed.features.prepare import fix_length  # noqa: E402
 from qdaed.models.predict import predict_logits  # noqa: E402
 from tests.io.detectors import resnet, student  # noqa: E402
-from tests.models.torch_resnet import TorchResNet  # noqa: E402
+from bench.torch_resnet import TorchResNet  # noqa: E402
 from tests.strategies import rng_from  # noqa: E402
 
 pytestmark = pytest.mark.conformance

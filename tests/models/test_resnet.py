@@ -196,8 +196,8 @@ def test_sampled_central_differences_on_a_tiny_resnet(depth, train):
 # ------------------------------------------------------------------------ PyTorch conformance
 def _pair(depth, dtype, width=64, seed=0):
     """Our ResNet with a random (trained-looking) state, and the torch twin loaded with it."""
-    from tests.models.torch_resnet import TorchResNet
-    from tests.torch_ref import torch
+    from tests.torch_ref import torch  # first: skips without torch
+    from bench.torch_resnet import TorchResNet
 
     m = ResNet(depth, width=width, seed=seed, dtype=dtype)
     randomize_state(m, np.random.default_rng(seed))
@@ -227,7 +227,8 @@ def _errors(ours, theirs):
 
 @pytest.mark.conformance
 def test_state_dict_names_shapes_and_count_match_torchvision_layout():
-    from tests.models.torch_resnet import TorchResNet
+    from tests.torch_ref import torch  # noqa: F401  (first: skips without torch)
+    from bench.torch_resnet import TorchResNet
 
     for depth in (18, 34, 50):
         m, t = ResNet(depth, width=8), TorchResNet(depth, width=8)
@@ -314,8 +315,8 @@ def test_float32_training_mode_matches_torch_as_closely_as_float32_allows(depth)
 
 @pytest.mark.conformance
 def test_weights_trained_here_load_into_torch_and_back():
-    from tests.models.torch_resnet import TorchResNet
-    from tests.torch_ref import torch
+    from tests.torch_ref import torch  # first: skips without torch
+    from bench.torch_resnet import TorchResNet
 
     m = ResNet(18, width=8, seed=4)
     m.forward(np.random.default_rng(0).standard_normal((2, 1, 40, 40)).astype(np.float32), True)

@@ -4,6 +4,8 @@ Expected values are written here from the formulas of docs/method/losses.md with
 the functions under test.
 """
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -12,6 +14,7 @@ from hypothesis import strategies as st
 from qdaed.errors import InputError
 from qdaed.gradcheck import numerical_gradient, rel_error
 from qdaed.nn import losses
+from tests import naive
 from tests import strategies as S
 
 
@@ -102,13 +105,31 @@ def test_soft_gradient_scale_is_independent_of_large_temperature(t):
 
 @given(S.seeds, S.batch, S.classes, S.temperatures, S.lams)
 def test_distillation_loss_is_the_lambda_mix_of_hard_and_t2_soft(seed, b, c, t, lam):
+    # The reference is written out here (tests/naive.py's stable BCE and sigmoid), not taken
+    # from the module's own hard_/soft_ functions.
     z, zt, y = _case(seed, b, c)
-    hard, hc = losses.hard_forward(z, y)
-    soft, sc = losses.soft_forward(z, zt, t)
+    q = naive.sigmoid(zt / t)
     loss, dz = losses.distillation_loss(z, zt, y, t, lam)
-    assert loss == pytest.approx((1 - lam) * hard + lam * t * t * soft, rel=1e-12)
-    want = (1 - lam) * losses.hard_backward(hc) + lam * t * t * losses.soft_backward(sc)
+    assert loss == pytest.approx((1 - lam) * naive.bce(z, y) + lam * t * t * naive.bce(z / t, q),
+                                 rel=1e-12)
+    want = ((1 - lam) * (naive.sigmoid(z) - y) / z.size
+            + lam * t * t * (naive.sigmoid(z / t) - q) / (t * z.size))
     np.testing.assert_allclose(dz, want, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("z, zt, y, t, lam, loss, dz", [
+    # σ(0) = 1/2: hard = soft = ln 2, the soft gradient is 0
+    (0.0, 0.0, 1.0, 2.0, 0.5, 2.5 * math.log(2), -0.25),
+    # λ = 1, z/T = 1, q = σ(−1): L = T²(ln(1 + e) − σ(−1)), ∂L/∂z = T(σ(1) − σ(−1)) = T tanh(1/2)
+    (2.0, -2.0, 0.0, 2.0, 1.0, 4 * (math.log1p(math.e) - 1 / (1 + math.e)), 2 * math.tanh(0.5)),
+    # λ = 0: the hard loss alone, ln(1 + e^−3) and (σ(3) − 1)
+    (3.0, 9.0, 1.0, 5.0, 0.0, math.log1p(math.exp(-3)), 1 / (1 + math.exp(-3)) - 1),
+])
+def test_distillation_loss_on_hand_computed_cases(z, zt, y, t, lam, loss, dz):
+    a = np.array([[z]])
+    got, grad = losses.distillation_loss(a, np.array([[zt]]), np.array([[y]]), t, lam)
+    assert got == pytest.approx(loss, rel=1e-14)
+    assert grad[0, 0] == pytest.approx(dz, rel=1e-14, abs=1e-16)
 
 
 def test_no_teacher_or_zero_lambda_gives_the_hard_loss_and_lambda_one_ignores_labels():

@@ -14,7 +14,7 @@ from scipy import stats as sps
 from qdaed.metrics import compute_metrics
 from qdaed.pipeline.report import build_results, results_markdown
 from qdaed.pipeline.run import run_pipeline
-from tests.pipeline.test_run import tiny_config
+from tests.helpers.configs import tiny_config
 
 # --------------------------------------------------------------------------- stand-in runs
 

@@ -11,14 +11,11 @@ from qdaed.detector import Detector
 from qdaed.metrics import compute_metrics
 from qdaed.pipeline.featuresets import load_dataset
 from qdaed.pipeline.config import RunConfig
-from qdaed.pipeline.presets import preset_config
 from qdaed.pipeline.run import run_pipeline
+from tests.helpers.configs import tiny_config
+from tests.helpers.references import sklearn_eer
 
 MODEL_NAMES = ["teacher", "student", "distilled", "qd-4bit", "ptq-4bit", "qat-4bit"]
-
-
-def tiny_config():
-    return preset_config("tiny").merged({"quant": {"bits": [4]}})
 
 
 def read_scores(path):
@@ -61,6 +58,26 @@ def test_every_metric_in_results_json_recomputes_from_scores_csv(tiny_run):
             for k in [*classes, "mean"]:
                 a, b = m[metric][k], recomputed[metric][k]
                 assert (a is None and np.isnan(b)) or a == b, (m["name"], metric, k)
+
+
+def test_metrics_in_results_json_agree_with_scikit_learn_on_scores_csv(tiny_run):
+    """The same figures from an independent implementation (the test above recomputes them
+    with qdaed's own compute_metrics, which checks the plumbing, not the values)."""
+    sk = pytest.importorskip("sklearn.metrics")
+    out, results = tiny_run
+    rows = read_scores(out / "scores.csv")
+    classes = results["config"]["classes"]
+    for m in json.loads((out / "results.json").read_text())["models"]:
+        table = rows[(0, m["name"])]
+        clips = sorted({clip for clip, _ in table})
+        for k in classes:
+            s = np.array([table[(c, k)][1] for c in clips])
+            y = np.array([table[(c, k)][0] for c in clips])
+            if y.min() == y.max():
+                continue                                  # undefined: checked above
+            assert m["auc"][k] == pytest.approx(sk.roc_auc_score(y, s), abs=1e-12)
+            assert m["ap"][k] == pytest.approx(sk.average_precision_score(y, s), abs=1e-12)
+            assert m["eer"][k] == pytest.approx(sklearn_eer(s, y), abs=1e-9)
 
 
 def test_quantized_model_sizes_follow_the_accounting(tiny_run):

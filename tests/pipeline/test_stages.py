@@ -50,7 +50,7 @@ def test_a_model_file_of_another_stage_is_not_reused(tiny_run, tmp_path):
     import shutil
 
     from qdaed.pipeline.run import run_pipeline
-    from tests.pipeline.test_run import tiny_config
+    from tests.helpers.configs import tiny_config
 
     src, _ = tiny_run
     out = tmp_path / "copy"
@@ -68,7 +68,7 @@ def test_a_model_file_of_another_configuration_is_not_reused(tiny_run, tmp_path)
     import shutil
 
     from qdaed.pipeline.run import run_pipeline
-    from tests.pipeline.test_run import tiny_config
+    from tests.helpers.configs import tiny_config
 
     src, _ = tiny_run
     other = tiny_config().merged({"train_quant": {"lr": 0.5}})

@@ -7,7 +7,7 @@ from qdaed.errors import InputError
 from qdaed.models.quantized import QuantSpec
 from qdaed.train import schedules as S
 from qdaed.train.loop import Distillation, fit
-from tests.train.test_schedules import STUDENT, cfg, learnable_split
+from tests.helpers.training import STUDENT, cfg, learnable_split
 
 
 @pytest.mark.parametrize("kw, match", [

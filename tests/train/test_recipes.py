@@ -13,7 +13,7 @@ from qdaed.train.augment import Augment
 from qdaed.train.loop import Distillation, _pool_batches, batch_order, fit
 from qdaed.train.recipes import RECIPES, DistillSpec, recipe_config
 from tests.strategies import lams, rng_from, seeds, temperatures
-from tests.train.test_schedules import STUDENT, cfg, learnable_split
+from tests.helpers.training import STUDENT, cfg, learnable_split
 
 
 @given(seeds, st.integers(0, 4), st.integers(1, 4), temperatures, lams)

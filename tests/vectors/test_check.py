@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from qdaed.cli import main
 from qdaed.vectors.check import check, compare, exit_status
-from tests.vectors.conftest import copy_outputs, load
+from tests.helpers.vectors import copy_outputs, load
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from qdaed.vectors import cases
 from qdaed.vectors.format import (FORMAT_NAME, FORMAT_VERSION, Case, VectorsError, dumps,
                                   read_case_spec, read_json, read_manifest, read_npy,
                                   write_case)
-from tests.vectors.conftest import load
+from tests.helpers.vectors import load
 
 
 def _strict(path):

@@ -12,7 +12,7 @@ import pytest
 from tests.torch_ref import torch  # noqa: F401  (skips this module without torch)
 from qdaed.cli import main
 from qdaed.vectors.export import export
-from tests.vectors.conftest import load
+from tests.helpers.vectors import load
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "torch_reference.py")
 

@@ -1,11 +1,12 @@
-"""A torchvision-like ResNet built from torch.nn modules, for conformance tests only.
+"""A torchvision-like ResNet built from torch.nn modules: PyTorch's side of bench_resnet.py,
+and the network the conformance tests compare qdaed's ResNet with (they import it from here).
 
 torchvision is not a dependency (and its wheels do not import beside every torch), so this
 module rebuilds its ResNet v1.5 (stride on the bottleneck's 3×3 convolution) with the same
 module names, hence the same state_dict names as torchvision and as ``qdaed.models.ResNet``.
 """
 
-from tests.torch_ref import torch
+import torch
 
 nn = torch.nn
 

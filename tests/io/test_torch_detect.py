@@ -1,0 +1,76 @@
+"""``examples/torch_detect.py``: a state_dict from ``qdaed export --torch`` and PyTorch give
+``qdaed detect``'s JSON lines (window and file scores to 1e-5).
+
+The example runs as a subprocess (torch, safetensors, numpy, scipy and soundfile; no qdaed:
+a test checks its imports); qdaed's streaming scan gives the expected window scores."""
+
+import ast
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.torch_ref import torch  # noqa: F401  (skips this module without torch)
+
+from qdaed.cli import main  # noqa: E402
+from qdaed.detector import Detector  # noqa: E402
+from qdaed.streaming import scan_file  # noqa: E402
+from tests.io.detectors import resnet, student  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXAMPLE = os.path.join(ROOT, "examples", "torch_detect.py")
+TOL = 1e-5
+
+DETECTORS = {
+    "float student, 2 layers": lambda: student(None, hidden=12, layers=2),
+    "4-bit student, max pooling": lambda: student(4, hidden=12, layers=2, pooling="max"),
+    "3-bit student, buckets, last": lambda: student(3, hidden=6, pooling="last", group=7),
+    "ResNet-18 teacher": lambda: resnet(18, width=4),
+    "ResNet-50 teacher": lambda: resnet(50, width=2),
+}
+
+
+def _example(state, files, *options):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, EXAMPLE, state, *files, *options],
+                          capture_output=True, text=True, env=env, cwd=os.path.dirname(state))
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("which", list(DETECTORS))
+def test_the_example_prints_qdaed_detects_json_lines(which, audio, tmp_path, capsys):
+    DETECTORS[which]().save(tmp_path / "m")
+    assert main(["export", str(tmp_path / "m"), "--torch", str(tmp_path / "t.safetensors")]) == 0
+    files = list(audio.values())
+    status, theirs = _example(str(tmp_path / "t.safetensors"), files, "--windows")
+    capsys.readouterr()
+    assert main(["detect", str(tmp_path / "m"), *files, "--json", "--no-progress"]) == status == 0
+    ours = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    det = Detector.load(tmp_path / "m")
+    for t, o, f in zip(theirs, ours, files, strict=True):
+        assert {k: t[k] for k in o if k != "scores"} == {k: v for k, v in o.items()
+                                                         if k != "scores"}
+        np.testing.assert_allclose([t["scores"][c] for c in det.classes],
+                                   [o["scores"][c] for c in det.classes], rtol=0, atol=TOL)
+        sc = scan_file(det, f)
+        np.testing.assert_allclose(t["window_scores"], sc.scores, rtol=0, atol=TOL)
+        np.testing.assert_allclose(t["window_times"], sc.window_times(), rtol=0, atol=1e-9)
+    if "student" in which:
+        status, (theirs,) = _example(str(tmp_path / "t.safetensors"), [audio["mono16k.wav"]],
+                                     "--windows", "--hop", "0.7")
+        sc = scan_file(det, audio["mono16k.wav"], hop=70)
+        np.testing.assert_allclose(theirs["window_scores"], sc.scores, rtol=0, atol=TOL)
+
+
+def test_the_example_imports_no_qdaed():
+    tree = ast.parse(open(EXAMPLE, encoding="utf-8").read())
+    names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+             for a in n.names}
+    names |= {n.module.split(".")[0] for n in ast.walk(tree)
+              if isinstance(n, ast.ImportFrom) and n.module}
+    third_party = names - set(sys.stdlib_module_names) - {"__future__"}
+    assert third_party == {"numpy", "safetensors", "scipy", "soundfile", "torch"}
