@@ -151,7 +151,7 @@ def main():
     work = args.dir or tempfile.mkdtemp(prefix="bench_detect_")
     os.makedirs(work, exist_ok=True)
     from qdaed.features.fbank import lfbe
-    from qdaed.streaming import BLOCK_VALUES
+    from qdaed.data.audiostream import BLOCK_VALUES
 
     wav = os.path.join(work, f"rec_{args.minutes:g}min.wav")
     seconds = write_recording(wav, args.minutes)

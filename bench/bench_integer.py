@@ -3,7 +3,7 @@ Lite Micro interpreter on the same .tflite file, with the peak memory of each.
 
 Model: a seeded StudentLSTM (``--configs HxL``, 64 LFBE bins, 3 classes, mean pooling)
 calibrated (``qdaed.integer.calibrate``) on 16 seeded normal clips, exported with
-``qdaed.io.tflite_export.export_tflite`` at batch 1 and ``--frames`` frames. One inference = one
+``qdaed.formats.tflite_export.export_tflite`` at batch 1 and ``--frames`` frames. One inference = one
 clip (B = 1) from int8 input to scores:
 
   integer  ``IntegerStudent.forward`` (qdaed's int8 kernels, Numba)
@@ -55,7 +55,7 @@ def build(hidden, layers, frames, seed=0):
     import numpy as np
 
     from qdaed.integer import calibrate
-    from qdaed.io.tflite_export import export_tflite
+    from qdaed.formats.tflite_export import export_tflite
     from qdaed.models.student import StudentLSTM
 
     model = StudentLSTM(BINS, hidden, layers, CLASSES, seed=seed)

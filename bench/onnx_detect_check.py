@@ -30,7 +30,7 @@ from qdaed.cli import main as qdaed_main
 from qdaed.detector import Detector
 from qdaed.features.fbank import LfbeOptions, lfbe
 from qdaed.features.prepare import Normalizer
-from qdaed.io.audiofiles import find_audio
+from qdaed.data.audiofiles import find_audio
 from qdaed.models import ResNet, StudentLSTM
 from qdaed.nn.quant import quantize
 from qdaed.streaming import scan_file

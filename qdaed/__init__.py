@@ -8,25 +8,27 @@ Every forward and backward pass is hand-written; see ``qdaed.nn`` for the op pai
 Python API: ``det = qdaed.load(path)`` gives a :class:`qdaed.detector.Detector` with
 ``predict(waveform, sample_rate)``, ``window_scores``, ``frame_scores``, ``events`` and
 ``Detector.from_state_dict`` for weights from elsewhere (``qdaed.streaming``).
+
+This module only re-exports; nothing inside the package imports it (the version is
+:mod:`qdaed._version`). The package layers and the rule that imports only run downward:
+docs/design/architecture.md.
 """
 
-__version__ = "0.1.0"
+from qdaed._version import __version__
+from qdaed.errors import QdaedError
 
-from qdaed.errors import QdaedError  # noqa: E402,F401
-
-
-def load(path, expect_sha256=None):
-    """A :class:`qdaed.detector.Detector` from a model file (``Detector.load``; with
-    ``expect_sha256``, the file's SHA-256 must be that digest)."""
-    from qdaed.detector import Detector
-
-    return Detector.load(path, expect_sha256=expect_sha256)
+_LAZY = {"load": "load", "Detector": "Detector"}   # names of qdaed.detector
 
 
 def __getattr__(name):
-    """``qdaed.Detector`` on first use (so ``import qdaed`` stays light)."""
-    if name == "Detector":
-        from qdaed.detector import Detector
+    """``qdaed.load`` and ``qdaed.Detector``, from :mod:`qdaed.detector` on first use:
+    ``python -m qdaed --help`` imports this package first, and must not load NumPy or Numba
+    (tests/test_cli.py)."""
+    if name in _LAZY:
+        from qdaed import detector   # here: NumPy/Numba/SciPy would burden `qdaed --help`
 
-        return Detector
+        return getattr(detector, _LAZY[name])
     raise AttributeError(f"module 'qdaed' has no attribute {name!r}")
+
+
+__all__ = ["Detector", "QdaedError", "__version__", "load"]

@@ -17,7 +17,7 @@ import keyword
 import os
 import sys
 
-from qdaed import __version__
+from qdaed._version import __version__
 from qdaed.errors import QdaedError
 
 EXIT_BROKEN_PIPE = 141

@@ -15,7 +15,7 @@ A student may also carry its calibrated integer version (``integer``, a
 with the model (int8/int32 tensors named ``integer.…``, :mod:`qdaed.integer.store`) and
 loaded back; a detector without one saves exactly as before.
 
-Model file (format version 3, ``qdaed.io.modelfile``; its document ``qdaed.io.header``): every
+Model file (format version 3, ``qdaed.io.modelfile``; its document ``qdaed.formats.header``): every
 tensor of the model's state_dict under its name, in state_dict order — float32, or for a
 quantized tensor ``NAME.codes`` (packed) and ``NAME.scales`` (α, β per group) — then
 ``normalizer.mean`` and ``normalizer.std``; the document holds the architecture, classes,
@@ -30,32 +30,30 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from qdaed import __version__
+from qdaed._version import __version__
 from qdaed.errors import InputError, ModelFileError
+from qdaed.events import EventOptions, scan_events
+from qdaed.features.fbank import make_options
 from qdaed.features.prepare import Normalizer, fix_length
+from qdaed.formats.header import HeaderError, check_document, check_tensor_values, validate
+from qdaed.formats.sizes import accounted_bytes
+from qdaed.integer.store import IntegerFieldError, build, document
+from qdaed.integer.student import IntegerStudent
+from qdaed.io.modelfile import MODEL_FORMAT, MODEL_FORMAT_VERSION, read_model, write_model
+from qdaed.io.strictjson import JSONError, canonical_json, parse_json
 from qdaed.models import ResNet, StudentLSTM
 from qdaed.models.predict import deployed_logits
 from qdaed.models.quantized import dequantized_state
+from qdaed.models.registry import ARCHITECTURES, architecture_of
 from qdaed.nn.losses import sigmoid
-
-if TYPE_CHECKING:
-    from qdaed.integer.student import IntegerStudent
-    from qdaed.nn.quant import QuantizedTensor
-
-ARCHITECTURES = {"StudentLSTM": StudentLSTM, "ResNet": ResNet}
-
-
-def architecture_of(model):
-    """(name, constructor kwargs) that rebuild ``model``'s shape."""
-    for name, cls in ARCHITECTURES.items():
-        if isinstance(model, cls):
-            return name, dict(model.config)
-    raise ModelFileError(f"unknown model class {type(model).__name__}")
+from qdaed.nn.quant import QuantizedTensor
+from qdaed.streaming import hop_frames, scan_waveform
+from qdaed.validate import check_int
 
 
 @dataclass
@@ -79,8 +77,6 @@ class Detector:
 
     def accounted_bytes(self) -> int:
         """Bytes a device must store (docs/method/size.md); see the module docstring."""
-        from qdaed.io.modelfile import accounted_bytes
-
         return accounted_bytes(self._float_tensors(), self.quantized)
 
     def _float_tensors(self):
@@ -114,8 +110,6 @@ class Detector:
         ``sample_rate`` Hz (1 kHz – 384 kHz); hop: window hop in seconds (default: half a
         window).
         """
-        from qdaed.streaming import hop_frames, scan_waveform
-
         return scan_waveform(self, waveform, sample_rate, hop=hop_frames(self, hop),
                              frames=frames, bounds=bounds)
 
@@ -141,8 +135,6 @@ class Detector:
                min_duration: float = 0.0) -> list[dict[str, Any]]:
         """Time-stamped events [{"class", "onset", "offset", "score"}] from the window
         scores and the stored thresholds (``qdaed.events``)."""
-        from qdaed.events import EventOptions, scan_events
-
         opts = EventOptions(median, min_gap, min_duration)
         return scan_events(self.scan(waveform, sample_rate, hop=hop), self.thresholds,
                            self.classes, opts)
@@ -164,9 +156,6 @@ class Detector:
         normalizer: (mean, std) per mel bin, or None for none (0, 1); features: LFBE options
         differing from qdaed's defaults; thresholds: (C,) decision thresholds (default 0.5).
         """
-        from qdaed.errors import InputError
-        from qdaed.features.fbank import make_options
-
         if architecture not in ARCHITECTURES:
             raise InputError(f"architecture: expected one of {sorted(ARCHITECTURES)}, got "
                              f"{architecture!r}")
@@ -199,17 +188,12 @@ class Detector:
                              "outputs")
         th = np.full(len(classes), 0.5) if thresholds is None else \
             np.asarray(thresholds, np.float64).reshape(len(classes))
-        from qdaed.validate import check_int
-
         return cls(model, norm, check_int("frames", frames, lo=1), classes, opts, th, {},
                    dict(info or {}))
 
     # ---- files ---------------------------------------------------------------------------
     def _document(self):
-        """The model file's document (qdaed.io.header) and tensors [(name, array)] in order."""
-        from qdaed.features.fbank import make_options
-        from qdaed.io.modelfile import MODEL_FORMAT, MODEL_FORMAT_VERSION
-
+        """The model file's document (qdaed.formats.header) and tensors [(name, array)] in order."""
         arch, arch_cfg = architecture_of(self.model)
         state = self.model.state_dict()
         quantized, tensors = {}, []
@@ -238,8 +222,6 @@ class Detector:
                "thresholds": [float(t) for t in self.thresholds], "quantized": quantized,
                "info": dict(self.info)}
         if self.integer is not None:
-            from qdaed.integer.store import document
-
             doc["integer"], integer_tensors = document(self.integer)
             tensors += integer_tensors
         return doc, tensors
@@ -247,10 +229,6 @@ class Detector:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the model file (format 3) atomically; InputError when the detector could not
         be read back (every field is checked as :meth:`load` checks it)."""
-        from qdaed.integer.store import IntegerFieldError, build
-        from qdaed.io.header import HeaderError, validate
-        from qdaed.io.modelfile import JSONError, canonical_json, parse_json, write_model
-
         doc, tensors = self._document()
         try:
             checked = validate(parse_json(canonical_json(doc)))  # what load reads
@@ -280,10 +258,6 @@ class Detector:
         other digest is refused. The file's own digest only detects accidental damage (anyone
         who edits a file can recompute it); a pinned digest detects any change."""
 
-        from qdaed.io.header import check_document, check_tensor_values
-        from qdaed.io.modelfile import read_model
-        from qdaed.nn.quant import QuantizedTensor
-
         path = os.fspath(path)
         mf = read_model(path, lambda doc: check_document(path, doc), expect_sha256)
         c, t = mf.checked, mf.tensors
@@ -307,8 +281,6 @@ class Detector:
             raise ModelFileError(f"{path}: tensor {name!r}: {exc}") from None
         integer = None
         if c.integer is not None:
-            from qdaed.integer.store import IntegerFieldError, build
-
             try:
                 integer = build(c.integer, t)
             except IntegerFieldError as exc:
@@ -321,3 +293,9 @@ class Detector:
             raise ModelFileError(f"{path}: {exc}") from None
         return cls(model, Normalizer(mean, std), c.frames, c.classes, c.features,
                    c.thresholds.copy(), quantized, dict(c.info), mf.file_sha256, integer)
+
+
+def load(path: str | os.PathLike[str], expect_sha256: str | None = None) -> Detector:
+    """A :class:`Detector` from a model file (:meth:`Detector.load`; with ``expect_sha256``,
+    the file's SHA-256 must be that digest). ``qdaed.load`` is this function."""
+    return Detector.load(path, expect_sha256=expect_sha256)

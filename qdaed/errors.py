@@ -8,8 +8,29 @@ class QdaedError(Exception):
 class InputError(QdaedError, ValueError):
     """An array or option passed to a qdaed function is not what it expects.
 
-    The message names the argument, what was expected and what was received.
+    The message names the argument, what was expected and what was received. Raised with
+    :meth:`at`, it also carries them as data: ``field`` (the argument, option or config
+    field, e.g. ``config.quant.bits``) and ``reason`` (the message after ``field: ``), so that
+    a caller can name the field differently (``qdaed pipeline`` names the option that set it)
+    without reading the message.
     """
+
+    field = None
+    reason = None
+
+    @classmethod
+    def at(cls, field, reason):
+        """The error ``"{field}: {reason}"``, with ``field`` and ``reason`` as attributes."""
+        exc = cls(f"{field}: {reason}")
+        exc.field, exc.reason = field, reason
+        return exc
+
+    def within(self, prefix):
+        """This error, its field inside ``prefix`` (``prefix.field: reason``): the same type,
+        and the field kept as data when it was given."""
+        if self.field is None:
+            return type(self)(f"{prefix}.{self}")
+        return type(self).at(f"{prefix}.{self.field}", self.reason)
 
 
 class NonFiniteError(InputError):

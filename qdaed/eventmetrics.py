@@ -27,9 +27,10 @@ average instead of counting 0 — read the overall F1 and the per-class counts b
 
 from __future__ import annotations
 
+import csv
 import math
 
-from qdaed.errors import InputError
+from qdaed.errors import DataError, InputError
 from qdaed.validate import check_float
 
 
@@ -161,10 +162,6 @@ def parse_events(text, classes):
 
 def manifest_events(path, classes):
     """{manifest row's path: reference events} from a manifest with an ``events`` column."""
-    import csv
-
-    from qdaed.errors import DataError
-
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))

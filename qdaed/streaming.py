@@ -40,332 +40,35 @@ Chunking does not change the numbers beyond float32 rounding (the tests compare 
 whole-sequence computation): resampling is computed per output sample, LFBE per frame, and the
 LSTM's recurrence is sequential; only the batching of the per-frame products differs.
 
-Bounds, checked from the file's header before anything is allocated (:class:`Bounds`):
+Bounds, checked from the file's header before anything is allocated
+(:class:`qdaed.data.audiostream.Bounds`, re-exported here as the README names it):
 sample rate in [1 kHz, 384 kHz], at most 256 channels, a duration and a file size limit.
+
+About 440 lines, a third of them this text: the windows of both networks and the Scan API read
+best beside each other (reading and bounds, the resampler and the streaming LFBE are modules
+of their own).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import os
-import struct
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-from qdaed.data.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, TARGET_RATE, to_mono
+from qdaed.data.audiostream import AudioSource, Bounds, waveform_source
+from qdaed.data.rates import SAMPLE_RATE
+from qdaed.data.resampler import StreamingResampler
 from qdaed.errors import DataError, InputError
-from qdaed.features.fbank import lfbe_of_frames, make_options, num_frames
+from qdaed.features.fbank import make_options
 from qdaed.features.prepare import fix_length
+from qdaed.features.streaming import StreamingLfbe, window_ends
 from qdaed.integer import streaming as integer_streaming
-from qdaed.kernels.resample import polyphase_block
 from qdaed.models.predict import checked_logits, model_input, model_overflow
 from qdaed.nn import lstm
 from qdaed.nn.losses import sigmoid
 from qdaed.validate import check_float, check_int
 
-MAX_CHANNELS = 256
-DEFAULT_MAX_SECONDS = 24 * 3600.0          # 24 hours
-DEFAULT_MAX_BYTES = 16 * 1024 ** 3         # 16 GiB on disk
-BLOCK_VALUES = 1 << 17                      # samples × channels read per block (1 MiB float64)
 TEACHER_BATCH = 8                           # windows per ResNet forward
-
-
-# ------------------------------------------------------------------------------------------
-# audio in
-
-
-@dataclasses.dataclass(frozen=True)
-class Bounds:
-    """What a file may be before any of it is decoded: sample rate in [min_rate, max_rate],
-    at most ``max_channels`` channels, at most ``max_seconds`` of audio and ``max_bytes`` on
-    disk. The defaults (1 kHz – 384 kHz, 256 channels, 24 h, 16 GiB) are qdaed's choices;
-    ``qdaed detect --max-duration / --max-size`` change the last two."""
-
-    max_seconds: float = DEFAULT_MAX_SECONDS
-    max_bytes: int = DEFAULT_MAX_BYTES
-    min_rate: int = MIN_SAMPLE_RATE
-    max_rate: int = MAX_SAMPLE_RATE
-    max_channels: int = MAX_CHANNELS
-
-    def __post_init__(self):
-        check_float("max_seconds", self.max_seconds, 0.0, lo_open=True)
-        check_int("max_bytes", self.max_bytes, lo=1)
-
-    def check_rate(self, rate, name):
-        if not self.min_rate <= rate <= self.max_rate:
-            raise DataError(f"{name}: sample rate {rate} Hz is outside [{self.min_rate}, "
-                            f"{self.max_rate}] Hz; refused (resample it first if it is real)")
-
-    def check_length(self, samples, rate, channels, name):
-        if channels < 1 or channels > self.max_channels:
-            raise DataError(f"{name}: {channels} channels; expected 1 to {self.max_channels}")
-        if samples <= 0:
-            raise DataError(f"{name}: empty (0 samples)")
-        seconds = samples / rate
-        if seconds > self.max_seconds:
-            raise DataError(f"{name}: {seconds:.0f} s of audio is more than the limit of "
-                            f"{self.max_seconds:.0f} s (--max-duration)")
-
-
-def _wav_truncation(fh, size):
-    """For a RIFF/WAVE file, (declared, present) data-chunk sizes if the chunk is cut short;
-    reads only the chunk headers (``qdaed.data.audio.wav_truncation`` reads the whole file)."""
-    head = fh.read(12)
-    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-        return None
-    pos = 12
-    while pos + 8 <= size:
-        fh.seek(pos)
-        hdr = fh.read(8)
-        if len(hdr) < 8:
-            return None
-        tag, chunk = hdr[:4], struct.unpack("<I", hdr[4:])[0]
-        if tag == b"data":
-            present = size - pos - 8
-            if chunk in (0, 0xFFFFFFFF) or chunk <= present:
-                return None
-            return chunk, present
-        pos += 8 + chunk + (chunk & 1)
-    return None
-
-
-class AudioSource:
-    """An audio file opened for block reading, checked against :class:`Bounds` from its
-    header (size, rate, channels, duration) before a sample is decoded.
-
-    ``rate``, ``channels``, ``frames`` (samples per channel) are the header's; iterating
-    yields mono float64 blocks (the mean over channels, samples in [−1, 1] as soundfile
-    scales integer PCM) of at most ``block`` samples, each checked for NaN/inf.
-    """
-
-    def __init__(self, path, bounds=None, block=None):
-        import soundfile as sf
-
-        self.name = name = os.fspath(path)
-        bounds = bounds or Bounds()
-        if not os.path.exists(name):
-            raise DataError(f"{name}: missing (no such file)")
-        if not os.path.isfile(name):
-            raise DataError(f"{name}: not a regular file")
-        size = os.path.getsize(name)
-        if size == 0:
-            raise DataError(f"{name}: empty (0 bytes)")
-        if size > bounds.max_bytes:
-            raise DataError(f"{name}: {size} bytes is more than the limit of "
-                            f"{bounds.max_bytes} bytes (--max-size)")
-        try:
-            with open(name, "rb") as fh:
-                cut = _wav_truncation(fh, size)
-        except OSError as exc:
-            raise DataError(f"{name}: unreadable ({exc.strerror or exc})") from None
-        if cut is not None:
-            raise DataError(f"{name}: truncated (WAV header declares {cut[0]} bytes of audio, "
-                            f"the file holds {cut[1]})")
-        try:
-            info = sf.info(os.fsencode(name))      # bytes: any file name, UTF-8 or not
-        except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError) as exc:
-            reason = getattr(exc, "error_string", None) or str(exc)
-            raise DataError(f"{name}: unreadable ({reason.strip()})") from None
-        self.rate, self.channels, self.frames = int(info.samplerate), int(info.channels), \
-            int(info.frames)
-        bounds.check_rate(self.rate, name)
-        bounds.check_length(self.frames, self.rate, self.channels, name)
-        self.block = block or max(1, BLOCK_VALUES // self.channels)
-
-    @property
-    def duration(self):
-        return self.frames / self.rate
-
-    def __iter__(self):
-        import soundfile as sf
-
-        try:
-            with sf.SoundFile(os.fsencode(self.name)) as f:
-                while True:
-                    x = f.read(self.block, dtype="float64", always_2d=True)
-                    if x.shape[0] == 0:
-                        break
-                    if not np.isfinite(x).all():
-                        bad = int((~np.isfinite(x)).sum())
-                        raise DataError(f"{self.name}: {bad} non-finite sample(s) (NaN or "
-                                        f"infinity)")
-                    yield to_mono(x)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            reason = getattr(exc, "error_string", None) or str(exc)
-            raise DataError(f"{self.name}: unreadable ({reason.strip()})") from None
-
-
-def waveform_source(waveform, sample_rate, bounds=None, name="waveform"):
-    """(rate, iterator of mono float64 blocks) for an in-memory waveform, cut into the blocks
-    an :class:`AudioSource` of the same channel count reads, so results are identical.
-
-    waveform: (n,) or (n, channels) float32/float64 in [−1, 1], or int16 (scaled by 1/32768
-    as soundfile scales PCM_16).
-    """
-    bounds = bounds or Bounds()
-    rate = check_int("sample_rate", sample_rate, lo=1)
-    x = np.asarray(waveform)
-    if x.dtype == np.int16:
-        x = x.astype(np.float64) / 32768.0
-    elif x.dtype.kind != "f":
-        raise InputError(f"{name}: expected float samples in [-1, 1] or int16, got dtype "
-                         f"{x.dtype}")
-    if x.ndim == 1:
-        x = x[:, None]
-    if x.ndim != 2:
-        raise InputError(f"{name}: expected shape (samples,) or (samples, channels), got "
-                         f"{x.shape}")
-    bounds.check_rate(rate, name)
-    bounds.check_length(x.shape[0], rate, x.shape[1], name)
-    if not np.isfinite(x).all():
-        raise InputError(f"{name}: contains NaN or infinity")
-    block = max(1, BLOCK_VALUES // x.shape[1])
-
-    def blocks():
-        for i in range(0, x.shape[0], block):
-            yield to_mono(np.asarray(x[i:i + block], dtype=np.float64))
-
-    return rate, x.shape[0], blocks()
-
-
-# ------------------------------------------------------------------------------------------
-# resampling and LFBE, block by block
-
-
-def resample_filter(up, down):
-    """scipy ``resample_poly``'s default filter for the reduced ratio up/down, scaled by up:
-    Kaiser (β = 5) windowed sinc of 2·half + 1 taps, half = 10·max(up, down), cutoff
-    1/max(up, down) of Nyquist (float64)."""
-    from scipy.signal import firwin
-
-    max_rate = max(up, down)
-    half = 10 * max_rate
-    return firwin(2 * half + 1, 1.0 / max_rate, window=("kaiser", 5.0)) * up, half
-
-
-class StreamingResampler:
-    """``scipy.signal.resample_poly(x, target, rate)`` of a signal given in blocks.
-
-    ``push(block)`` returns the output samples that the input so far determines;
-    ``finish()`` the rest (the signal's end is zero-padded, as resample_poly pads). The
-    concatenation equals resample_poly of the whole signal to float64 rounding (tested); the
-    memory held is the filter plus about 2·half/up input samples.
-    """
-
-    def __init__(self, rate, target=TARGET_RATE):
-        rate = check_int("rate", rate, lo=1)
-        target = check_int("target", target, lo=1)
-        g = math.gcd(rate, target)
-        self.up, self.down = target // g, rate // g
-        self.identity = self.up == self.down
-        if not self.identity:
-            self.h, self.half = resample_filter(self.up, self.down)
-        self.buf = np.empty(0)
-        self.buf0 = 0          # absolute index of buf[0]
-        self.received = 0
-        self.m_next = 0        # next output sample
-
-    def _outputs(self, m_end, n_total):
-        out = np.empty(max(0, m_end - self.m_next))
-        if out.size:
-            polyphase_block(self.buf, self.buf0, n_total, self.h, self.up, self.down,
-                            self.half, self.m_next, out)
-        self.m_next = max(self.m_next, m_end)
-        # drop the samples no later output reaches: j < ceil((m·down − half) / up)
-        keep = max(0, -((self.half - self.m_next * self.down) // self.up))
-        self.buf, self.buf0 = _drop_before(self.buf, self.buf0, keep)
-        return out
-
-    def push(self, x):
-        x = np.asarray(x, dtype=np.float64)
-        if self.identity:
-            self.received += x.size
-            return x
-        self.buf = np.concatenate([self.buf, x]) if self.buf.size else x.copy()
-        self.received += x.size
-        # y[m] is final once its last input j_hi = (m·down + half) // up has arrived
-        m_end = -((self.half - self.received * self.up) // self.down)
-        return self._outputs(m_end, np.iinfo(np.int64).max)
-
-    def finish(self):
-        if self.identity:
-            return np.empty(0)
-        n_out = -(-(self.received * self.up) // self.down)
-        return self._outputs(n_out, self.received)
-
-
-class StreamingLfbe:
-    """LFBE frames of a 16 kHz signal given in blocks (``qdaed.features.fbank.lfbe``'s rows).
-
-    ``push(samples)`` returns the frames whose samples have all arrived, ``finish()`` the
-    rest (with ``snip_edges=False`` the last frames reflect the signal's end). Frames are
-    cut at absolute sample positions and computed by ``lfbe_of_frames``, so the rows equal
-    ``lfbe`` of the whole signal up to the rounding of batched products. With dither > 0
-    the noise comes from ``numpy.random.default_rng(0)``, frame after frame.
-    """
-
-    def __init__(self, options, sample_rate=TARGET_RATE):
-        self.opts = options if not isinstance(options, dict) else make_options(**options)
-        self.rate = sample_rate
-        self.length, self.shift, _ = self.opts.frame_sizes(sample_rate)
-        self.rng = np.random.default_rng(0) if self.opts.dither > 0 else None
-        self.buf = np.empty(0)
-        self.buf0 = 0
-        self.received = 0
-        self.t_next = 0
-
-    @property
-    def _offset(self):
-        """start(t) = t·S + offset: 0 (snip_edges) or S/2 − L/2 (centred frames)."""
-        return 0 if self.opts.snip_edges else self.shift // 2 - self.length // 2
-
-    def _start(self, t):
-        return t * self.shift + self._offset
-
-    def _compute(self, t_end, n_total=None):
-        t = np.arange(self.t_next, t_end, dtype=np.int64)
-        if t.size == 0:
-            return np.empty((0, self.opts.num_mel_bins), np.float32)
-        first = self._start(self.t_next) - self.buf0
-        n = n_total if n_total is not None else self.received
-        if first >= 0 and self._start(t_end - 1) + self.length <= n:   # no reflection: a view
-            view = sliding_window_view(self.buf, self.length)[first::self.shift][:t.size]
-            return self._done(lfbe_of_frames(view, self.rate, self.opts, rng=self.rng), t_end)
-        idx = (t * self.shift + self._offset)[:, None] + np.arange(self.length)[None, :]
-        while True:   # reflection at both ends, as fbank._frames (only at the ends)
-            low, high = idx < 0, idx >= n
-            if not (low.any() or high.any()):
-                break
-            idx = np.where(low, -idx - 1, idx)
-            idx = np.where(high, 2 * n - 1 - idx, idx)
-        idx = idx - self.buf0
-        if idx.min() < 0 or idx.max() >= self.buf.size:   # cannot happen: a bug, not input
-            raise RuntimeError("StreamingLfbe: a frame reaches samples no longer held")
-        return self._done(lfbe_of_frames(self.buf[idx], self.rate, self.opts, rng=self.rng),
-                          t_end)
-
-    def _done(self, feats, t_end):
-        self.t_next = t_end
-        keep = max(0, min(self._start(self.t_next), self.received))
-        self.buf, self.buf0 = _drop_before(self.buf, self.buf0, keep)
-        return feats
-
-    def push(self, x):
-        x = np.asarray(x, dtype=np.float64)
-        if self.opts.int16_scale:
-            x = x * 32768.0
-        self.buf = np.concatenate([self.buf, x]) if self.buf.size else x.copy()
-        self.received += x.size
-        # frame t is ready once start(t) + L ≤ received
-        room = self.received - self.length - self._offset
-        t_end = max(self.t_next, room // self.shift + 1 if room >= 0 else 0)
-        return self._compute(t_end)
-
-    def finish(self):
-        count = num_frames(self.received, self.rate, self.opts)
-        return self._compute(max(count, self.t_next), n_total=self.received)
 
 
 # ------------------------------------------------------------------------------------------
@@ -393,13 +96,6 @@ class StudentStream:
                     np.empty((0, self.model.num_classes), self.model.dtype))
         y = self.lstm.run(x[None].astype(self.model.dtype))[0]
         return y, y @ self.w_fc.T + self.b_fc
-
-
-def window_ends(e0, e1, window, hop):
-    """Ends e in (e0, e1] of the regular windows [e − W, e): e ≥ W and (e − W) % hop == 0."""
-    first = max(window, e0 + 1)
-    k = -(-(first - window) // hop)
-    return np.arange(window + k * hop, e1 + 1, hop, dtype=np.int64)
 
 
 class _Tail:
@@ -594,8 +290,8 @@ def scan(detector, rate, blocks, *, hop=None, frames=False, name="audio", sample
     has none): its int8 LSTM over the same frames, state carried across blocks, and its int8
     window outputs (``Scan.integer_scores``; :mod:`qdaed.integer.streaming`).
     """
-    rs = StreamingResampler(rate, TARGET_RATE)
-    fb = StreamingLfbe(detector.features, TARGET_RATE)
+    rs = StreamingResampler(rate, SAMPLE_RATE)
+    fb = StreamingLfbe(detector.features, SAMPLE_RATE)
     counted = [0]
 
     def feature_blocks():
@@ -607,14 +303,14 @@ def scan(detector, rate, blocks, *, hop=None, frames=False, name="audio", sample
 
     def too_short():
         return DataError(f"{name}: too short ({counted[0]} samples at {rate} Hz; need at "
-                         f"least one LFBE frame, {fb.length} samples at {TARGET_RATE} Hz)")
+                         f"least one LFBE frame, {fb.length} samples at {SAMPLE_RATE} Hz)")
 
     return scan_features(detector, feature_blocks(), rate=rate, hop=hop, frames=frames,
                          samples=lambda: counted[0] if samples is None else samples,
                          too_short=too_short, integer=integer)
 
 
-def scan_features(detector, feature_blocks, *, rate=TARGET_RATE, samples, hop=None,
+def scan_features(detector, feature_blocks, *, rate=SAMPLE_RATE, samples, hop=None,
                   frames=False, too_short=None, integer=False):
     """:func:`scan` from the recording's raw LFBE, given as blocks of frames (T_i, F) (the
     pipeline computes a recording's LFBE once for all its models); samples: the recording's
@@ -739,9 +435,6 @@ def scan_waveform(detector, waveform, sample_rate, *, hop=None, frames=False, bo
     return sc
 
 
-def _drop_before(buf, buf0, keep):
-    """A sample buffer that starts at absolute index ``buf0``, without the samples before
-    ``keep`` (no longer needed by any later output): (buffer, its new start)."""
-    if keep > buf0:
-        return buf[keep - buf0:], keep
-    return buf, buf0
+# Bounds is the README's ``qdaed.streaming.Bounds`` (``Detector.scan(..., bounds=Bounds(...))``)
+__all__ = ["Bounds", "Scan", "StudentStream", "StudentWindows", "TeacherWindows", "hop_frames",
+           "integer_student", "scan", "scan_features", "scan_file", "scan_waveform"]

@@ -23,22 +23,22 @@ def check_array(name, x, *, ndim=None, shape=None, dtype=None, finite=True):
     finite: refuse NaN and infinity.
     """
     if not isinstance(x, np.ndarray):
-        raise InputError(f"{name}: expected a numpy array, got {type(x).__name__}")
+        raise InputError.at(name, f"expected a numpy array, got {type(x).__name__}")
     if dtype is None:
         if x.dtype not in FLOAT_DTYPES:
-            raise InputError(f"{name}: expected dtype float32 or float64, got {x.dtype}")
+            raise InputError.at(name, f"expected dtype float32 or float64, got {x.dtype}")
     elif x.dtype != np.dtype(dtype):
-        raise InputError(f"{name}: expected dtype {np.dtype(dtype)}, got {x.dtype}")
+        raise InputError.at(name, f"expected dtype {np.dtype(dtype)}, got {x.dtype}")
     if ndim is not None and x.ndim != ndim:
-        raise InputError(f"{name}: expected {ndim} dimensions, got shape {x.shape}")
+        raise InputError.at(name, f"expected {ndim} dimensions, got shape {x.shape}")
     if shape is not None:
         if x.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, x.shape)):
             want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
-            raise InputError(f"{name}: expected shape {want}, got {x.shape}")
+            raise InputError.at(name, f"expected shape {want}, got {x.shape}")
     if any(d == 0 for d in x.shape):
-        raise InputError(f"{name}: expected a non-empty array, got shape {x.shape}")
+        raise InputError.at(name, f"expected a non-empty array, got shape {x.shape}")
     if finite and not np.isfinite(x).all():
-        raise NonFiniteError(f"{name}: contains NaN or infinity")
+        raise NonFiniteError.at(name, "contains NaN or infinity")
     return np.ascontiguousarray(x)
 
 
@@ -54,17 +54,18 @@ def check_same_dtype(**arrays):
 def check_choice(name, value, choices):
     """Raise ``InputError`` unless ``value`` is one of ``choices``."""
     if value not in choices:
-        raise InputError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+        raise InputError.at(name, f"expected one of {', '.join(map(repr, choices))}, "
+                            f"got {value!r}")
     return value
 
 
 def check_int(name, value, lo=None, hi=None):
     """Return ``value`` as int if it is an integer within [lo, hi], else raise ``InputError``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InputError(f"{name}: expected an integer, got {value!r}")
+        raise InputError.at(name, f"expected an integer, got {value!r}")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         rng = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
-        raise InputError(f"{name}: expected an integer in {rng}, got {value}")
+        raise InputError.at(name, f"expected an integer in {rng}, got {value}")
     return int(value)
 
 
@@ -73,11 +74,11 @@ def check_float(name, value, lo=None, hi=None, *, lo_open=False):
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise InputError(f"{name}: expected a number, got {value!r}") from None
+        raise InputError.at(name, f"expected a number, got {value!r}") from None
     if not np.isfinite(v):
-        raise InputError(f"{name}: expected a finite number, got {value!r}")
+        raise InputError.at(name, f"expected a finite number, got {value!r}")
     if lo is not None and (v < lo or (lo_open and v == lo)):
-        raise InputError(f"{name}: expected a number {'>' if lo_open else '>='} {lo}, got {v}")
+        raise InputError.at(name, f"expected a number {'>' if lo_open else '>='} {lo}, got {v}")
     if hi is not None and v > hi:
-        raise InputError(f"{name}: expected a number <= {hi}, got {v}")
+        raise InputError.at(name, f"expected a number <= {hi}, got {v}")
     return v

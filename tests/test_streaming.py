@@ -7,13 +7,15 @@ import pytest
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from qdaed.data.audiostream import AudioSource, Bounds, waveform_source
+from qdaed.data.resampler import StreamingResampler
 from qdaed.detector import Detector
 from qdaed.errors import DataError, InputError
 from qdaed.features.fbank import lfbe
+from qdaed.features.streaming import StreamingLfbe
 from qdaed.models import ResNet
 from qdaed.nn import lstm
-from qdaed.streaming import (AudioSource, Bounds, StreamingLfbe, StreamingResampler,
-                             scan, scan_file, waveform_source)
+from qdaed.streaming import scan, scan_file
 from tests import naive
 from tests.helpers.detectors import BINS, student_detector, wav_header
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from qdaed.commands.options import common
 from qdaed.errors import InputError
 from qdaed.io.paths import check_output_dir
 from qdaed.pipeline.ablation import __doc__ as ABLATION_DOC
@@ -24,21 +25,16 @@ def register(sub):
     p = sub.add_parser("ablate", help="when does distillation help? baseline / paper recipe / "
                                       "a recipe x clean / noisy labels x seeds",
                        description=description(),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True, help="output directory")
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       # --seeds 5: an interval per cell needs at least 2 seeds
+                       parents=[common("out", "seeds", "seed", "jobs", "dask-scheduler",
+                                       "resume", "quiet", seeds=5)])
     p.add_argument("--preset", default="demo",
                    help=f"pipeline preset, a synthetic one: {', '.join(synthetic)} "
                         "(default demo)")
     p.add_argument("--recipe", default="transfer",
                    choices=[r for r in RECIPES if r != "paper"],
                    help="the distillation recipe of the third cell (default transfer)")
-    p.add_argument("--seeds", type=int, default=5, help="seeds per cell, at least 2 (default 5)")
-    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    p.add_argument("--jobs", type=int, default=0, help="seed jobs at once (0: one per core)")
-    p.add_argument("--dask-scheduler", metavar="ADDRESS", help="run on a Dask cluster")
-    p.add_argument("--resume", action="store_true",
-                   help="reuse the finished stages of an earlier run in --out")
-    p.add_argument("--quiet", action="store_true", help="no progress log on stderr")
     p.set_defaults(func=_run)
 
 

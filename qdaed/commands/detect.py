@@ -1,7 +1,7 @@
 """``qdaed detect MODEL AUDIO...``: per-class scores, decisions and events for recordings of
 any length (``qdaed.streaming``: whole file, in blocks, sliding windows).
 
-AUDIO: files, or folders searched recursively for audio files (``qdaed.io.audiofiles``).
+AUDIO: files, or folders searched recursively for audio files (``qdaed.data.audiofiles``).
 ``--jobs N`` scores files in N processes; the output is the same, in the same order. For the
 field's evaluation tools (``qdaed.io.sedformats``): ``--events-tsv`` writes the events as
 sed_eval's event list, ``--scores-dir`` one sed_scores_eval score table per file. A summary
@@ -14,13 +14,26 @@ reason, the others are scored); 2 no file could be scored, or a usage or model-f
 
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import io
 import json
 import os
 import sys
 
-from qdaed.io.paths import check_output_file, display_path
+from tqdm import tqdm
+
+from qdaed.commands.options import EVENT_OPTIONS, check_event_options, common
+from qdaed.data.audiofiles import find_audio
+from qdaed.data.rates import SAMPLE_RATE
+from qdaed.detector import Detector
+from qdaed.errors import DataError
+from qdaed.events import EventOptions, scan_events, window_edges
+from qdaed.io.atomic import atomic_write_text
+from qdaed.io.paths import check_output_dir, check_output_file, display_path
+from qdaed.io.sedformats import check_names, events_tsv, file_names, score_file_name, score_table
+from qdaed.streaming import Bounds, hop_frames, integer_student, scan_file
+from qdaed.validate import check_float, check_int
 
 EXIT_SOME_FAILED = 3
 CSV_COLUMNS = ("file", "record", "class", "score", "detected", "onset", "offset", "message")
@@ -46,25 +59,16 @@ def register(sub):
                     "any depth. A summary line on stderr ends the run: files scored, files "
                     "skipped with their reasons. Exit status 0: every file scored; 3: some "
                     "files or folders could not be read (reported, the others scored); 2: "
-                    "none could, or a usage or model-file error.")
+                    "none could, or a usage or model-file error.",
+        # --jobs 1: one process unless asked (a few files do not pay for starting workers)
+        parents=[common("jobs", "expect-sha256", *EVENT_OPTIONS, jobs=1)])
     p.add_argument("model", help="model file (qdaed pipeline, qdaed import)")
     p.add_argument("audio", nargs="+",
                    help="audio files (wav, flac, ogg, ...) or folders: every .wav, .flac and "
                         ".ogg file under a folder, at any depth, in sorted order")
-    p.add_argument("--hop", type=float, metavar="SECONDS",
-                   help="window hop in seconds (default: half the model's window)")
     p.add_argument("--events", action="store_true",
                    help="time-stamped events from the window scores and the stored thresholds")
-    p.add_argument("--median", type=int, default=3, metavar="N",
-                   help="median filter over N windows (odd; 1 = off; default 3)")
-    p.add_argument("--min-gap", type=float, default=0.0, metavar="SECONDS",
-                   help="merge events of a class closer than this (default 0)")
-    p.add_argument("--min-duration", type=float, default=0.0, metavar="SECONDS",
-                   help="drop events shorter than this (default 0)")
     p.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
-    p.add_argument("--expect-sha256", metavar="HEX",
-                   help="refuse the model file unless its SHA-256 (sha256sum, or qdaed info "
-                        "MODEL --sha256) is HEX")
     p.add_argument("--csv", metavar="OUT",
                    help="also write the results as CSV rows to OUT (checked before any file "
                         "is scored: not the model or an audio file, not a directory or FIFO; "
@@ -83,9 +87,6 @@ def register(sub):
                         "(NAME.tsv, NAME the file's event-list name without extension): "
                         "onset, offset and one column per class, one row per window, each "
                         "window scoring the stretch of the file it stands for")
-    p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="score files in N processes (0: one per core; default 1); the output "
-                        "is the same, in the same order")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (shown on stderr for several files when stderr is a "
                         "terminal)")
@@ -99,9 +100,6 @@ def detect_file(det, path, hop, bounds, event_options=None, table=False, integer
     """The result object of one file (what ``--json`` prints); DataError if unreadable.
     table: also the window stretches' edges and window scores under ``"_table"`` (for
     ``--scores-dir``; not printed); integer: score with the model's integer student."""
-    from qdaed.events import scan_events, window_edges
-    from qdaed.streaming import scan_file
-
     sc = scan_file(det, path, hop=hop, bounds=bounds, integer=integer)
     scores = sc.file_scores
     present = det.decisions(scores[None])[0]
@@ -122,16 +120,15 @@ def detect_file(det, path, hop, bounds, event_options=None, table=False, integer
 def input_notes(channels, rate):
     """What was done to a recording before the front end that a user should know: a mixdown
     of several channels, a resampling from a rate other than ``USUAL_RATES``."""
-    from qdaed.data.audio import TARGET_RATE
 
     notes = []
     if channels > 1:
         notes.append(f"{channels} channels mixed down to mono (their mean)")
-    if rate < TARGET_RATE:
-        notes.append(f"upsampled from {rate} Hz to {TARGET_RATE} Hz: the model sees nothing "
+    if rate < SAMPLE_RATE:
+        notes.append(f"upsampled from {rate} Hz to {SAMPLE_RATE} Hz: the model sees nothing "
                      f"above {rate // 2} Hz")
     elif rate not in USUAL_RATES:
-        notes.append(f"resampled from {rate} Hz to {TARGET_RATE} Hz")
+        notes.append(f"resampled from {rate} Hz to {SAMPLE_RATE} Hz")
     return notes
 
 
@@ -154,8 +151,6 @@ def _init_worker(det, hop, bounds, event_options, table, integer=False):
 def _detect_or_error(path):
     """detect_file with the worker's settings; an unreadable file gives ``{"file", "error",
     "_reason"}`` instead of raising."""
-    from qdaed.errors import DataError
-
     w = _WORKER
     try:
         return detect_file(w["det"], path, w["hop"], w["bounds"], w["event_options"],
@@ -175,7 +170,6 @@ def results_in_order(paths, jobs, settings):
         _init_worker(*settings)
         yield from map(_detect_or_error, paths)
         return
-    import concurrent.futures
 
     with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(paths)),
                                                 initializer=_init_worker,
@@ -210,13 +204,6 @@ def _text(result):
 
 
 def _run(args):
-    from qdaed.detector import Detector
-    from qdaed.errors import DataError
-    from qdaed.events import EventOptions
-    from qdaed.io.audiofiles import find_audio
-    from qdaed.streaming import Bounds, hop_frames, integer_student
-    from qdaed.validate import check_float, check_int
-
     check_float("--max-duration", args.max_duration, 0.0, lo_open=True)
     check_int("--max-size", args.max_size, lo=1)
     jobs = check_int("--jobs", args.jobs, lo=0) or os.cpu_count() or 1
@@ -269,9 +256,6 @@ def check_outputs(args, entries):
     """Check every output path before any work (``check_output_file`` / ``check_output_dir``)
     and that no two files share a name in --events-tsv or --scores-dir; returns each file's
     name in those (``qdaed.io.sedformats.file_names``)."""
-    from qdaed.io.paths import check_output_dir
-    from qdaed.io.sedformats import check_names, file_names
-
     paths = [p for p, _ in entries]
     folders = [a for a in args.audio if os.path.isdir(a)]
     inputs = [args.model, *paths, *folders]     # a score folder may not be an audio folder
@@ -295,8 +279,6 @@ class _Progress:
     stdout or stderr without breaking the bar."""
 
     def __init__(self, total, off):
-        from tqdm import tqdm
-
         self.bar = tqdm(total=total, desc="detect", unit="file", file=sys.stderr,
                         disable=True if off or total < 2 else None, leave=False,
                         dynamic_ncols=True)
@@ -321,10 +303,6 @@ class _Progress:
 
 def write_score_table(folder, name, table, classes):
     """One file's sed_scores_eval score table, written atomically to FOLDER (created)."""
-    from qdaed.errors import DataError
-    from qdaed.io.atomic import atomic_write_text
-    from qdaed.io.sedformats import score_file_name, score_table
-
     path = os.path.join(folder, score_file_name(name))
     try:
         os.makedirs(folder, exist_ok=True)
@@ -336,10 +314,6 @@ def write_score_table(folder, name, table, classes):
 
 def write_tables(args, results):
     """--csv and --events-tsv of every file's result, each written atomically."""
-    from qdaed.errors import DataError
-    from qdaed.io.atomic import atomic_write_text
-    from qdaed.io.sedformats import events_tsv
-
     files = []
     if args.csv is not None:
         buf = io.StringIO()
@@ -387,17 +361,3 @@ def summary(results, found):
         return EXIT_SOME_FAILED
     print(f"qdaed detect: {n} file(s) scored{tail}", file=sys.stderr)
     return EXIT_SOME_FAILED if found.unreadable else 0
-
-
-def check_event_options(args):
-    """--hop, --median, --min-gap, --min-duration (qdaed detect and qdaed evaluate)."""
-    from qdaed.errors import InputError
-    from qdaed.validate import check_float, check_int
-
-    if args.hop is not None:
-        check_float("--hop", args.hop, 0.0, lo_open=True)
-    check_int("--median", args.median, lo=1)
-    if args.median % 2 == 0:
-        raise InputError(f"--median: expected an odd number of windows, got {args.median}")
-    check_float("--min-gap", args.min_gap, 0.0)
-    check_float("--min-duration", args.min_duration, 0.0)

@@ -16,14 +16,34 @@ over the others); 2 a usage, manifest or model-file error, or no clip readable.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
+from collections import Counter
+
+import numpy as np
+
+from qdaed.commands.options import EVENT_OPTIONS, check_event_options, common
+from qdaed.data.manifest import Clip, read_manifest, resolve_audio, resolve_manifest
+from qdaed.detector import Detector
+from qdaed.errors import DataError, InputError
+from qdaed.evaluation import evaluate_events
+from qdaed.eventmetrics import manifest_events
+from qdaed.events import EventOptions
+from qdaed.features.fbank import LfbeOptions
+from qdaed.features.store import extract_features, load_features
+from qdaed.io.paths import check_output_dir, display_path
+from qdaed.io.sedformats import read_events_tsv
+from qdaed.metrics import compute_metrics, decision_metrics
+from qdaed.streaming import hop_frames, scan_file
+from qdaed.validate import check_int
 
 EXIT_SOME_FAILED = 3
 
 
 def register(sub):
     p = sub.add_parser("evaluate", help="metrics of a model file on a manifest's clips (clip "
-                                        "and event metrics)")
+                                        "and event metrics)", parents=[common("jobs", "expect-sha256", *EVENT_OPTIONS)])
     p.add_argument("model", help="model file (qdaed pipeline, qdaed import)")
     p.add_argument("--manifest", help="CSV manifest (path or ytid, labels): a path, or a "
                                       "shipped manifest's name (audioset, real_audio, "
@@ -38,52 +58,17 @@ def register(sub):
     p.add_argument("--audio-root", required=True, help="folder the manifest's paths are in")
     p.add_argument("--split", help="evaluate only this split of the manifest (e.g. test)")
     p.add_argument("--features-dir", help="feature cache folder (default: a temporary one)")
-    p.add_argument("--jobs", type=int, default=0, help="feature processes (default: all cores)")
     p.add_argument("--events", action="store_true",
                    help="also detect events over each whole file (qdaed detect --events) and "
                         "score them against the manifest's 'events' column: segment-based F1 "
                         "(1 s segments) and event-based F1 (collar 0.2 s, offset 50%%)")
-    p.add_argument("--hop", type=float, metavar="SECONDS",
-                   help="with --events: window hop (default half a window)")
-    p.add_argument("--median", type=int, default=3, metavar="N",
-                   help="with --events: median filter over N windows (default 3)")
-    p.add_argument("--min-gap", type=float, default=0.0, metavar="SECONDS",
-                   help="with --events: merge events of a class closer than this (default 0)")
-    p.add_argument("--min-duration", type=float, default=0.0, metavar="SECONDS",
-                   help="with --events: drop events shorter than this (default 0)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
-    p.add_argument("--expect-sha256", metavar="HEX",
-                   help="refuse the model file unless its SHA-256 (sha256sum, or qdaed info "
-                        "MODEL --sha256) is HEX")
     p.set_defaults(func=_run)
-
-
-def event_evaluation(det, clips, audio_root, truth, hop, options):
-    """(event metrics, [(clip name, reason)] of unreadable files) over the clips; truth:
-    {clip path: reference events}."""
-    from qdaed.data.manifest import resolve_audio
-    from qdaed.errors import DataError
-    from qdaed.eventmetrics import event_metrics
-    from qdaed.events import scan_events
-    from qdaed.streaming import scan_file
-
-    files, bad = [], []
-    for clip in clips:
-        try:
-            sc = scan_file(det, resolve_audio(clip, audio_root), hop=hop)
-        except DataError as exc:
-            bad.append((clip.name, str(exc)))
-            continue
-        files.append((truth.get(clip.path, []),
-                      scan_events(sc, det.thresholds, det.classes, options), sc.duration))
-    return event_metrics(files, det.classes), bad
 
 
 def reference_clips(reference, classes):
     """Clips of an event list without a manifest: one per file, in the list's order, its
     path the filename, its labels the classes (of ``classes``) of its events."""
-    from qdaed.data.manifest import Clip
-
     return [Clip(line=i + 2, labels=tuple(c for c in classes
                                           if any(e["class"] == c for e in events)),
                  path=name) for i, (name, events) in enumerate(reference.items())]
@@ -94,12 +79,6 @@ def match_reference(reference, clips, classes, source):
     found under the clip's path or, failing that, its file name when no other clip has it;
     a clip the list does not name has none. DataError when the list names none of the
     clips."""
-    import os
-    from collections import Counter
-
-    from qdaed.errors import DataError
-    from qdaed.io.paths import display_path
-
     base = Counter(os.path.basename(c.path or "") for c in clips)
     truth, used = {}, set()
     for clip in clips:
@@ -126,24 +105,6 @@ def _clean(v):
 
 
 def _run(args):
-    import tempfile
-
-    import numpy as np
-
-    from qdaed.commands.detect import check_event_options
-    from qdaed.data.manifest import read_manifest, resolve_manifest
-    from qdaed.detector import Detector
-    from qdaed.errors import DataError, InputError
-    from qdaed.eventmetrics import manifest_events
-    from qdaed.events import EventOptions
-    from qdaed.features.fbank import LfbeOptions
-    from qdaed.features.store import extract_features, load_features
-    from qdaed.io.paths import check_output_dir
-    from qdaed.io.sedformats import read_events_tsv
-    from qdaed.metrics import compute_metrics, decision_metrics
-    from qdaed.streaming import hop_frames
-    from qdaed.validate import check_int
-
     jobs = check_int("--jobs", args.jobs, lo=0)
     if args.manifest is None and args.reference_tsv is None:
         raise InputError("give --manifest, --reference-tsv, or both")
@@ -192,12 +153,15 @@ def _run(args):
     if args.reference_tsv is not None:
         result["reference"] = args.reference_tsv
     if args.events:
-        ev, bad = event_evaluation(det, [c for c, _, _ in report.items], args.audio_root,
-                                   truth, hop_frames(det, args.hop),
-                                   EventOptions(args.median, args.min_gap, args.min_duration))
-        for name, reason in bad:
+        hop = hop_frames(det, args.hop)
+        ev = evaluate_events(det, [
+            (c.name, truth.get(c.path, []),
+             lambda c=c: scan_file(det, resolve_audio(c, args.audio_root), hop=hop))
+            for c, _, _ in report.items],
+            EventOptions(args.median, args.min_gap, args.min_duration))
+        for name, reason in ev.unreadable:
             print(f"skipped {name} (events): {reason}", file=sys.stderr)
-        result["events"] = ev
+        result["events"] = ev.metrics
     if args.json:
         print(json.dumps(_clean(result)))
     else:

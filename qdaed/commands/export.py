@@ -1,9 +1,9 @@
 """``qdaed export MODEL --torch OUT.safetensors | --onnx OUT.onnx [--with-frontend] | --tflite
-OUT.tflite``: a detector for PyTorch or ONNX runtimes (``qdaed.io.interchange``,
-``qdaed.io.onnx_export``; ``--with-frontend``: the graph starts at 16 kHz samples and carries
+OUT.tflite``: a detector for PyTorch or ONNX runtimes (``qdaed.formats.interchange``,
+``qdaed.formats.onnx_export``; ``--with-frontend``: the graph starts at 16 kHz samples and carries
 the student's state, docs/guides/onnx_and_pytorch.md; the torch module to load the
 state_dict into and the graph's contents are in their docstrings and the README), or its
-integer student for TensorFlow Lite (Micro) (``qdaed.io.tflite_export``).
+integer student for TensorFlow Lite (Micro) (``qdaed.formats.tflite_export``).
 
 --tflite writes the integer student stored in the model file (``qdaed.integer.store``), or,
 with ``--calibration MANIFEST --audio-root DIR``, one calibrated now by TFLite's
@@ -21,8 +21,19 @@ from __future__ import annotations
 import sys
 import tempfile
 
+from qdaed.commands.options import common
+from qdaed.data.manifest import read_manifest, resolve_manifest
+from qdaed.detector import Detector
 from qdaed.errors import DataError, InputError
+from qdaed.features.fbank import LfbeOptions
+from qdaed.features.store import extract_features, load_features
+from qdaed.formats.interchange import export_torch
+from qdaed.formats import onnx_export, tflite_export
+from qdaed.integer import calibrate
+from qdaed.integer.store import IntegerFieldError, build, check_field, document
+from qdaed.io.modelfile import read_model_document
 from qdaed.io.paths import check_output_file
+from qdaed.models.student import StudentLSTM
 from qdaed.validate import check_int
 
 DEFAULT_CLIPS = 200
@@ -41,7 +52,9 @@ def register(sub):
                     "state in and out. --tflite: the student's int8 version "
                     "(TFLite Micro kernels), normalised LFBE quantized to int8 -> int8 scores "
                     "(needs the tflm extra), from the integer student stored in MODEL or "
-                    "calibrated with --calibration.")
+                    "calibrated with --calibration.",
+        # --jobs 1: the calibration clips are few (--clips)
+        parents=[common("jobs", "expect-sha256", jobs=1)])
     p.add_argument("model", help="model file written by qdaed")
     p.add_argument("--torch", metavar="OUT.safetensors", help="write a PyTorch state_dict")
     p.add_argument("--onnx", metavar="OUT.onnx", help="write an ONNX model")
@@ -64,11 +77,6 @@ def register(sub):
                    help="with --calibration: also write MODEL with the integer student stored")
     p.add_argument("--batch", type=int, default=1,
                    help="the .tflite's batch size (TFLite Micro's shapes are fixed; default 1)")
-    p.add_argument("--jobs", type=int, default=1, help="feature extraction processes (0: one "
-                                                       "per core; default 1)")
-    p.add_argument("--expect-sha256", metavar="HEX",
-                   help="refuse the model file unless its SHA-256 (sha256sum, or qdaed info "
-                        "MODEL --sha256) is HEX")
     p.set_defaults(func=_run)
 
 
@@ -103,8 +111,6 @@ def _check_args(args):
 
 def _check_student(det, model):
     """InputError unless ``det`` holds a student with an integer version."""
-    from qdaed.models.student import StudentLSTM
-
     if not isinstance(det.model, StudentLSTM):
         raise InputError(f"{model}: holds a {type(det.model).__name__} (a teacher); only a "
                          f"StudentLSTM with mean pooling has an integer version")
@@ -116,10 +122,6 @@ def _check_student(det, model):
 def representative_set(det, manifest, audio_root, clips, jobs=1):
     """The calibration clips (N, frames, F) float32: the manifest's first ``clips`` clips of
     its train split (all clips without one), prepared as ``det`` prepares its inputs."""
-    from qdaed.data.manifest import read_manifest, resolve_manifest
-    from qdaed.features.fbank import LfbeOptions
-    from qdaed.features.store import extract_features, load_features
-
     manifest = resolve_manifest(manifest)
     rows = read_manifest(manifest, det.classes)
     train = [c for c in rows if c.split == "train"]
@@ -141,9 +143,6 @@ def representative_set(det, manifest, audio_root, clips, jobs=1):
 def calibrated_student(det, x, source):
     """qdaed.integer.calibrate(det, x), refused (InputError) when a calibrated value cannot be
     represented: the checks of a model file's integer student (qdaed.integer.store)."""
-    from qdaed.integer import calibrate
-    from qdaed.integer.store import IntegerFieldError, build, check_field, document
-
     try:
         student = calibrate(det, x)
         field, tensors = document(student)
@@ -155,9 +154,6 @@ def calibrated_student(det, x, source):
 
 
 def _run(args):
-    from qdaed.detector import Detector
-    from qdaed.io.modelfile import read_model_document
-
     _check_args(args)
     det = Detector.load(args.model, expect_sha256=args.expect_sha256)
     if args.tflite is not None or args.calibration is not None:
@@ -166,30 +162,22 @@ def _run(args):
             raise InputError(f"--tflite: {args.model} holds no integer student; calibrate one "
                              f"with --calibration MANIFEST --audio-root DIR")
     if args.tflite is not None:
-        from qdaed.io.tflite_export import check_available
-
-        check_available()              # the optional dependency, before any work
+        tflite_export.check_available()   # the optional dependency, before any work
     if args.onnx is not None:
-        from qdaed.io.onnx_export import check_available, check_frontend
-
-        check_available()              # likewise, before anything is written
+        onnx_export.check_available()     # likewise, before anything is written
         if args.with_frontend:
-            check_frontend(det)
+            onnx_export.check_frontend(det)
     if args.calibration is not None:
         x = representative_set(det, args.calibration, args.audio_root, args.clips, args.jobs)
         det.integer = calibrated_student(det, x, args.calibration)
         print(f"calibrated the integer student on {x.shape[0]} clip(s) of {args.calibration}")
     sha = read_model_document(args.model)[2]["__metadata__"]["qdaed_sha256"]
     if args.torch:
-        from qdaed.io.interchange import export_torch
-
         export_torch(det, args.torch, sha)
         print(f"wrote {args.torch}: PyTorch state_dict, {len(det.model.state_dict())} float32 "
               f"tensors")
     if args.onnx:
-        from qdaed.io.onnx_export import export_onnx
-
-        export_onnx(det, args.onnx, sha, frontend=args.with_frontend)
+        onnx_export.export_onnx(det, args.onnx, sha, frontend=args.with_frontend)
         if args.with_frontend:
             state = (", h, c, advance -> scores (1, {}), h_next, c_next".format(
                 len(det.classes)) if "hidden_size" in det.model.config else
@@ -203,9 +191,7 @@ def _run(args):
         det.save(args.calibrated_model)
         print(f"wrote {args.calibrated_model}: the model with its integer student")
     if args.tflite:
-        from qdaed.io.tflite_export import export_tflite
-
-        data = export_tflite(det.integer, det.frames, args.batch, args.tflite)
+        data = tflite_export.export_tflite(det.integer, det.frames, args.batch, args.tflite)
         print(f"wrote {args.tflite}: TFLite int8, lfbe_int8 ({args.batch}, {det.frames}, "
               f"{det.integer.input_size}) -> scores ({args.batch}, {len(det.classes)}), "
               f"{len(data):,} bytes")

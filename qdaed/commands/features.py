@@ -6,12 +6,17 @@ import dataclasses
 import os
 import sys
 
+from qdaed.commands.options import common
+from qdaed.data.manifest import read_manifest, resolve_manifest
+from qdaed.data.rates import SAMPLE_RATE
+from qdaed.errors import InputError
+from qdaed.features.fbank import LfbeOptions, make_options
+from qdaed.features.store import extract_features
 from qdaed.io.paths import check_output_dir
+from qdaed.validate import check_float
 
 
 def register(sub):
-    from qdaed.features.fbank import LfbeOptions
-
     names = ", ".join(f.name for f in dataclasses.fields(LfbeOptions))
     p = sub.add_parser(
         "features",
@@ -21,6 +26,7 @@ def register(sub):
                     "keyed by the file's content hash and the options; the next run reuses "
                     "them. Writes OUT/features.csv (usable clips) and OUT/bad_audio.csv "
                     "(skipped clips and why).",
+        parents=[common("out", "jobs")],
     )
     p.add_argument("manifest", help="manifest CSV (path or ytid+start_seconds, labels, split): "
                                     "a path, or a shipped manifest's name (audioset, "
@@ -28,13 +34,10 @@ def register(sub):
                                     "--audio-root is needed)")
     p.add_argument("--audio-root", help="folder the manifest's paths are relative to "
                                         "(default: the manifest's folder)")
-    p.add_argument("--out", required=True, help="output folder (cache, index, report)")
-    p.add_argument("--jobs", type=int, default=0,
-                   help="worker processes (default 0: one per core; 1: in this process)")
     p.add_argument("--strict", action="store_true",
                    help="stop with an error naming every unusable clip instead of skipping")
-    p.add_argument("--sample-rate", type=int, default=16000,
-                   help="rate every clip is resampled to (default 16000)")
+    p.add_argument("--sample-rate", type=int, default=SAMPLE_RATE,
+                   help="rate every clip is resampled to (default %(default)s)")
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                    help=f"an LFBE option, repeatable (e.g. num_mel_bins=40, window=hamming); "
                         f"names: {names}")
@@ -48,9 +51,6 @@ def register(sub):
 
 def parse_option_values(pairs):
     """``["num_mel_bins=40", "window=hann"]`` → LfbeOptions, typed by the dataclass fields."""
-    from qdaed.errors import InputError
-    from qdaed.features.fbank import LfbeOptions, make_options
-
     defaults = LfbeOptions()
     kwargs = {}
     for pair in pairs:
@@ -82,11 +82,6 @@ def parse_option_values(pairs):
 
 
 def _run(args):
-    from qdaed.data.manifest import read_manifest, resolve_manifest
-    from qdaed.errors import InputError
-    from qdaed.features.store import extract_features
-    from qdaed.validate import check_float
-
     options = parse_option_values(args.option)
     check_output_dir("--out", args.out, inputs=[args.audio_root])
     max_seconds = check_float("--max-duration", args.max_duration, 0.0, lo_open=True)

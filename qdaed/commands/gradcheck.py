@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import time
 
+from qdaed import gradcheck
+from qdaed.commands.options import common
+from qdaed.validate import check_int
+
 
 def register(sub):
     p = sub.add_parser(
@@ -11,17 +15,14 @@ def register(sub):
         help="check every hand-written gradient against central differences (float64)",
         description="Runs the float64 central-difference check of every op and model on "
                     "small random cases and prints a table; exit status 1 on any failure.",
+        parents=[common("seed")],
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the random cases (default 0)")
     p.add_argument("--repeats", type=int, default=3,
                    help="random cases drawn per op (default 3)")
     p.set_defaults(func=_run)
 
 
 def _run(args):
-    from qdaed import gradcheck
-    from qdaed.validate import check_int
-
     check_int("--seed", args.seed, lo=0)
     check_int("--repeats", args.repeats, lo=1)
     width = max(len(c.op) for c in gradcheck.all_cases())

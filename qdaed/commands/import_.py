@@ -1,7 +1,7 @@
 """``qdaed import STATE.safetensors --arch student|resnet --manifest M --audio-root D --out
 MODEL``: a PyTorch-trained network wrapped as a qdaed detector.
 
-The network's sizes are read from the state_dict's shapes (``qdaed.io.interchange``; options
+The network's sizes are read from the state_dict's shapes (``qdaed.formats.interchange``; options
 such as --hidden-size are checked against them). Everything else is what the pipeline does
 for the networks it trains: the manifest's clips go through the same feature loading
 (``qdaed.pipeline.featuresets.load_dataset``: the LFBE options of --preset, every clip cut or
@@ -16,6 +16,24 @@ and how normalisation and thresholds were chosen.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from qdaed.commands.options import common
+from qdaed.detector import Detector
+from qdaed.errors import DataError, InputError
+from qdaed.features.prepare import Normalizer
+from qdaed.formats.interchange import model_from_state, read_state
+from qdaed.io.paths import check_output_dir, check_output_file
+from qdaed.pipeline.featuresets import load_dataset
+from qdaed.pipeline.presets import preset_config
+from qdaed.pipeline.stages import eer_thresholds
+from qdaed.validate import check_float, check_int
+
 
 def register(sub):
     p = sub.add_parser(
@@ -24,7 +42,8 @@ def register(sub):
                     "nn.Linear as lstm.*/fc.*, or a torchvision-layout ResNet with 1 input "
                     "channel), fits the normalisation on the manifest's training split and "
                     "chooses thresholds at the validation EER point, as the pipeline does, "
-                    "and writes a model file.")
+                    "and writes a model file.",
+        parents=[common("jobs")])
     p.add_argument("state", help="PyTorch state_dict as .safetensors")
     p.add_argument("--arch", required=True, choices=("student", "resnet"),
                    help="the state_dict's network: student (StudentLSTM) or resnet (ResNet)")
@@ -47,28 +66,10 @@ def register(sub):
     for opt in ("hidden-size", "num-layers", "depth", "width"):
         p.add_argument(f"--{opt}", type=int, help="check: must equal the state_dict's")
     p.add_argument("--features-dir", help="feature cache folder (default: a temporary one)")
-    p.add_argument("--jobs", type=int, default=0, help="feature processes (default: all cores)")
     p.set_defaults(func=_run)
 
 
 def _run(args):
-    import dataclasses
-    import hashlib
-    import os
-    import sys
-    import tempfile
-    from pathlib import Path
-
-    from qdaed.detector import Detector
-    from qdaed.errors import DataError, InputError
-    from qdaed.features.prepare import Normalizer
-    from qdaed.io.interchange import model_from_state, read_state
-    from qdaed.io.paths import check_output_dir, check_output_file
-    from qdaed.pipeline.featuresets import load_dataset
-    from qdaed.pipeline.presets import preset_config
-    from qdaed.pipeline.stages import eer_thresholds
-    from qdaed.validate import check_float, check_int
-
     check_output_file("--out", args.out, inputs=[args.state, args.manifest])
     if args.features_dir is not None:
         check_output_dir("--features-dir", args.features_dir, inputs=[args.audio_root])

@@ -2,7 +2,7 @@
 
 The file is loaded (every check of ``Detector.load``, the SHA-256 included) before anything is
 printed; every string that comes from the file is printed with its control characters escaped
-(``qdaed.io.header.printable``), so a model name cannot move the cursor or recolour the
+(``qdaed.formats.header.printable``), so a model name cannot move the cursor or recolour the
 terminal. ``--json`` prints the file's document (ASCII JSON, escapes included).
 
 ``--sha256`` prints only the SHA-256 of the whole file, as ``sha256sum FILE`` prints it
@@ -16,6 +16,10 @@ change.
 from __future__ import annotations
 
 import json
+
+from qdaed.detector import Detector
+from qdaed.formats.header import printable
+from qdaed.io.modelfile import read_model_document
 
 
 def register(sub):
@@ -51,10 +55,6 @@ def _print_integer(student, nbytes):
 
 
 def _run(args):
-    from qdaed.detector import Detector
-    from qdaed.io.header import printable
-    from qdaed.io.modelfile import read_model_document
-
     det = Detector.load(args.model)
     if args.sha256:
         print(f"{det.file_sha256}  {printable(args.model)}")

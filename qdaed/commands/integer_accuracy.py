@@ -1,6 +1,6 @@
 """``qdaed integer-accuracy RUN``: the integer student's mean EER against its float and k-bit
 versions on a finished run's test split, paired by seed, and its size
-(:func:`qdaed.integer.accuracy.integer_accuracy`).
+(:func:`qdaed.pipeline.integer_accuracy.integer_accuracy`).
 
 For each seed the float student (``--student``, default distilled) is calibrated on the run's
 first ``--clips`` training clips (``RUN/arrays/x_train.npy``) and the three models score the
@@ -18,7 +18,15 @@ import json
 import platform
 from pathlib import Path
 
+import numpy as np
+
+from qdaed._version import __version__
+from qdaed.commands.options import common
 from qdaed.errors import InputError
+from qdaed.formats.tflite_export import check_available
+from qdaed.io.atomic import atomic_write_text
+from qdaed.pipeline.integer_accuracy import integer_accuracy
+from qdaed.pipeline.testsplit import run_test_split
 from qdaed.validate import check_int
 
 DEFAULT_CLIPS = 200
@@ -27,7 +35,9 @@ HELP = "the integer (int8, TFLite Micro) student's EER and size against its floa
 
 
 def register(sub):
-    p = sub.add_parser("integer-accuracy", help=HELP, description=__doc__.split("\n\n")[1])
+    p = sub.add_parser("integer-accuracy", help=HELP, description=__doc__.split("\n\n")[1],
+                       # --jobs 1: the test features of one run, from a cache when present
+                       parents=[common("jobs", jobs=1)])
     p.add_argument("run", help="a finished `qdaed pipeline` output directory")
     p.add_argument("--student", default="distilled",
                    help="the float student to calibrate (default distilled)")
@@ -40,15 +50,11 @@ def register(sub):
                    help="manifest runs: the folder of the audio (default: the run's)")
     p.add_argument("--manifest", help="manifest runs: the manifest, when the run's recorded "
                                       "path no longer exists (a path or a shipped name)")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="processes for the test features (0: one per core; default 1)")
     p.set_defaults(func=_run)
 
 
 def accuracy_document(acc, *, run, clips, student, quantized, n_test):
-    """The JSON document of an :class:`~qdaed.integer.accuracy.IntegerAccuracy`."""
-    from qdaed import __version__
-
+    """The JSON document of an :class:`~qdaed.pipeline.integer_accuracy.IntegerAccuracy`."""
     return {"run": str(run), "qdaed": __version__,
             "machine": platform.machine(), "student": student, "quantized": quantized,
             "calibration_clips": clips, "test_clips": n_test, "seeds": acc.seeds,
@@ -62,8 +68,6 @@ def _pct(v):
 
 def accuracy_markdown(doc):
     """The markdown table of :func:`accuracy_document`'s document."""
-    import numpy as np
-
     names = {"float": doc["student"], "quantized": doc["quantized"],
              "integer": f"{doc['student']}, int8 (TFLite Micro)"}
     n = len(doc["seeds"])
@@ -94,11 +98,6 @@ def accuracy_markdown(doc):
 
 
 def _run(args):
-    from qdaed.integer.accuracy import integer_accuracy
-    from qdaed.io.atomic import atomic_write_text
-    from qdaed.io.tflite_export import check_available
-    from qdaed.pipeline.testsplit import run_test_split
-
     clips = check_int("--clips", args.clips, lo=1)
     jobs = check_int("--jobs", args.jobs, lo=0)
     run = Path(args.run)
@@ -125,6 +124,4 @@ def _run(args):
 
 
 def _train_clips(run):
-    import numpy as np
-
     return np.load(run / "arrays" / "x_train.npy", mmap_mode="r", allow_pickle=False).shape[0]

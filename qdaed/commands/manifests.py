@@ -7,9 +7,13 @@ from __future__ import annotations
 import glob
 import os
 
+from qdaed.commands.options import common
 from qdaed.data import corpora
+from qdaed.data.audioset import (build_manifest, count_classes, manifest_counts,
+                                 write_audioset_manifest)
 from qdaed.data.corpora import REAL_CORPUS_SEED, REAL_CORPUS_UNLABELED
-from qdaed.data.manifest import CLASSES
+from qdaed.data.manifest import CLASSES, manifests_dir, shipped_manifest
+from qdaed.io.paths import check_output_file
 
 
 def register(sub):
@@ -29,7 +33,8 @@ def register(sub):
                     "a manifest whose paths are relative to its root (--audio-root ROOT).",
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    b = actions.add_parser("build", help="write the subset manifest CSV")
+    b = actions.add_parser("build", help="write the subset manifest CSV",
+                           parents=[common("seed")])
     b.add_argument("--audioset", required=True, help="folder with the AudioSet CSVs")
     b.add_argument("--out", required=True, help="manifest CSV to write")
     b.add_argument("--negative-ratio", type=float, default=1.0,
@@ -37,7 +42,6 @@ def register(sub):
     b.add_argument("--validation-fraction", type=float, default=0.1,
                    help="share of the training lists put in validation, per label set "
                         "(default 0.1)")
-    b.add_argument("--seed", type=int, default=0, help="seed of sampling and split (default 0)")
     b.add_argument("--with-descendants", action="store_true",
                    help="count a clip with only a descendant label (e.g. Bark) as positive")
     b.set_defaults(func=_build)
@@ -51,11 +55,10 @@ def register(sub):
                         "the folder that holds them")
     w.set_defaults(func=_path)
     r = actions.add_parser("real-corpus", help="the real corpus's manifest from its labels.csv, "
-                                               "split by source recording")
+                                               "split by source recording",
+                           parents=[common("seed", seed=REAL_CORPUS_SEED)])  # the shipped split
     r.add_argument("--labels", required=True, help="the corpus's labels.csv")
     r.add_argument("--out", required=True, help="manifest CSV to write")
-    r.add_argument("--seed", type=int, default=REAL_CORPUS_SEED,
-                   help=f"seed of the split (default {REAL_CORPUS_SEED})")
     r.add_argument("--unlabeled-fraction", type=float, default=0.0,
                    help="share of each stratum's training clips moved, as whole recordings, "
                         "to split 'unlabeled' (default 0; real_corpus_transfer.csv: "
@@ -75,10 +78,10 @@ def register(sub):
         o.set_defaults(func=_official, dataset=name)
     d = actions.add_parser("donateacry", help="manifest of the donateacry-corpus "
                                               "(donateacry_corpus_cleaned_and_updated_data/), "
-                                              "split by app install")
+                                              "split by app install",
+                           parents=[common("seed")])
     d.add_argument("--root", required=True, help="the dataset's folder")
     d.add_argument("--out", required=True, help="manifest CSV to write")
-    d.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
     d.set_defaults(func=_official, dataset="donateacry")
 
 
@@ -86,9 +89,6 @@ PAPER = {"dog": 13460, "baby_cry": 2313, "gunshot": 4083}
 
 
 def _build(args):
-    from qdaed.data.audioset import build_manifest, manifest_counts, write_audioset_manifest
-    from qdaed.io.paths import check_output_file
-
     check_output_file("--out", args.out,
                       inputs=glob.glob(os.path.join(glob.escape(args.audioset), "*")))
     rows = build_manifest(args.audioset, negative_ratio=args.negative_ratio,
@@ -105,8 +105,6 @@ def _build(args):
 
 
 def _count(args):
-    from qdaed.data.audioset import count_classes
-
     table = count_classes(args.audioset)
     print(f"{'list':<11} {'rows':>9}  {'dog':>13}  {'baby_cry':>13}  {'gunshot':>13}")
     print(f"{'':<11} {'':>9}  {'own (+desc)':>13}  {'own (+desc)':>13}  {'own (+desc)':>13}")
@@ -119,8 +117,6 @@ def _count(args):
 
 
 def _path(args):
-    from qdaed.data.manifest import manifests_dir, shipped_manifest
-
     print(manifests_dir() if args.name is None else shipped_manifest(args.name))
     return 0
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from qdaed.commands.options import common, parse_label_noise
 from qdaed.data.manifest import resolve_manifest
 from qdaed.errors import InputError
 from qdaed.io.paths import check_output_dir
 from qdaed.pipeline.config import RunConfig, choose_recipe, merge_dicts, read_config_dict
 from qdaed.pipeline.presets import PRESETS, preset_dict
+from qdaed.pipeline.run import run_pipeline
 from qdaed.train.recipes import (MAX_TEMPERATURE, MIN_TEMPERATURE, RECIPES, check_temperature,
                                  recipe_config)
 from qdaed.validate import check_int
@@ -27,8 +29,6 @@ def _bits(text):
 def _label_noise(text, default_false_positive):
     """``MISSING[,FALSE_POSITIVE]`` → the config's label_noise dict (FALSE_POSITIVE omitted:
     the preset's)."""
-    from qdaed.commands.synth import parse_label_noise
-
     return parse_label_noise(text, "--label-noise", default_false_positive)
 
 
@@ -39,17 +39,15 @@ def register(sub):
         description="Trains the teacher, the baseline and distilled students, and the k-bit "
                     "models (qd, ptq, qat) for every seed; writes results.json, results.md, "
                     "scores.csv, model files, config and log into --out.",
+        # --seed None: the preset's (or --config's) first seed, which an option overrides
+        parents=[common("out", "seeds", "seed", "jobs", "dask-scheduler", "resume", "quiet",
+                        seed=None)],
     )
     p.add_argument("--preset", default="demo", help=f"one of {', '.join(PRESETS)} "
                    "(default demo: synthetic corpus, minutes on 2 cores)")
-    p.add_argument("--out", required=True, help="output directory (new or empty, or a run to "
-                                                "--resume)")
     p.add_argument("--config", metavar="FILE.json",
                    help="override any field of the preset's configuration with a JSON object "
                         "(any part of a run's config.json; options given here override it)")
-    p.add_argument("--seeds", type=int, help="number of seeds (default: the preset's)")
-    p.add_argument("--seed", type=int,
-                   help="first training seed (default 0); seeds run seed … seed+N−1")
     p.add_argument("--bits", help="comma-separated bit widths (default 8,4,2)")
     p.add_argument("--recipe", choices=list(RECIPES),
                    help="distillation recipe (default: transfer when the data has an "
@@ -87,16 +85,6 @@ def register(sub):
     p.add_argument("--transfer", type=int, metavar="N",
                    help="unlabelled synthetic transfer clips for distillation (default: the "
                         "preset's; 0 = none)")
-    p.add_argument("--jobs", type=int, default=0,
-                   help="processes for feature extraction and for the seed jobs (default 0: "
-                        "one per core; 1: everything in this process)")
-    p.add_argument("--dask-scheduler", metavar="ADDRESS",
-                   help="run the seed jobs on a Dask distributed cluster "
-                        "(pip install 'qdaed[cluster]'); the run directory must be on a "
-                        "file system the workers share")
-    p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run in --out from its last checkpoint")
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=_run)
 
 
@@ -197,17 +185,23 @@ def resolve_run(args):
                                        fixed={**given_distill, **over.get("distill", {})})
         return RunConfig.from_dict(merged), choice
     except InputError as exc:
-        msg = str(exc)
-        field = msg.split(":", 1)[0].removeprefix("config.")
-        for path, option in _OPTION_OF.items():
-            if field == path or field.startswith(path + "."):
-                raise InputError(f"{option}: {msg.split(':', 1)[1].strip()}") from None
-        raise
+        option = option_of(exc)
+        if option is None:
+            raise
+        raise InputError.at(option, exc.reason) from None
+
+
+def option_of(exc):
+    """The option that set the config field an ``InputError`` names (its ``field``, as data),
+    or None when no option sets it."""
+    field = (exc.field or "").removeprefix("config.")
+    for path, option in _OPTION_OF.items():
+        if field == path or field.startswith(path + "."):
+            return option
+    return None
 
 
 def _run(args):
-    from qdaed.pipeline.run import run_pipeline
-
     cfg, choice = resolve_run(args)
     check_output_dir("--out", args.out, inputs=[cfg.data.audio_root])
     jobs = check_int("--jobs", args.jobs, lo=0)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 
+from qdaed.commands.options import common, parse_label_noise
+from qdaed.data.rates import SAMPLE_RATE
+from qdaed.data.synth import corpus_config, write_corpus
+from qdaed.errors import InputError
 from qdaed.io.paths import check_output_dir
+from qdaed.validate import check_int
 
 
 def register(sub):
@@ -20,10 +25,9 @@ def register(sub):
                     "has clean labels; v2 has AudioSet-like noisy weak labels (missing "
                     "positives, a few false positives) and events down to -15 dB. The same "
                     "seed gives byte-identical files.",
+        parents=[common("out", "seed")],
     )
     p.add_argument("--n", type=int, required=True, help="number of labelled clips")
-    p.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
-    p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--corpus", choices=["v1", "v2"], default="v2",
                    help="v2 (default, as qdaed pipeline: noisy weak labels, clean truth in "
                         "clean_labels) or v1 (clean labels)")
@@ -34,7 +38,8 @@ def register(sub):
                    help="N more clips (the following indices) with split 'unlabeled': a "
                         "transfer set (default 0)")
     p.add_argument("--duration", type=float, default=10.0, help="clip length in s (default 10)")
-    p.add_argument("--sample-rate", type=int, default=16000, help="default 16000")
+    p.add_argument("--sample-rate", type=int, default=SAMPLE_RATE,
+                   help="default %(default)s")
     p.add_argument("--snr", type=float, nargs=2, metavar=("LOW", "HIGH"),
                    help="SNR range of target events in dB (default -8 10 for v1, -15 10 "
                         "for v2)")
@@ -46,33 +51,7 @@ def register(sub):
     p.set_defaults(func=_run)
 
 
-def parse_label_noise(text, option="--label-noise", default_false_positive=0.02):
-    """``"MISSING[,FALSE_POSITIVE]"`` → ``{"missing": m, "false_positive": f}`` (checked;
-    FALSE_POSITIVE omitted: ``default_false_positive``)."""
-    from qdaed.data.synth import LabelNoise
-    from qdaed.errors import InputError
-
-    try:
-        rates = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise InputError(f"{option}: expected MISSING[,FALSE_POSITIVE] such as 0.2,0.02, "
-                         f"got {text!r}") from None
-    if len(rates) not in (1, 2):
-        raise InputError(f"{option}: expected one or two rates, got {text!r}")
-    if len(rates) == 1:
-        rates.append(default_false_positive)
-    try:
-        noise = LabelNoise(*rates)
-    except InputError as exc:
-        raise InputError(f"{option}: {exc}") from None
-    return {"missing": noise.missing, "false_positive": noise.false_positive}
-
-
 def _run(args):
-    from qdaed.data.synth import corpus_config, write_corpus
-    from qdaed.errors import InputError
-    from qdaed.validate import check_int
-
     extra = {"snr_db": tuple(args.snr)} if args.snr else {}
     n_transfer = check_int("--transfer", args.transfer, lo=0)
     check_output_dir("--out", args.out)

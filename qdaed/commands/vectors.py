@@ -11,6 +11,11 @@ from __future__ import annotations
 import os
 import sys
 
+from qdaed.io.paths import check_output_dir, check_output_file
+from qdaed.vectors import cases
+from qdaed.vectors.check import check, exit_status, write_report
+from qdaed.vectors.export import export
+
 
 def register(sub):
     p = sub.add_parser("vectors", help="golden vectors for other implementations: export, check",
@@ -59,9 +64,6 @@ def _usage(args):
 
 
 def _export(args):
-    from qdaed.io.paths import check_output_dir
-    from qdaed.vectors.export import export
-
     check_output_dir("DIR", args.directory, inputs=args.audio)
     summary = export(args.directory, dtype=args.dtype, seed=args.seed, patterns=args.cases,
                      audio=args.audio, force=args.force, integer=args.integer)
@@ -75,9 +77,6 @@ def _fmt(x):
 
 
 def _check(args):
-    from qdaed.io.paths import check_output_file
-    from qdaed.vectors.check import check, exit_status, write_report
-
     if args.json is not None:
         check_output_file("--json", args.json,
                           inputs=[os.path.join(args.directory, "manifest.json")])
@@ -117,8 +116,6 @@ def _check(args):
 
 
 def _list(args):
-    from qdaed.vectors import cases
-
     for name in cases.select(args.cases, integer=True):
         op, description = cases.describe(name)
         print(f"{name:<36} {op:<28} {description}")

@@ -42,21 +42,17 @@ integer PCM: int16 / 32768).
 from __future__ import annotations
 
 import io
-import math
 import os
 import struct
 
 import numpy as np
 import soundfile as sf
 
+from qdaed.data.rates import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, SAMPLE_RATE
+from qdaed.data.resampler import resample
 from qdaed.errors import DataError
-from qdaed.validate import check_int
 
-TARGET_RATE = 16000
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
-# Sample rates a file may declare (a header saying 1 Hz would be resampled x16,000); the same
-# bounds as streaming detection (qdaed.streaming.Bounds).
-MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 384_000
 # Whole-file reads (the feature store hashes each clip's bytes) refuse larger files before
 # reading them; detection reads in blocks instead (qdaed.streaming).
 MAX_READ_BYTES = 2 * 1024 ** 3
@@ -104,33 +100,56 @@ def read_bytes(path, max_seconds=MAX_CLIP_SECONDS):
     return data
 
 
+def _truncation(read, size):
+    """(declared, present) data-chunk sizes of a RIFF/WAVE file of ``size`` bytes whose data
+    chunk is cut short, else None; ``read(pos, n)`` gives the file's bytes [pos, pos + n)."""
+    head = read(0, 12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos = 12
+    while pos + 8 <= size:
+        hdr = read(pos, 8)
+        if len(hdr) < 8:
+            return None
+        tag, chunk = hdr[:4], struct.unpack("<I", hdr[4:])[0]
+        if tag == b"data":
+            present = size - pos - 8
+            if chunk in (0, 0xFFFFFFFF) or chunk <= present:
+                return None
+            return chunk, present
+        pos += 8 + chunk + (chunk & 1)  # chunks are word-aligned
+    return None
+
+
 def wav_truncation(data):
     """For RIFF/WAVE bytes, (declared, present) data-chunk sizes if the chunk is cut short.
 
     Returns None when the bytes are not a RIFF WAV, the sizes agree, or the size field is a
     streaming placeholder (0 or 0xFFFFFFFF, written by recorders that never seek back).
     """
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        return None
-    pos = 12
-    while pos + 8 <= len(data):
-        tag, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
-        body = pos + 8
-        if tag == b"data":
-            present = len(data) - body
-            if size in (0, 0xFFFFFFFF) or size <= present:
-                return None
-            return size, present
-        pos = body + size + (size & 1)  # chunks are word-aligned
-    return None
+    return _truncation(lambda pos, n: data[pos:pos + n], len(data))
+
+
+def wav_file_truncation(fh, size):
+    """:func:`wav_truncation` of an open binary file of ``size`` bytes, reading only the chunk
+    headers (long recordings are read in blocks, :mod:`qdaed.data.audiostream`)."""
+    def read(pos, n):
+        fh.seek(pos)
+        return fh.read(n)
+
+    return _truncation(read, size)
+
+
+def check_not_truncated(cut, name):
+    """DataError naming ``name`` when ``cut`` (:func:`wav_truncation`'s answer) is not None."""
+    if cut is not None:
+        raise DataError(f"{name}: truncated (WAV header declares {cut[0]} bytes of audio, "
+                        f"the file holds {cut[1]})")
 
 
 def decode(data, name, max_seconds=MAX_CLIP_SECONDS):
     """Decode audio bytes to (samples (n, channels) float64, sample rate); ``DataError`` if bad."""
-    cut = wav_truncation(data)
-    if cut is not None:
-        raise DataError(f"{name}: truncated (WAV header declares {cut[0]} bytes of audio, "
-                        f"the file holds {cut[1]})")
+    check_not_truncated(wav_truncation(data), name)
     check_duration(io.BytesIO(data), name, max_seconds)
     try:
         samples, rate = sf.read(io.BytesIO(data), dtype="float64", always_2d=True)
@@ -155,19 +174,7 @@ def to_mono(samples):
     return samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
 
 
-def resample(x, rate, target=TARGET_RATE):
-    """Polyphase resampling of a 1-D signal from ``rate`` to ``target`` Hz (no-op if equal)."""
-    rate = check_int("rate", rate, lo=1)
-    target = check_int("target", target, lo=1)
-    if rate == target:
-        return x
-    from scipy.signal import resample_poly   # here: importing scipy.signal takes ~0.5 s
-
-    g = math.gcd(rate, target)
-    return resample_poly(x, target // g, rate // g)
-
-
-def load_clip(path, sample_rate=TARGET_RATE, *, min_samples=1, data=None,
+def load_clip(path, sample_rate=SAMPLE_RATE, *, min_samples=1, data=None,
               max_seconds=MAX_CLIP_SECONDS):
     """Mono float32 waveform of an audio file at ``sample_rate``; ``DataError`` if unusable.
 

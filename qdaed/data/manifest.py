@@ -59,7 +59,8 @@ import io
 import os
 
 from qdaed.data.audio import AUDIO_EXTENSIONS
-from qdaed.errors import DataError
+from qdaed.errors import DataError, InputError
+from qdaed.io.atomic import atomic_write_text
 
 CLASSES = ("dog", "baby_cry", "gunshot")
 SPLITS = ("train", "validation", "test")
@@ -239,8 +240,6 @@ def resolve_audio(clip, audio_root):
 
 def write_manifest(path, rows, columns):
     """Write dict rows to a CSV with the given column order, atomically."""
-    from qdaed.io.atomic import atomic_write_text
-
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     w.writeheader()
@@ -277,8 +276,6 @@ def shipped_manifests() -> dict:
 
 def shipped_manifest(name: str) -> str:
     """Path of the shipped manifest ``name``; ``InputError`` listing the names otherwise."""
-    from qdaed.errors import InputError
-
     found = shipped_manifests()
     if name not in found:
         raise InputError(f"no manifest named {name!r} is shipped with qdaed (shipped: "

@@ -33,10 +33,10 @@ import dataclasses
 
 import numpy as np
 
+from qdaed.data.rates import SAMPLE_RATE
 from qdaed.errors import DataError, InputError
 from qdaed.validate import check_float, check_int
 
-SAMPLE_RATE = 16000
 
 
 @dataclasses.dataclass(frozen=True)

@@ -87,18 +87,27 @@ seed ``s``, label noise included), :func:`iter_corpus` / :func:`generate_corpus`
 from a seed, in memory), :func:`write_corpus` (wav files, a manifest with observed and clean
 labels, and an events table; ``qdaed synth``), :func:`corpus_config` (the config of a corpus
 version), :class:`LabelNoise`, :func:`observe_labels`.
+
+One module of about 800 lines, on purpose: the sound models, the scene assembly and the label
+noise are one seeded recipe whose random draws must come in a fixed order for the corpus to be
+byte-identical from a seed; split, that order would be spread over files.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 
 import numpy as np
+import soundfile as sf
 from scipy.signal import butter, lfilter, sosfilt
+from tqdm import tqdm
 
-from qdaed.data.manifest import CLASSES
+from qdaed.data.manifest import CLASSES, UNLABELED, write_manifest
+from qdaed.data.rates import SAMPLE_RATE
 from qdaed.errors import InputError
+from qdaed.io.atomic import atomic_write_bytes
 from qdaed.validate import check_float, check_int
 
 DISTRACTORS = ("door_slam", "meow", "clap", "whistle")
@@ -111,10 +120,10 @@ V2_SNR_DB = (-15.0, 10.0)
 def _rate(name, value):
     """A noise rate as float in [0, 1), else InputError naming the field."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-        raise InputError(f"{name}: a noise rate must be in [0, 1), got {value!r}")
+        raise InputError.at(name, f"a noise rate must be in [0, 1), got {value!r}")
     v = float(value)
     if not 0.0 <= v < 1.0:          # also refuses NaN
-        raise InputError(f"{name}: a noise rate must be in [0, 1), got {value!r}")
+        raise InputError.at(name, f"a noise rate must be in [0, 1), got {value!r}")
     return v
 
 
@@ -206,7 +215,7 @@ class SynthConfig:
     """Knobs of the generator (see the module docstring)."""
 
     duration: float = 10.0
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     snr_db: tuple = (-8.0, 10.0)
     distractor_snr_db: tuple = (-6.0, 15.0)
     event_count_probs: tuple = (0.3, 0.35, 0.25, 0.1)
@@ -680,7 +689,7 @@ def noise_rng(seed, index):
                                   check_int("index", index, lo=0), 1])
 
 
-def corpus_config(version, duration=10.0, sample_rate=16000, *, label_noise=None,
+def corpus_config(version, duration=10.0, sample_rate=SAMPLE_RATE, *, label_noise=None,
                   **overrides):
     """The :class:`SynthConfig` of corpus ``version`` (v1 | v2) for clips of ``duration`` s.
 
@@ -749,11 +758,6 @@ def write_corpus(out_dir, n, seed, config=None, *, validation_fraction=0.1,
     are the clean truth (nobody annotated them; the truth is kept for analysis only, never to
     train on).
     """
-    import soundfile as sf
-
-    from qdaed.data.manifest import UNLABELED, write_manifest
-    from qdaed.io.atomic import atomic_write_bytes
-
     n = check_int("n", n, lo=1)
     seed = check_int("seed", seed, lo=0)
     n_transfer = check_int("n_transfer", n_transfer, lo=0)
@@ -765,10 +769,6 @@ def write_corpus(out_dir, n, seed, config=None, *, validation_fraction=0.1,
     n_test, n_val = int(round(tf * n)), int(round(vf * n))
     cfg = _config(config, overrides)
     os.makedirs(os.path.join(out_dir, "audio"), exist_ok=True)
-
-    import io
-
-    from tqdm import tqdm
 
     rows, event_rows = [], []
     total = n + n_transfer

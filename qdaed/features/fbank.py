@@ -53,6 +53,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike, NDArray
 
+from qdaed.data.rates import SAMPLE_RATE
 from qdaed.errors import InputError
 from qdaed.validate import check_array, check_choice, check_float, check_int
 
@@ -169,7 +170,7 @@ def num_frames(num_samples: int, sample_rate: int, options: LfbeOptions | None =
     return (num_samples + shift // 2) // shift
 
 
-def lfbe(waveform: NDArray[np.floating], sample_rate: int = 16000, *,
+def lfbe(waveform: NDArray[np.floating], sample_rate: int = SAMPLE_RATE, *,
          rng: np.random.Generator | None = None, **options: Any) -> NDArray[np.float32]:
     """Log mel filterbank energies of a mono waveform: (T, num_mel_bins) float32.
 

@@ -33,9 +33,11 @@ import os
 import sys
 
 import numpy as np
+from tqdm import tqdm
 
-from qdaed.data.audio import MAX_CLIP_SECONDS, TARGET_RATE, load_clip, read_bytes
+from qdaed.data.audio import MAX_CLIP_SECONDS, load_clip, read_bytes
 from qdaed.data.manifest import Clip, resolve_audio, write_manifest
+from qdaed.data.rates import SAMPLE_RATE
 from qdaed.errors import DataError, InputError
 from qdaed.features.fbank import LfbeOptions, lfbe, mel_filterbank
 from qdaed.io.atomic import atomic_open, atomic_write_text
@@ -131,7 +133,7 @@ def _work(args):
     return features_of_file(*args)
 
 
-def extract_features(clips, audio_root, out_dir, options=None, *, sample_rate=TARGET_RATE,
+def extract_features(clips, audio_root, out_dir, options=None, *, sample_rate=SAMPLE_RATE,
                      jobs=0, strict=False, progress=True, manifest_name="manifest",
                      max_seconds=MAX_CLIP_SECONDS):
     """Features for every clip of a manifest; writes OUT (see the module docstring).
@@ -162,8 +164,6 @@ def extract_features(clips, audio_root, out_dir, options=None, *, sample_rate=TA
                                  sort_keys=True) + "\n")
     paths = [resolve_audio(c, audio_root) for c in clips]
     tasks = [(p, cache_dir, options, sample_rate, max_seconds) for p in paths]
-
-    from tqdm import tqdm
 
     bar = tqdm(total=len(tasks), desc="features", unit="clip", file=sys.stderr,
                disable=not progress, dynamic_ncols=True)

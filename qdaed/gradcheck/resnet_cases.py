@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from qdaed.gradcheck import STEP, TOLERANCE, Case, compare_gradients, numerical_gradient
+from qdaed.models.resnet import ResNet
 from qdaed.nn import batchnorm2d, conv2d, global_avg_pool, maxpool2d, relu
 
 ENTRIES_18 = 3
@@ -166,8 +167,6 @@ def _entry_gradient(loss, flat, i, h):
 
 def _resnet(depth, train, entries):
     def run(rng):
-        from qdaed.models.resnet import ResNet
-
         model = ResNet(depth, num_classes=3, in_channels=1, width=2, seed=rng,
                        dtype=np.float64)
         randomize_state(model, rng)

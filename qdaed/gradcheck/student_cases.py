@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from qdaed.gradcheck import STEP, Case, compare_gradients
+from qdaed.models import StudentLSTM
 from qdaed.nn import linear, lstm, temporal_pool
 
 
@@ -106,8 +107,6 @@ def check_student(rng, batch, steps, input_size, hidden, layers, classes, poolin
                   step=STEP):
     """Relative errors of every parameter gradient and dx of ``models.StudentLSTM``,
     through the logits (L = Σ dz ⊙ z with random dz), all parameters re-drawn N(0, 0.5²)."""
-    from qdaed.models import StudentLSTM  # models import nn; keep this module importable alone
-
     model = StudentLSTM(input_size, hidden, layers, classes, pooling, rng=rng, dtype=np.float64)
     for value in model.params.values():
         value[...] = 0.5 * rng.standard_normal(value.shape)

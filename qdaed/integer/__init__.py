@@ -3,7 +3,7 @@
 :mod:`qdaed.integer.fixedpoint` (rescales, int16 sigmoid/tanh), :mod:`qdaed.integer.ops` (the
 LSTM layer, the temporal mean, the FC head, the logistic), :mod:`qdaed.integer.student` (the
 whole network) and :mod:`qdaed.integer.calibrate` (scales and zero points from a float or
-k-bit student and a representative set). ``qdaed.io.tflite_export`` writes the same network
+k-bit student and a representative set). ``qdaed.formats.tflite_export`` writes the same network
 as a .tflite file.
 """
 

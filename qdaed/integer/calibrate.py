@@ -32,7 +32,6 @@ import math
 
 import numpy as np
 
-from qdaed.detector import Detector
 from qdaed.errors import InputError
 from qdaed.integer.ops import FullyConnected, LstmLayer, QuantParams
 from qdaed.integer.student import IntegerStudent
@@ -94,8 +93,15 @@ def cell_power(max_abs_c):
     return int(min(max(p, lo), hi))
 
 
+def _holds_model(obj):
+    """Whether ``obj`` is a detector (a network with its k-bit tensors): what
+    :class:`qdaed.detector.Detector` is to this package, which sits below it."""
+    return not isinstance(obj, StudentLSTM) and hasattr(obj, "model") and hasattr(
+        obj, "quantized")
+
+
 def _float_params(model, quantized):
-    if isinstance(model, Detector):
+    if _holds_model(model):
         quantized = model.quantized if quantized is None else quantized
         model = model.model
     if not isinstance(model, StudentLSTM):

@@ -30,7 +30,7 @@ disagree. Every scale is a positive float32 in [``MIN_SCALE``, ``MAX_SCALE``] (t
 document's written as JSON numbers that must be float32 values exactly); zero points are
 integers in [−128, 127]; p in [−43, 2]; every derived shift must be in [−31, 30] (TFLite's
 range) and the logits' scale within what the int8 LOGISTIC accepts. A value outside is a
-:class:`~qdaed.io.header.HeaderError` naming the field (the loader's ModelFileError).
+:class:`~qdaed.formats.header.HeaderError` naming the field (the loader's ModelFileError).
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from qdaed import streaming
 from qdaed.errors import InputError
+from qdaed.features.streaming import window_ends
 from qdaed.integer._checks import int_array
 from qdaed.integer.ops import LstmState, fully_connected, logistic, lstm_layer, mean_multiplier
 from qdaed.integer.student import IntegerStudent
@@ -83,7 +83,7 @@ class IntegerWindows:
         n = y.shape[0]
         self.sums = np.concatenate([self.sums, self.sums[-1] + np.cumsum(
             y.astype(np.int64), axis=0)])
-        ends = streaming.window_ends(self.t, self.t + n, self.window, self.hop)
+        ends = window_ends(self.t, self.t + n, self.window, self.hop)
         self.t += n
         out = self._outputs(ends - self.window)
         cut = max(0, self.sums.shape[0] - (self.window + 1))   # keep P[t − W .. t]

@@ -6,7 +6,7 @@
     z  = fully_connected(fc, p)                   (B, C) int8 logits (scale fc.output)
     s  = logistic(z, fc.output)                   (B, C) int8, σ ≈ (s + 128) / 256
 
-This is what the exported .tflite file computes (qdaed.io.tflite_export), op for op.
+This is what the exported .tflite file computes (qdaed.formats.tflite_export), op for op.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Files qdaed writes and reads: atomic writes (:mod:`qdaed.io.atomic`), pickle-free model and
-checkpoint files (:mod:`qdaed.io.modelfile`; the model document's schema and checks
-:mod:`qdaed.io.header`), and interchange with PyTorch (:mod:`qdaed.io.interchange`) and ONNX
-(:mod:`qdaed.io.onnx_export`)."""
+"""Files qdaed writes and reads, whatever they hold: atomic writes (:mod:`qdaed.io.atomic`),
+strict JSON (:mod:`qdaed.io.strictjson`), the pickle-free safetensors container of model files
+(:mod:`qdaed.io.modelfile`) and checkpoints (:mod:`qdaed.io.checkpoint`), path checks
+(:mod:`qdaed.io.paths`) and event-list formats (:mod:`qdaed.io.sedformats`). What a model
+file's document means is :mod:`qdaed.formats`."""

@@ -24,14 +24,14 @@ Tensors, in the order of the *layout* (the data section holds them in that order
                                            its int8 weights, int32 biases and weight scales
                                            (:mod:`qdaed.integer.store`)
 
-so the data section is exactly the accounted size (:func:`accounted_bytes`, from
-:func:`qdaed.nn.quant.tensor_bytes`), plus the integer student's tensors when there are
+so the data section is exactly the accounted size (:func:`qdaed.formats.sizes.accounted_bytes`,
+from :func:`qdaed.nn.quant.tensor_bytes`), plus the integer student's tensors when there are
 any, and the file's overhead is 8 + N bytes.
 
 DOCUMENT is canonical JSON (sorted keys, no whitespace, ASCII, no NaN or infinity) of the
 model's description — architecture, its configuration, classes, thresholds, frames, the LFBE
 options in full, per quantized tensor its bits, grouping, rounding and shape, provenance —
-whose schema and checks are :mod:`qdaed.io.header`. DIGEST is 64 lowercase hex digits:
+whose schema and checks are :mod:`qdaed.formats.header`. DIGEST is 64 lowercase hex digits:
 
     SHA-256( len(DOCUMENT) as 8 bytes little-endian ‖ DOCUMENT (UTF-8) ‖ data section )
 
@@ -63,19 +63,14 @@ naming the file and the field. Writes are atomic (:mod:`qdaed.io.atomic`).
 Version 2 (one float32 blob + a layout digest, LFBE options as a diff from a table inside
 qdaed) is no longer read: such a file gets an error saying how to re-create it.
 
-Checkpoints (:func:`save_checkpoint`) store any arrays exactly, one safetensors tensor each
-(any dtype, e.g. float64 parameters and optimiser moments), and a JSON state (counters, the
-RNG state: ``Generator.bit_generator.state`` is a dict of ints — Python's json writes and
-reads integers of any size exactly; NaN and infinity are allowed there, written as Python's
-json does, since only qdaed reads checkpoints). Tuples come back as lists. They are read with
-the same bounded header and strict parser (NaN allowed).
+Checkpoints use the same container (:mod:`qdaed.io.checkpoint`); the strict JSON parser is
+:mod:`qdaed.io.strictjson`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 import struct
@@ -84,11 +79,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import safetensors.numpy
 
-from qdaed import __version__
+from qdaed._version import __version__
 from qdaed.errors import InputError, ModelFileError
 from qdaed.io.atomic import atomic_write_bytes
+from qdaed.io.strictjson import JSONError, canonical_json, parse_json, short_repr
 
 MODEL_FORMAT = "qdaed-model"
 MODEL_FORMAT_VERSION = 3
@@ -97,204 +92,11 @@ CHECKPOINT_FORMAT_VERSION = 2
 FORMAT_VERSION = MODEL_FORMAT_VERSION
 MAX_HEADER_BYTES = 1 << 20      # 1 MiB; a ResNet-50's table is about 50 KB
 MAX_CHECKPOINT_HEADER_BYTES = 100 * 2**20   # safetensors' own limit
-MAX_JSON_DEPTH = 32
-MAX_NUMBER_CHARS = 100         # characters of one number literal (a 128-bit integer has 39)
 MAX_MODEL_BYTES = 2**31         # tensor data of a model file, 2 GiB (a ResNet-50: 94 MB)
 DTYPES = {"F32": np.dtype("<f4"), "U8": np.dtype("u1"), "I8": np.dtype("i1"),
           "I32": np.dtype("<i4")}
 DIGEST_KEY = "qdaed_sha256"
 
-
-# --------------------------------------------------------------------------- JSON
-
-
-def _json_default(obj):
-    """numpy scalars become Python numbers; anything else is not JSON."""
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
-
-
-def canonical_json(obj: Any) -> str:
-    """Sorted keys, no whitespace, ASCII only, NaN and infinity refused (TypeError/ValueError)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False, default=_json_default)
-
-
-def _to_json(name, obj, allow_nan):
-    try:
-        return json.dumps(obj, separators=(",", ":"), default=_json_default,
-                          allow_nan=allow_nan, ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{name}: cannot be written as JSON ({exc})") from None
-
-
-class JSONError(ValueError):
-    """Strict-parse failure (message says what and where)."""
-
-
-_SCAN_BLOCK = 1 << 20                 # bytes per block of the depth scan
-_QUOTE, _BACKSLASH = ord('"'), ord("\\")
-_OPEN = np.zeros(256, np.int8)
-_OPEN[[ord("["), ord("{")]] = 1
-_OPEN[[ord("]"), ord("}")]] = -1
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")     # fixed length: linear
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def json_depth(raw: bytes) -> int:
-    """Deepest nesting of [ and { in JSON bytes ``raw`` (strings left out), without parsing.
-
-    One pass over the bytes, in blocks of 1 MiB with NumPy, so the time is linear in
-    ``len(raw)`` whatever the bytes are (runs of escaped quotes, backslashes, brackets): a
-    quote opens or closes a string unless an odd number of backslashes precedes it, and the
-    brackets outside strings are summed. The state carried from block to block is whether the
-    scan is inside a string, whether the block ended in an odd run of backslashes, and the
-    depth. (Where the bytes are not JSON, the parser that follows refuses them at or before
-    the first byte where this count could be wrong.)
-    """
-    a_all = np.frombuffer(raw, np.uint8)
-    in_string, odd, depth, deepest = 0, 0, 0, 0
-    for start in range(0, a_all.size, _SCAN_BLOCK):
-        a = a_all[start:start + _SCAN_BLOCK]
-        idx = np.arange(a.size, dtype=np.int64)
-        last = np.maximum.accumulate(np.where(a == _BACKSLASH, -1, idx))
-        # run[i]: backslashes in the run ending at i (parity only), the carried run included
-        run = (idx - last + np.where(last < 0, odd, 0)) & 1
-        escaped = np.empty(a.size, bool)
-        escaped[0] = odd
-        escaped[1:] = run[:-1] == 1
-        quotes = np.cumsum((a == _QUOTE) & ~escaped, dtype=np.int64)
-        outside = ((quotes + in_string) & 1) == 0
-        level = np.cumsum(np.where(outside, _OPEN[a], 0), dtype=np.int64)
-        deepest = max(deepest, depth + int(level.max()))
-        depth += int(level[-1])
-        in_string = int(quotes[-1] + in_string) & 1
-        odd = int(run[-1])
-    return deepest
-
-
-def _check_text(obj):
-    """JSONError if a string (key or value) of the parsed ``obj`` holds a lone UTF-16
-    surrogate (a ``\\ud800`` escape without its pair): not Unicode text, and not UTF-8."""
-    stack = [obj]
-    while stack:
-        o = stack.pop()
-        if isinstance(o, str):
-            m = None if o.isascii() else _SURROGATE.search(o)
-            if m:
-                at = m.start()
-                raise JSONError(f"a string holds a lone UTF-16 surrogate "
-                                f"(\\u{ord(m.group()):04x}), which is not Unicode text: "
-                                f"{_short(o[max(0, at - 20):at + 20], 60)}")
-        elif isinstance(o, dict):
-            stack += o.keys()
-            stack += o.values()
-        elif isinstance(o, list):
-            stack += o
-
-
-def parse_json(raw: bytes | str, allow_nan: bool = False,
-               max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """Parse JSON bytes strictly; JSONError otherwise.
-
-    UTF-8 only, and no string holding a lone surrogate (``"\\ud800"``); nesting of at most
-    ``max_depth`` (checked first, in linear time: :func:`json_depth`); duplicate keys
-    refused; a number of more than ``MAX_NUMBER_CHARS`` characters refused before it is
-    converted; without ``allow_nan`` the constants NaN, Infinity, -Infinity and numbers that
-    overflow a double (1e400) are refused.
-    """
-    if isinstance(raw, str):
-        try:
-            raw = raw.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise JSONError(f"not UTF-8 (a lone surrogate at character {exc.start})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise JSONError(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    depth = json_depth(raw)
-    if depth > max_depth:
-        raise JSONError(f"nested {depth} levels deep (at most {max_depth})")
-
-    def pairs(items):
-        out = {}
-        for k, v in items:
-            if k in out:
-                raise JSONError(f"duplicate key {_short(k, 40)}")
-            out[k] = v
-        return out
-
-    def constant(name):
-        raise JSONError(f"{name} is not JSON (a finite number is required)")
-
-    def digits(s):
-        if len(s) > MAX_NUMBER_CHARS:
-            raise JSONError(f"a number of {len(s):,} characters ({s[:20]}…; at most "
-                            f"{MAX_NUMBER_CHARS})")
-
-    def integer(s):
-        digits(s)
-        return int(s)
-
-    def number(s):
-        digits(s)
-        v = float(s)
-        if not allow_nan and not math.isfinite(v):
-            raise JSONError(f"number {s[:40]} overflows a double")
-        return v
-
-    kw = {} if allow_nan else {"parse_constant": constant}
-    try:
-        obj = json.loads(text, object_pairs_hook=pairs, parse_int=integer, parse_float=number,
-                         **kw)
-    except JSONError:
-        raise
-    except RecursionError:                  # cannot happen below max_depth; kept as a guard
-        raise JSONError("nested too deeply") from None
-    except ValueError as exc:               # JSONDecodeError
-        raise JSONError(str(exc)) from None
-    if _SURROGATE_ESCAPE.search(raw):       # only a \\uD800-\\uDFFF escape can make one
-        _check_text(obj)
-    return obj
-
-
-# --------------------------------------------------------------------------- size
-
-
-def accounted_bytes(tensors: dict[str, np.ndarray], quantized: dict[str, Any]) -> int:
-    """Bytes a device must store (docs/method/size.md) for these float and quantized tensors.
-
-    The sum of :func:`qdaed.nn.quant.tensor_bytes` over the tensors: float32 at 4 bytes per
-    value, k-bit at ceil(n·k/8) + 8 per group. This is also the size of a model file's data
-    section.
-
-    Parameters
-    ----------
-    tensors : dict of ndarray
-        The float tensors (stored as float32).
-    quantized : dict of QuantizedTensor
-        The k-bit tensors.
-
-    Returns
-    -------
-    int
-        The accounted bytes.
-    """
-    from qdaed.nn.quant import tensor_bytes
-
-    total = 0
-    for name, a in tensors.items():
-        if not isinstance(a, np.ndarray):
-            raise InputError(f"tensors[{name!r}]: expected a numpy array")
-        total += tensor_bytes(a.size)
-    for q in quantized.values():
-        total += q.nbytes
-    return int(total)
 
 
 # --------------------------------------------------------------------------- models
@@ -341,7 +143,7 @@ def encode_model(doc: dict[str, Any], tensors: list[tuple[str, np.ndarray]]) -> 
 def write_model(path: str | os.PathLike[str], doc: dict[str, Any],
                 tensors: list[tuple[str, np.ndarray]]) -> None:
     """Write a v3 model file atomically (see :func:`encode_model`)."""
-    _write_bytes(path, encode_model(doc, tensors))
+    write_file_bytes(path, encode_model(doc, tensors))
 
 
 @dataclass
@@ -357,7 +159,8 @@ class ModelFileContents:
     file_sha256: str        # SHA-256 of the whole file's bytes (what sha256sum prints)
 
 
-def _fail(path, msg):
+def fail(path, msg):
+    """The ModelFileError of a file: its path, then ``msg``."""
     return ModelFileError(f"{path}: {msg}")
 
 
@@ -366,31 +169,31 @@ def read_model_document(path: str | os.PathLike[str],
     """(document, validate(document), table, header length N, file size) of a v3 model file
     after every check that does not need the data section."""
     path = os.fspath(path)
-    with _open(path) as f:
+    with open_file(path) as f:
         return _document(path, f, validate)[:5]
 
 
 def _document(path, f, validate):
     size = os.fstat(f.fileno()).st_size
-    n, table, head = _read_table(path, f, size, MAX_HEADER_BYTES, allow_nan=False)
+    n, table, head = read_table(path, f, size, MAX_HEADER_BYTES, allow_nan=False)
     meta = table.get("__metadata__")
     if not isinstance(meta, dict) or "qdaed" not in meta:
-        raise _fail(path, "a safetensors file without a qdaed document; it was not written "
+        raise fail(path, "a safetensors file without a qdaed document; it was not written "
                           "by qdaed")
     if not all(isinstance(v, str) for v in meta.values()):
-        raise _fail(path, "__metadata__: values must be strings")
+        raise fail(path, "__metadata__: values must be strings")
     try:
         doc = parse_json(meta["qdaed"].encode("utf-8"))
     except JSONError as exc:
-        raise _fail(path, f"the qdaed document is not strict JSON ({exc})") from None
-    _check_format(path, doc, MODEL_FORMAT)
+        raise fail(path, f"the qdaed document is not strict JSON ({exc})") from None
+    check_format(path, doc, MODEL_FORMAT)
     extra = sorted(set(meta) - {"qdaed", DIGEST_KEY})
     if extra:
-        raise _fail(path, f"__metadata__: unexpected keys {extra}")
+        raise fail(path, f"__metadata__: unexpected keys {extra}")
     h = meta.get(DIGEST_KEY)
     if not isinstance(h, str) or not re.fullmatch(r"[0-9a-f]{64}", h):
-        raise _fail(path, f"__metadata__.{DIGEST_KEY}: expected 64 lowercase hex digits, "
-                          f"got {_short(h)}")
+        raise fail(path, f"__metadata__.{DIGEST_KEY}: expected 64 lowercase hex digits, "
+                          f"got {short_repr(h)}")
     checked = validate(doc) if validate is not None else None
     return doc, checked, table, n, size, head
 
@@ -401,7 +204,7 @@ def check_sha256(value: str, name: str = "expect_sha256 (--expect-sha256)") -> s
     if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", value):
         raise InputError(f"{name}: expected a SHA-256 digest, 64 hexadecimal digits as "
                          f"`sha256sum FILE` or `qdaed info FILE --sha256` print it, got "
-                         f"{_short(value, 72)}")
+                         f"{short_repr(value, 72)}")
     return value.lower()
 
 
@@ -422,7 +225,7 @@ def read_model(path: str | os.PathLike[str], validate: Callable[[dict], Any],
     path = os.fspath(path)
     if expect_sha256 is not None:
         expect_sha256 = check_sha256(expect_sha256)
-    with _open(path) as f:
+    with open_file(path) as f:
         if expect_sha256 is not None:
             _check_pinned(path, f, expect_sha256)
             f.seek(0)
@@ -433,7 +236,7 @@ def _check_pinned(path, f, expect_sha256):
     """ModelFileError unless the open file's bytes (bounded) have the SHA-256 expected."""
     size, limit = os.fstat(f.fileno()).st_size, 8 + MAX_HEADER_BYTES + MAX_MODEL_BYTES
     if size > limit:
-        raise _fail(path, f"{size:,} bytes, more than a model file may have ({limit:,})")
+        raise fail(path, f"{size:,} bytes, more than a model file may have ({limit:,})")
     h = hashlib.sha256()
     for block in iter(lambda: f.read(1 << 20), b""):
         h.update(block)
@@ -442,7 +245,7 @@ def _check_pinned(path, f, expect_sha256):
 
 
 def _not_pinned(path, got, expected):
-    return _fail(path, f"its SHA-256 is {got}, expected {expected} (the pinned digest): this "
+    return fail(path, f"its SHA-256 is {got}, expected {expected} (the pinned digest): this "
                        f"is not the file that was pinned; refusing it")
 
 
@@ -454,7 +257,7 @@ def _read_model(path, f, validate, expect_sha256):
     if have != sorted(names):
         missing = sorted(set(names) - set(have))
         extra = sorted(set(have) - set(names))
-        raise _fail(path, f"tensors: do not match the document's architecture (missing "
+        raise fail(path, f"tensors: do not match the document's architecture (missing "
                           f"{_list(missing)}, unexpected {_list(extra)})")
     offset = 0
     for name, code, shape in layout:
@@ -462,18 +265,18 @@ def _read_model(path, f, validate, expect_sha256):
         nbytes = int(np.prod(shape, dtype=object)) * DTYPES[code].itemsize
         want = {"dtype": code, "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
         if not isinstance(entry, dict) or canonical_json(entry) != canonical_json(want):
-            raise _fail(path, f"tensor {name!r}: table entry {_short(entry)}, expected {want}")
+            raise fail(path, f"tensor {name!r}: table entry {short_repr(entry)}, expected {want}")
         offset += nbytes
     if offset > MAX_MODEL_BYTES:
-        raise _fail(path, f"tensors: {offset:,} bytes of tensor data, more than a model file "
+        raise fail(path, f"tensors: {offset:,} bytes of tensor data, more than a model file "
                           f"may hold ({MAX_MODEL_BYTES:,})")
     if size != 8 + n + offset:
-        raise _fail(path, f"the file is {size:,} bytes; its table implies {8 + n + offset:,} "
+        raise fail(path, f"the file is {size:,} bytes; its table implies {8 + n + offset:,} "
                           f"({'truncated' if size < 8 + n + offset else 'extra bytes at the end'})")
     f.seek(8 + n)
     data = f.read(offset)
     if len(data) != offset or f.read(1):
-        raise _fail(path, "the file changed while it was read")
+        raise fail(path, "the file changed while it was read")
     whole = hashlib.sha256(head)
     whole.update(data)
     file_sha256 = whole.hexdigest()
@@ -481,7 +284,7 @@ def _read_model(path, f, validate, expect_sha256):
         raise _not_pinned(path, file_sha256, expect_sha256)
     meta = table["__metadata__"]
     if digest(meta["qdaed"].encode("utf-8"), data) != meta[DIGEST_KEY]:
-        raise _fail(path, f"__metadata__.{DIGEST_KEY}: the SHA-256 of the document and tensor "
+        raise fail(path, f"__metadata__.{DIGEST_KEY}: the SHA-256 of the document and tensor "
                           f"data does not match; the file is damaged or was edited")
     tensors, pos = {}, 0
     for name, code, shape in layout:
@@ -498,74 +301,10 @@ def _list(names):
         f", … ({len(names)} in all)" if len(names) > 5 else "")
 
 
-def _short(obj, limit=80):
-    s = repr(obj)
-    return s if len(s) <= limit else s[:limit] + "…"
+# --------------------------------------------------------------------------- file level (models and checkpoints)
 
 
-# --------------------------------------------------------------------------- checkpoints
-
-
-def save_checkpoint(path: str | os.PathLike[str], arrays: dict[str, np.ndarray],
-                    state: dict[str, Any]) -> None:
-    """Write a training checkpoint atomically: ``arrays`` (name -> ndarray, any numeric dtype,
-    stored bit for bit) and ``state`` (a JSON-serialisable dict)."""
-    if not isinstance(arrays, dict):
-        raise InputError(f"arrays: expected a dict name -> array, got {type(arrays).__name__}")
-    if not isinstance(state, dict):
-        raise InputError(f"state: expected a dict, got {type(state).__name__}")
-    store = {}
-    for name, a in arrays.items():
-        if not isinstance(name, str) or not name or name == "__metadata__":
-            raise InputError(f"arrays: names must be non-empty strings other than "
-                             f"'__metadata__', got {name!r}")
-        if not isinstance(a, np.ndarray) or a.dtype.kind not in "biuf":
-            raise InputError(f"arrays[{name!r}]: expected a numeric numpy array, got "
-                             f"{getattr(a, 'dtype', type(a).__name__)}")
-        store[name] = np.require(a, requirements="C")   # keeps 0-d shapes
-    doc = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_FORMAT_VERSION,
-           "writer": f"qdaed {__version__}", "state": state}
-    doc_json = _to_json("state", doc, allow_nan=True)
-    try:
-        data = safetensors.numpy.save(store, metadata={"qdaed": doc_json})
-    except Exception as exc:          # safetensors' own error types vary between versions
-        raise InputError(f"cannot serialise the tensors: {exc}") from None
-    _write_bytes(path, data)
-
-
-def load_checkpoint(path: str | os.PathLike[str]
-                    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read a checkpoint; returns ``(arrays, state)`` exactly as saved (tuples as lists)."""
-    path = os.fspath(path)
-    with _open(path) as f:
-        size = os.fstat(f.fileno()).st_size
-        n, table, _ = _read_table(path, f, size, MAX_CHECKPOINT_HEADER_BYTES, allow_nan=True)
-        meta = table.get("__metadata__")
-        if not isinstance(meta, dict) or not isinstance(meta.get("qdaed"), str):
-            raise _fail(path, "a safetensors file without a qdaed header; it was not written "
-                              "by qdaed")
-        try:
-            doc = parse_json(meta["qdaed"], allow_nan=True, max_depth=64)
-        except JSONError as exc:
-            raise _fail(path, f"malformed qdaed header ({exc})") from None
-        _check_format(path, doc, CHECKPOINT_FORMAT)
-        state = doc.get("state")
-        if not isinstance(state, dict):
-            raise _fail(path, "malformed qdaed header (no 'state' object); the checkpoint is "
-                              "damaged")
-        f.seek(0)
-        data = f.read()
-    try:
-        arrays = safetensors.numpy.load(data)
-    except Exception as exc:          # truncated or inconsistent tensor table
-        raise _fail(path, f"damaged safetensors data ({exc})") from None
-    return {k: np.require(v, requirements=["C", "W", "O"]) for k, v in arrays.items()}, state
-
-
-# --------------------------------------------------------------------------- file level
-
-
-def _write_bytes(path, data):
+def write_file_bytes(path, data):
     try:
         atomic_write_bytes(path, data)
     except OSError as exc:
@@ -573,7 +312,7 @@ def _write_bytes(path, data):
                              ) from None
 
 
-class _open:
+class open_file:
     """open(path, "rb") with qdaed errors for a missing, non-regular or unreadable file."""
 
     def __init__(self, path):
@@ -595,64 +334,62 @@ class _open:
         self.f.close()
 
 
-def _read_table(path, f, size, limit, allow_nan):
+def read_table(path, f, size, limit, allow_nan):
     """(N, the parsed JSON table, the 8 + N bytes read) of an open safetensors file, reading
     8 + N bytes at most, N checked against ``limit`` and the file size before the table is
     read."""
     not_st = "not a safetensors file (a qdaed model or checkpoint is one)"
     head = f.read(8)
     if len(head) < 8:
-        raise _fail(path, not_st + f": {size} bytes")
+        raise fail(path, not_st + f": {size} bytes")
     (n,) = struct.unpack("<Q", head)
     if n > size - 8:
-        raise _fail(path, not_st + f": its 8-byte header length {n:,} exceeds the file "
+        raise fail(path, not_st + f": its 8-byte header length {n:,} exceeds the file "
                               f"({size:,} bytes)")
     if n > limit:
-        raise _fail(path, f"header length {n:,} bytes, more than a qdaed file may have "
+        raise fail(path, f"header length {n:,} bytes, more than a qdaed file may have "
                           f"({limit:,}); the file is damaged or not a qdaed file")
     raw = f.read(n)
     try:
         table = parse_json(raw, allow_nan=allow_nan, max_depth=4)
     except JSONError as exc:
-        raise _fail(path, not_st + f": its JSON table is not strict JSON ({exc})") from None
+        raise fail(path, not_st + f": its JSON table is not strict JSON ({exc})") from None
     if not isinstance(table, dict):
-        raise _fail(path, not_st + ": its JSON table is not an object")
+        raise fail(path, not_st + ": its JSON table is not an object")
     return n, table, head + raw
 
 
-def _check_format(path, doc, expected):
+def check_format(path, doc, expected):
     version = doc.get("format_version") if isinstance(doc, dict) else None
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise _fail(path, f"format_version: expected an integer >= 1, got {_short(version)} "
+        raise fail(path, f"format_version: expected an integer >= 1, got {short_repr(version)} "
                           f"(malformed qdaed header)")
     fmt = doc.get("format")
     kinds = {MODEL_FORMAT: "a model file", CHECKPOINT_FORMAT: "a training checkpoint"}
     if not isinstance(fmt, str):
-        raise _fail(path, f"format: expected the string {expected!r}, got {_short(fmt)} "
+        raise fail(path, f"format: expected the string {expected!r}, got {short_repr(fmt)} "
                           f"(malformed qdaed header)")
     if fmt != expected:
-        raise _fail(path, f"is {kinds.get(fmt, f'of format {_short(fmt, 40)}')}, expected "
+        raise fail(path, f"is {kinds.get(fmt, f'of format {short_repr(fmt, 40)}')}, expected "
                           f"{kinds[expected]}")
     current = MODEL_FORMAT_VERSION if expected == MODEL_FORMAT else CHECKPOINT_FORMAT_VERSION
     writer = doc.get("writer") if isinstance(doc.get("writer"), str) else "another qdaed"
-    writer = _short(writer, 40)
+    writer = short_repr(writer, 40)
     if version > current:
-        raise _fail(path, f"written in {kinds[expected][2:]} format version {version} (by "
+        raise fail(path, f"written in {kinds[expected][2:]} format version {version} (by "
                           f"{writer}); this qdaed {__version__} reads version {current}: "
                           f"upgrade qdaed")
     if version < current:
         if expected == MODEL_FORMAT:
-            raise _fail(path, f"a model file of format version {version} (written by "
+            raise fail(path, f"a model file of format version {version} (written by "
                               f"{writer}); this qdaed reads version {current} only (tensors "
                               f"by name, SHA-256 checked). Re-create it with this qdaed: re-run "
                               f"the pipeline that trained it (a new --out), or wrap a PyTorch "
                               f"state_dict with `qdaed import`")
-        raise _fail(path, f"a checkpoint of format version {version}; this qdaed reads "
+        raise fail(path, f"a checkpoint of format version {version}; this qdaed reads "
                           f"version {current}: restart the training without --resume")
 
 
-__all__ = ["MODEL_FORMAT_VERSION", "CHECKPOINT_FORMAT_VERSION", "ModelFileContents",
-           "accounted_bytes", "canonical_json", "parse_json", "json_depth", "digest",
-           "check_sha256",
-           "encode_model", "write_model", "read_model", "read_model_document",
-           "save_checkpoint", "load_checkpoint"]
+__all__ = ["MODEL_FORMAT_VERSION", "CHECKPOINT_FORMAT_VERSION", "ModelFileContents", "digest",
+           "check_sha256", "encode_model", "write_model", "read_model", "read_model_document",
+           "open_file", "read_table", "write_file_bytes", "check_format"]

@@ -3,8 +3,9 @@
 :class:`QuantSpec` names the quantized tensors and the quantizer's options (docs/method/quantization.md);
 :func:`quantized_weights` is the single way a model runs on Q_k(w) — a training step of
 quantized distillation or quantization-aware training, the validation of such a step, and
-post-training quantization — with the full-precision weights restored afterwards (even when
-the block raises), and :func:`dequantized_state` the state_dict a deployed model holds.
+the golden vector of one such step — with the full-precision weights restored afterwards
+(even when the block raises); :func:`dequantized_state` is the state_dict a deployed model
+holds (a model file, a PyTorch export) and :func:`deploy_quantized` puts it in a model.
 """
 
 from __future__ import annotations
@@ -45,20 +46,33 @@ class QuantSpec:
                             symmetric=self.symmetric, rng=rng) for n in self.names(params)}
 
 
-def dequantized_state(params, quantized):
+def dequantized_state(params, quantized, dtype=None):
     """``params`` with every tensor of ``quantized`` ({name: QuantizedTensor}) replaced by its
-    dequantized values Q_k(w) (a new dict; ``params`` is not changed)."""
-    return {**params, **{n: q.dequantize() for n, q in quantized.items()}}
+    dequantized values Q_k(w) (a new dict; ``params`` is not changed), as ``dtype`` (default:
+    the dtype each tensor was quantized from)."""
+    return {**params, **{n: q.dequantize(dtype) for n, q in quantized.items()}}
 
 
 @contextmanager
-def quantized_weights(model, quantized):
+def quantized_weights(model, quantized, dtype=None):
     """Run ``model`` on Q_k(w) inside the block: ``model.params`` holds the dequantized values
-    of ``quantized``; on exit the full-precision arrays (yielded, so that an optimiser can
-    update them) are put back."""
+    of ``quantized`` (as ``dtype``, see :func:`dequantized_state`); on exit the full-precision
+    arrays (yielded, so that an optimiser can update them) are put back."""
     master = model.params
-    model.params = dequantized_state(master, quantized)
+    model.params = dequantized_state(master, quantized, dtype)
     try:
         yield master
     finally:
         model.params = master
+
+
+def deploy_quantized(model, spec):
+    """Put Q_k(w) in ``model`` for good (post-training quantization, and the end of a k-bit
+    training schedule): every tensor ``spec`` quantizes is replaced by its dequantized values;
+    returns {name: QuantizedTensor}, the codes a model file stores."""
+    qt = spec.quantize(model.params)
+    model.load_state_dict(dequantized_state(model.state_dict(), qt))
+    return qt
+
+
+__all__ = ["QuantSpec", "deploy_quantized", "dequantized_state", "quantized_weights"]

@@ -47,6 +47,7 @@ from __future__ import annotations
 import numpy as np
 
 from qdaed.errors import InputError
+from qdaed.models.state import StateDict
 from qdaed.nn import batchnorm2d, conv2d, global_avg_pool, linear, maxpool2d, relu
 from qdaed.validate import check_array, check_choice, check_int
 
@@ -108,7 +109,7 @@ def state_shapes(depth=18, num_classes=3, in_channels=1, width=64):
     return shapes
 
 
-class ResNet:
+class ResNet(StateDict):
     """ResNet teacher: ``params`` (trainable, name → array), ``buffers`` (running statistics).
 
     forward(x, train) → (logits, cache); backward(cache, dlogits) → grads keyed like ``params``.
@@ -180,47 +181,16 @@ class ResNet:
         """Number of trainable values (running statistics excluded, as PyTorch counts)."""
         return int(sum(p.size for p in self.params.values()))
 
-    def state_dict(self):
-        """Copies of every parameter and running statistic, torchvision names and order."""
-        return {n: (self.params[n] if n in self.params else self.buffers[n]).copy()
-                for n in self._order}
+    # the state protocol (qdaed.models.state): parameters and running statistics
+    def _state_arrays(self):
+        return {n: self.params[n] if n in self.params else self.buffers[n] for n in self._order}
 
-    def load_state_dict(self, state):
-        """Copy values in by name (in place). Entries named ``*.num_batches_tracked`` are
-        ignored; missing or unexpected names, wrong shapes, non-float or non-finite values and
-        negative running variances raise ``InputError``. Values are cast to the model's dtype."""
-        if not hasattr(state, "keys"):
-            raise InputError(f"state: expected a dict of arrays, got {type(state).__name__}")
-        names = [n for n in state.keys() if not str(n).endswith("num_batches_tracked")]
-        missing = [n for n in self._order if n not in state]
-        unexpected = [n for n in names if n not in self.params and n not in self.buffers]
-        if missing or unexpected:
-            parts = []
-            if missing:
-                parts.append(f"missing {len(missing)} ({', '.join(missing[:5])}"
-                             f"{', …' if len(missing) > 5 else ''})")
-            if unexpected:
-                parts.append(f"unexpected {len(unexpected)} ({', '.join(map(str, unexpected[:5]))}"
-                             f"{', …' if len(unexpected) > 5 else ''})")
-            raise InputError(f"state: names do not match ResNet-{self.depth} "
-                             f"(width {self.width}): " + "; ".join(parts))
-        values = {}
-        for n in self._order:
-            target = self.params[n] if n in self.params else self.buffers[n]
-            v = np.asarray(state[n])
-            if v.shape != target.shape:
-                raise InputError(f"state[{n!r}]: expected shape {target.shape}, got {v.shape}")
-            if v.dtype.kind != "f":
-                raise InputError(f"state[{n!r}]: expected floating-point values, got {v.dtype}")
-            if not np.isfinite(v).all():
-                raise InputError(f"state[{n!r}]: contains NaN or infinity")
-            if n.endswith("running_var") and np.any(v < 0):
-                raise InputError(f"state[{n!r}]: a running variance cannot be negative")
-            values[n] = v
-        # Only after every entry passed: a refused state leaves the model untouched.
-        for n, v in values.items():
-            np.copyto(self.params[n] if n in self.params else self.buffers[n], v,
-                      casting="unsafe")
+    def _state_name(self):
+        return f"ResNet-{self.depth} (width {self.width})"
+
+    def _check_state_entry(self, name, value):
+        if name.endswith("running_var") and np.any(value < 0):
+            raise InputError(f"state[{name!r}]: a running variance cannot be negative")
 
     # ----------------------------------------------------------------------------- sizes
     def feature_size(self, t, f):

@@ -24,6 +24,7 @@ import copy
 import numpy as np
 
 from qdaed.errors import InputError
+from qdaed.models.state import StateDict
 from qdaed.nn import linear, lstm, temporal_pool
 from qdaed.validate import check_array, check_choice, check_int
 
@@ -41,7 +42,7 @@ def state_shapes(input_size, hidden_size, num_layers, num_classes, pooling="mean
     return shapes
 
 
-class StudentLSTM:
+class StudentLSTM(StateDict):
     """LSTM(input_size → hidden_size, num_layers) → pool over time → Linear(hidden_size → num_classes).
 
     Initialisation is PyTorch's default, drawn from ``rng`` (a ``numpy.random.Generator``;
@@ -100,33 +101,13 @@ class StudentLSTM:
         """Number of scalar parameters."""
         return sum(int(np.prod(shape)) for shape in self.parameter_shapes().values())
 
-    def state_dict(self):
-        """A copy of the parameters, {name: array}."""
-        return {name: value.copy() for name, value in self.params.items()}
+    # ---- the state protocol (qdaed.models.state) ------------------------------------------
+    def _state_arrays(self):
+        return self.params
 
-    def load_state_dict(self, state):
-        """Replace every parameter by a copy of ``state[name]``.
-
-        The names must be exactly those of :meth:`parameter_shapes` and each array must have
-        its shape; values are cast to the model's dtype (so a float64 or PyTorch-exported
-        float32 state loads into either precision) and must be finite. Nothing is changed
-        when any check fails.
-        """
-        if not isinstance(state, dict):
-            raise InputError(f"state: expected a dict of arrays, got {type(state).__name__}")
-        shapes = self.parameter_shapes()
-        missing = [n for n in shapes if n not in state]
-        unexpected = sorted(n for n in state if n not in shapes)
-        if missing or unexpected:
-            raise InputError(f"state: does not match this StudentLSTM; missing keys {missing}, "
-                             f"unexpected keys {unexpected}")
-        loaded = {}
-        for name, shape in shapes.items():
-            value = state[name]
-            if isinstance(value, np.ndarray) and value.dtype.kind == "f":
-                value = value.astype(self.dtype)
-            loaded[name] = check_array(name, value, shape=shape, dtype=self.dtype).copy()
-        self.params = loaded
+    def _state_name(self):
+        return (f"this StudentLSTM ({self.num_layers} layer(s), hidden size "
+                f"{self.hidden_size})")
 
     def _split(self, params):
         lstm_p = {n[len(_LSTM):]: v for n, v in params.items() if n.startswith(_LSTM)}

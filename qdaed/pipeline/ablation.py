@@ -24,6 +24,8 @@ import numpy as np
 from qdaed.errors import InputError
 from qdaed.io.atomic import atomic_write_bytes
 from qdaed.pipeline.presets import preset_config, preset_dict
+from qdaed.pipeline.run import run_pipeline
+from qdaed.stats import paired_comparison, t_half_width
 from qdaed.train.recipes import RECIPES, recipe_config
 
 LABELS = {"clean": {"missing": 0.0, "false_positive": 0.0}, "noisy": None}
@@ -49,8 +51,6 @@ def ablation_configs(preset, recipe, seeds, seed=0):
 
 def summarise(results_by_cond, recipe):
     """The ablation table from the two pipelines' results dicts."""
-    from qdaed.stats import paired_comparison, t_half_width
-
     cells = []
     for cond, res in results_by_cond.items():
         by = {m["name"]: m for m in res["models"]}
@@ -100,9 +100,9 @@ def ablation_markdown(summary):
 
 def _plot(summary, path):
     try:
-        import matplotlib
+        import matplotlib  # here: an optional extra, slow to import; plots only
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # here: as matplotlib above
     except ImportError:
         return False
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
@@ -130,8 +130,6 @@ def _plot(summary, path):
 
 def run_ablation(out, preset="demo", recipe="transfer", seeds=5, seed=0, jobs=1,
                  dask_scheduler=None, resume=False, quiet=False, feature_jobs=0):
-    from qdaed.pipeline.run import run_pipeline
-
     out = Path(out)
     if str(out) in ("", "."):
         raise InputError("--out: expected a directory for the ablation")

@@ -19,12 +19,15 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from qdaed.data.manifest import CLASSES
+from qdaed.data.synth import LabelNoise
 from qdaed.errors import InputError
+from qdaed.io.strictjson import parse_json
 from qdaed.models.quantized import QuantSpec
-from qdaed.train.loop import TrainConfig
 from qdaed.pipeline.featuresets import transfer_set_size
+from qdaed.train.loop import TrainConfig
 from qdaed.train.recipes import NO_TRANSFER_RECIPE, DistillSpec, RECIPES, recipe_config
 from qdaed.validate import check_choice, check_float, check_int
 
@@ -41,13 +44,13 @@ def _optional_float(name, value, lo, hi):
 
 def _optional_str(name, value):
     if value is not None and (not isinstance(value, str) or not value):
-        raise InputError(f"{name}: expected a non-empty string or null, got {value!r}")
+        raise InputError.at(name, f"expected a non-empty string or null, got {value!r}")
     return value
 
 
 def _bool(name, value):
     if not isinstance(value, bool):
-        raise InputError(f"{name}: expected true or false, got {value!r}")
+        raise InputError.at(name, f"expected true or false, got {value!r}")
     return value
 
 
@@ -71,18 +74,16 @@ class DataConfig:
                                     # the run is refused before training)
 
     def __post_init__(self):
-        from qdaed.data.synth import LabelNoise
-
         check_choice("source", self.source, SOURCES)
         check_choice("corpus", self.corpus, CORPORA)
         if not isinstance(self.label_noise, dict) or set(self.label_noise) - {
                 "missing", "false_positive"}:
-            raise InputError(f"label_noise: expected an object with 'missing' and "
-                             f"'false_positive', got {self.label_noise!r}")
+            raise InputError.at("label_noise", f"expected an object with 'missing' and "
+                                f"'false_positive', got {self.label_noise!r}")
         try:
             LabelNoise(**self.label_noise)      # the rates' checks live with the corpus
         except InputError as exc:
-            raise InputError(f"label_noise.{exc}") from None
+            raise exc.within("label_noise") from None
         check_int("n_clips", self.n_clips, lo=10, hi=10_000_000)
         check_int("n_transfer", self.n_transfer, lo=0, hi=1_000_000)
         check_float("clip_seconds", self.clip_seconds, lo=0.05, hi=3600.0)
@@ -91,8 +92,8 @@ class DataConfig:
         if (not isinstance(fr, (list, tuple)) or len(fr) != 3
                 or any(check_float("split_fractions", f, lo=0.0, hi=1.0) <= 0 for f in fr)
                 or abs(sum(fr) - 1.0) > 1e-9):
-            raise InputError(f"split_fractions: expected three positive fractions (train, "
-                             f"validation, test) summing to 1, got {fr!r}")
+            raise InputError.at("split_fractions", f"expected three positive fractions (train, "
+                                f"validation, test) summing to 1, got {fr!r}")
         object.__setattr__(self, "split_fractions", tuple(float(f) for f in fr))
         _optional_str("manifest", self.manifest)
         _optional_str("audio_root", self.audio_root)
@@ -134,8 +135,8 @@ class TeacherConfig:
         check_int("width", self.width, lo=1, hi=1024)
         if check_int("pretrain_clips", self.pretrain_clips, lo=0, hi=1_000_000) and \
                 self.pretrain_clips < 50:
-            raise InputError(f"pretrain_clips: 0 (off) or at least 50 (a validation split "
-                             f"with every class), got {self.pretrain_clips}")
+            raise InputError.at("pretrain_clips", f"0 (off) or at least 50 (a validation split "
+                                f"with every class), got {self.pretrain_clips}")
         check_int("pretrain_epochs", self.pretrain_epochs, lo=1, hi=1000)
 
 
@@ -167,21 +168,21 @@ class QuantConfig:
 
     def __post_init__(self):
         if not isinstance(self.bits, (list, tuple)):
-            raise InputError(f"bits: expected a list of bit widths, got {self.bits!r}")
+            raise InputError.at("bits", f"expected a list of bit widths, got {self.bits!r}")
         bits = tuple(check_int("bits", k, lo=1, hi=MAX_BITS) for k in self.bits)
         if len(set(bits)) != len(bits):
-            raise InputError(f"bits: a bit width is listed twice in {list(bits)}")
+            raise InputError.at("bits", f"a bit width is listed twice in {list(bits)}")
         object.__setattr__(self, "bits", bits)
         if not (self.group in ("tensor", "row") or (isinstance(self.group, int)
                                                     and not isinstance(self.group, bool)
                                                     and self.group >= 1)):
-            raise InputError(f"group: expected 'tensor', 'row' or a bucket size >= 1, got "
-                             f"{self.group!r}")
+            raise InputError.at("group", f"expected 'tensor', 'row' or a bucket size >= 1, got "
+                                f"{self.group!r}")
         _bool("symmetric", self.symmetric)
         check_choice("rounding", self.rounding, ("nearest", "stochastic"))
         check_int("seed", self.seed, lo=0, hi=2**63 - 1)
         if self.symmetric and 1 in bits:
-            raise InputError("bits: the symmetric quantizer needs at least 2 bits")
+            raise InputError.at("bits", "the symmetric quantizer needs at least 2 bits")
 
     def spec(self, bits):
         return QuantSpec(bits, group=self.group, symmetric=self.symmetric,
@@ -225,10 +226,10 @@ class RunConfig:
 
     def __post_init__(self):
         if not isinstance(self.preset, str):
-            raise InputError(f"preset: expected a name, got {self.preset!r}")
+            raise InputError.at("preset", f"expected a name, got {self.preset!r}")
         if (not isinstance(self.classes, (list, tuple)) or tuple(self.classes) != CLASSES):
-            raise InputError(f"classes: this qdaed detects {list(CLASSES)}, got "
-                             f"{self.classes!r}")
+            raise InputError.at("classes", f"this qdaed detects {list(CLASSES)}, got "
+                                f"{self.classes!r}")
         object.__setattr__(self, "classes", tuple(self.classes))
         for name in ("train_teacher", "train_student", "train_quant"):
             cfg = getattr(self, name)
@@ -238,29 +239,29 @@ class RunConfig:
             try:
                 cfg.validate()
             except InputError as exc:
-                raise InputError(f"{name}.{exc}") from None
+                raise exc.within(name) from None
         _bool("shared_teacher", self.shared_teacher)
         if self.teacher.pretrain_clips and "oof" in (self.distill.targets, *[
                 RECIPES[r]["targets"] for r in self.extra_recipes if r in RECIPES]):
-            raise InputError("teacher.pretrain_clips: the out-of-fold teachers are not "
-                             "pretrained; use another recipe, or pretrain_clips 0")
+            raise InputError.at("teacher.pretrain_clips", "the out-of-fold teachers are not "
+                                "pretrained; use another recipe, or pretrain_clips 0")
         check_int("threads_per_job", self.threads_per_job, lo=1, hi=1024)
         check_int("seed", self.seed, lo=0, hi=2**31 - 1)
         check_int("seeds", self.seeds, lo=1, hi=10_000)
         if not isinstance(self.extra_recipes, (list, tuple)):
-            raise InputError(f"extra_recipes: expected a list of recipe names, got "
-                             f"{self.extra_recipes!r}")
+            raise InputError.at("extra_recipes", f"expected a list of recipe names, got "
+                                f"{self.extra_recipes!r}")
         for r in self.extra_recipes:
             check_choice("extra_recipes", r, tuple(RECIPES))
         object.__setattr__(self, "extra_recipes", tuple(self.extra_recipes))
         d = self.data
         if d.max_freq is not None and d.max_freq > self.features.high_freq:
-            raise InputError(f"data.max_freq: {d.max_freq:g} Hz is above the mel filters' "
-                             f"high_freq ({self.features.high_freq:g} Hz)")
+            raise InputError.at("data.max_freq", f"{d.max_freq:g} Hz is above the mel filters' "
+                                f"high_freq ({self.features.high_freq:g} Hz)")
         if self.distill.transfer and d.source == "synth" and d.n_transfer == 0:
-            raise InputError(f"distill: recipe {self.distill.recipe!r} needs an unlabelled "
-                             f"transfer set (--transfer N > 0), or a recipe without one "
-                             f"(--recipe paper, oof)")
+            raise InputError.at("distill", f"recipe {self.distill.recipe!r} needs an unlabelled "
+                                f"transfer set (--transfer N > 0), or a recipe without one "
+                                f"(--recipe paper, oof)")
 
     # -- derived values ---------------------------------------------------------------------
     @property
@@ -311,16 +312,16 @@ _NESTED = {"data": DataConfig, "features": FeaturesConfig, "teacher": TeacherCon
 
 def _build(cls, d, where):
     if not isinstance(d, dict):
-        raise InputError(f"{where}: expected an object, got {type(d).__name__}")
+        raise InputError.at(where, f"expected an object, got {type(d).__name__}")
     if cls is DistillSpec:
         try:
             return DistillSpec.from_config(d)
         except InputError as e:
-            raise InputError(f"{where}.{e}") from None
+            raise e.within(where) from None
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(d) - set(names))
     if unknown:
-        raise InputError(f"{where}: unknown field(s) {unknown}; known: {sorted(names)}")
+        raise InputError.at(where, f"unknown field(s) {unknown}; known: {sorted(names)}")
     kw = {}
     for name, value in d.items():
         sub = DistillSpec if (cls is RunConfig and name == "distill") else (
@@ -329,8 +330,7 @@ def _build(cls, d, where):
     try:
         return cls(**kw)
     except InputError as e:
-        msg = str(e)
-        raise InputError(msg if msg.startswith(where) else f"{where}.{msg}") from None
+        raise (e if str(e).startswith(where) else e.within(where)) from None
 
 
 def merge_dicts(base, over):
@@ -382,10 +382,6 @@ def choose_recipe(d, named, fixed=None):
 def read_config_dict(path):
     """The dict of a JSON configuration file: a run's config.json (its ``status`` dropped) or
     a ``--config`` file holding any part of one (merged onto a preset by the caller)."""
-    from pathlib import Path
-
-    from qdaed.io.modelfile import parse_json
-
     try:
         d = parse_json(Path(path).read_bytes())   # strict: no NaN, no duplicate keys
     except (OSError, ValueError) as exc:

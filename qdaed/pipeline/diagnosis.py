@@ -37,18 +37,22 @@ from pathlib import Path
 
 import numpy as np
 
+from qdaed.detector import Detector
 from qdaed.errors import InputError
 from qdaed.io.atomic import atomic_write_text
+from qdaed.io.strictjson import read_json_file
 from qdaed.metrics import compute_metrics
+from qdaed.models.predict import predict_logits
+from qdaed.nn import losses
+from qdaed.nn.losses import sigmoid
 from qdaed.pipeline.config import read_config
 from qdaed.pipeline.stages import targets_path
 from qdaed.stats import paired_comparison
+from qdaed.train import schedules as S
 
 
 def calibration(z, y):
     """{brier, ece, mean_abs, mean_eer} of sigmoid scores σ(z) (N, C) against labels y (N, C)."""
-    from qdaed.nn.losses import sigmoid
-
     q = sigmoid(np.asarray(z, dtype=np.float64))
     y = np.asarray(y, dtype=np.float64)
     bins = np.clip((q * 10).astype(int), 0, 9)
@@ -63,8 +67,6 @@ def calibration(z, y):
 
 def gradient_scales(z_student, z_teacher, y, temperature, lam):
     """Frobenius norms of the two terms of ∂L/∂z_s (docs/method/losses.md)."""
-    from qdaed.nn import losses
-
     _, hc = losses.hard_forward(z_student, y)
     _, sc = losses.soft_forward(z_student, z_teacher, temperature)
     hard = losses.hard_backward(hc, 1.0 - lam)
@@ -95,17 +97,12 @@ def teacher_margin(teacher_scores, student_scores, y, classes):
 
 
 def diagnose(run_dir):
-    from qdaed.detector import Detector
-    from qdaed.nn.losses import sigmoid
-    from qdaed.train import schedules as S
-    from qdaed.models.predict import predict_logits
-
     run = Path(run_dir)
     if not (run / "results.json").is_file() or not (run / "arrays").is_dir():
         raise InputError(f"{run}: not a finished qdaed pipeline run (needs results.json and "
                          f"arrays/)")
     cfg = read_config(run / "config.json")
-    results = json.loads((run / "results.json").read_text())
+    results = read_json_file(run / "results.json", allow_nan=True)
     a = {p.stem: np.load(p, allow_pickle=False) for p in (run / "arrays").glob("*.npy")}
     seed0 = cfg.seed
     teacher = Detector.load(run / "models" / f"seed{seed0}" / "teacher.safetensors")
@@ -150,7 +147,7 @@ def diagnose(run_dir):
         for name in ("student", "distilled", *[f"distilled-{r}" for r in cfg.extra_recipes]):
             hp = run / "models" / f"seed{seed}" / f"{name}.history.json"
             if hp.is_file():
-                h = json.loads(hp.read_text())
+                h = read_json_file(hp, allow_nan=True)
                 stops.append({"seed": seed, "model": name, "best_epoch": h["best_epoch"] + 1,
                               "epochs_run": len(h["val_mean_eer"]),
                               "val_eer_best": min(h["val_mean_eer"]),
@@ -180,7 +177,7 @@ def validation_comparisons(run, cfg):
     for seed in cfg.seed_list:
         for p in (run / "models" / f"seed{seed}").glob("*.history.json"):
             name = p.name[:-len(".history.json")]
-            val.setdefault(name, {})[seed] = min(json.loads(p.read_text())["val_mean_eer"])
+            val.setdefault(name, {})[seed] = min(read_json_file(p, allow_nan=True)["val_mean_eer"])
     pairs = [("distilled", "student")]
     for k in cfg.quant.bits:
         pairs += [(f"qd-{k}bit", "distilled"), (f"qat-{k}bit", f"qd-{k}bit")]

@@ -25,6 +25,7 @@ Configuration: the run's :class:`~qdaed.pipeline.config.EventEvalConfig` (``even
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import importlib.util
 import json
@@ -37,22 +38,19 @@ import soundfile as sf
 
 from qdaed.data.audio import load_clip
 from qdaed.data.manifest import resolve_audio
+from qdaed.data.rates import SAMPLE_RATE
 from qdaed.data.soundscapes import SoundscapeOptions, build, sed_eval_rows
+from qdaed.data.synth import corpus_config, iter_corpus
 from qdaed.errors import DataError
-from qdaed.eventmetrics import event_metrics
-from qdaed.events import scan_events, window_edges
+from qdaed.evaluation import evaluate_events
 from qdaed.features.fbank import lfbe
 from qdaed.io.atomic import atomic_open, atomic_write_text
 from qdaed.streaming import scan_features
-
-SAMPLE_RATE = 16000
 
 
 def recordings(data, event_eval, classes, feature_options):
     """[(raw LFBE (T, F), samples, reference events)] of the run's event recordings, or []
     (manifest data, or switched off). data: DataConfig; event_eval: EventEvalConfig."""
-    from qdaed.data.synth import corpus_config, iter_corpus
-
     if data.source != "synth" or not event_eval.recordings:
         return []
     noise = data.label_noise if data.corpus == "v2" else None
@@ -118,13 +116,11 @@ def manifest_recordings(data, event_eval, classes, feature_options, clips, out_d
 def model_event_metrics(det, recs):
     """Event metrics of one detector on the recordings: sed_eval's segment- and event-based F1
     (:mod:`qdaed.eventmetrics`) and, where ``sed_scores_eval`` is installed, PSDS."""
-    files, tables = [], []
-    for feats, samples, truth in recs:
-        sc = scan_features(det, [feats], samples=samples)
-        files.append((truth, scan_events(sc, det.thresholds, det.classes), samples / SAMPLE_RATE))
-        tables.append((window_edges(sc.window_times(), sc.duration), sc.scores))
-    out = event_metrics(files, det.classes)
-    scores = psds(tables, [(t, d) for t, _, d in files], det.classes)
+    result = evaluate_events(det, [
+        (i, truth, functools.partial(scan_features, det, [feats], samples=samples))
+        for i, (feats, samples, truth) in enumerate(recs)], skip_unreadable=False)
+    out = result.metrics
+    scores = psds(result.tables, [(t, d) for t, _, d in result.files], det.classes)
     if scores is not None:
         out.update(scores)
     return out
@@ -164,7 +160,7 @@ def psds(tables, files, classes):
     sse = sed_scores_eval_module()
     if sse is None:
         return None
-    from sed_scores_eval.base_modules.scores import create_score_dataframe
+    from sed_scores_eval.base_modules.scores import create_score_dataframe  # here: optional
 
     scores, truth, durations = {}, {}, {}
     for i, ((edges, s), (ref, dur)) in enumerate(zip(tables, files)):

@@ -10,7 +10,8 @@ input order, whichever finished first. Three executors, chosen by :class:`Execut
     dask_scheduler            a Dask distributed cluster (``pip install 'qdaed[cluster]'``);
                               ``distributed`` is imported only here, never a requirement
 
-Each job first pins its Numba and BLAS threads (:func:`pin_threads`) to ``threads_per_job``,
+Each job first pins its Numba and BLAS threads (:func:`qdaed.pipeline.threads.pin_threads`,
+through threadpoolctl) to ``threads_per_job``,
 by default the worker's share of the cores: in-process every usable core; a pool
 ``cores // jobs``; a Dask cluster the smallest share of any worker (its host's cores // the
 worker processes on that host). The count is resolved once per sweep (:attr:`JobRunner.threads`)
@@ -41,34 +42,23 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import ctypes
-import glob
-import importlib.util
 import multiprocessing
-import os
 import pickle
-import re
 import sys
 import threading
 import time
 from concurrent import futures as cf
 from dataclasses import dataclass
 
+import numba
+import numpy
+import scipy
+
+from qdaed._version import __version__
 from qdaed.errors import InputError
+from qdaed.pipeline.threads import (available_cores, pin_threads, spawn_environment,
+                                    threads_restored)
 from qdaed.validate import check_float, check_int
-
-# Read by OpenBLAS, MKL, BLIS and OpenMP when their library is loaded.
-_BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
-
-# Library file names, and (setter, getter) symbol names tried in order. The names are those
-# of OpenBLAS builds (plain, 64-bit-integer "64_", and the scipy-openblas wheels that NumPy and
-# SciPy bundle), MKL's single dynamic library and BLIS.
-_BLAS_FILE = re.compile(r"openblas|mkl_rt|libblis", re.IGNORECASE)
-_BLAS_SYMBOLS = [
-    (f"{prefix}_set_num_threads{suffix}", f"{prefix}_get_num_threads{suffix}")
-    for prefix in ("scipy_openblas", "openblas") for suffix in ("64_", "")
-] + [("MKL_Set_Num_Threads", "MKL_Get_Max_Threads"),
-     ("bli_thread_set_num_threads", "bli_thread_get_num_threads")]
 
 # Arrays at least this large are sent to a Dask cluster once (``scatter``), not in every task.
 _SCATTER_BYTES = 1 << 20
@@ -76,15 +66,6 @@ _SCATTER_BYTES = 1 << 20
 # A Dask worker runs one qdaed job at a time whatever its --nthreads: Numba's workqueue
 # threading layer (qdaed's choice) must not be entered by two threads at once.
 _WORKER_LOCK = threading.Lock()
-
-
-def available_cores():
-    """The number of CPUs this process may run on (its affinity mask, not the machine's)."""
-    if hasattr(os, "process_cpu_count"):          # Python >= 3.13
-        return os.process_cpu_count() or 1
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -137,121 +118,8 @@ class ExecutorSpec:
         return max(1, available_cores() // self.workers)
 
 
-# --- thread pinning ---------------------------------------------------------------------------
-
-def _library_paths():
-    """Paths of the shared libraries that may be this process's BLAS."""
-    try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
-            paths = {line.split(None, 5)[5].strip() for line in f
-                     if line.count(" ") >= 5 and "/" in line}
-    except OSError:  # not Linux: the libraries bundled in the NumPy and SciPy wheels
-        paths = set()
-        for package in ("numpy", "scipy"):
-            spec = importlib.util.find_spec(package)
-            if spec is None or not spec.submodule_search_locations:
-                continue
-            root = list(spec.submodule_search_locations)[0]
-            for pattern in (f"{root}.libs/*", f"{root}/.dylibs/*", f"{root}/.libs/*"):
-                paths.update(glob.glob(pattern))
-    return sorted(p for p in paths if _BLAS_FILE.search(os.path.basename(p)))
-
-
-def _loaded_blas():
-    """[(path, setter, getter)] for each BLAS library loaded in this process."""
-    noload = getattr(os, "RTLD_NOLOAD", None)
-    if noload is None:  # Windows: only the environment variables pin the BLAS threads
-        return []
-    found = []
-    for path in _library_paths():
-        try:
-            lib = ctypes.CDLL(path, mode=noload)  # the loaded library; never loads a new one
-        except OSError:
-            continue
-        for set_name, get_name in _BLAS_SYMBOLS:
-            try:
-                setter, getter = getattr(lib, set_name), getattr(lib, get_name)
-            except AttributeError:
-                continue
-            setter.restype, setter.argtypes = None, [ctypes.c_int]
-            getter.restype, getter.argtypes = ctypes.c_int, []
-            found.append((path, setter, getter))
-            break
-    return found
-
-
-def _numba():
-    import qdaed.kernels  # noqa: F401  -- its threading-layer choice, before Numba launches
-    import numba
-    return numba
-
-
-def pin_threads(n):
-    """Use ``n`` threads in Numba's parallel kernels (in the calling thread: Numba's setting
-    is per thread; capped at ``NUMBA_NUM_THREADS``) and in every loaded BLAS (OpenBLAS, MKL,
-    BLIS; process-wide). The BLAS environment variables are set too, for a BLAS loaded later
-    and for child processes. Returns :func:`thread_counts`."""
-    n = check_int("threads", n, lo=1)
-    for var in _BLAS_ENV:
-        os.environ[var] = str(n)
-    numba = _numba()
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    for _, setter, _ in _loaded_blas():
-        setter(n)
-    return thread_counts()
-
-
-def thread_counts():
-    """{"numba": threads of this thread's parallel kernels, "blas": {library file: threads}}."""
-    return {"numba": _numba().get_num_threads(),
-            "blas": {os.path.basename(path): getter() for path, _, getter in _loaded_blas()}}
-
-
-@contextlib.contextmanager
-def _threads_restored():
-    """Put back this process's thread settings (in-process runs pin the caller's threads)."""
-    numba = _numba()
-    env = {var: os.environ.get(var) for var in _BLAS_ENV}
-    numba_threads = numba.get_num_threads()
-    blas = [(setter, getter()) for _, setter, getter in _loaded_blas()]
-    try:
-        yield
-    finally:
-        for var, value in env.items():
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value
-        numba.set_num_threads(numba_threads)
-        for setter, value in blas:
-            setter(value)
-
-
-_ENV_LOCK = threading.Lock()
-
 # Python 3.10's asyncio and concurrent.futures timeouts are not the built-in TimeoutError.
 _TIMEOUTS = (TimeoutError, asyncio.TimeoutError, cf.TimeoutError)
-
-
-@contextlib.contextmanager
-def _spawn_environment(n):
-    """Set the thread variables in os.environ while pool workers are spawned. A spawned worker
-    imports NumPy (with the parent's __main__ module) before any initializer runs, so only the
-    environment it starts with decides how many threads OpenBLAS and Numba create. Only the
-    pool's creation and the submits run inside (milliseconds): meanwhile this process's
-    subprocesses would inherit the variables, and its Numba, were it to re-read its
-    configuration, would refuse the changed NUMBA_NUM_THREADS."""
-    with _ENV_LOCK:
-        saved = {var: os.environ.get(var) for var in (*_BLAS_ENV, "NUMBA_NUM_THREADS")}
-        os.environ.update({var: str(n) for var in saved})
-        try:
-            yield
-        finally:
-            for var, value in saved.items():
-                if value is None:
-                    os.environ.pop(var, None)
-                else:
-                    os.environ[var] = value
 
 
 def _call(fn, threads, args):
@@ -267,11 +135,6 @@ def _call_on_dask_worker(fn, threads, *args):
 
 def _versions():
     """What must match between the client and the workers for identical results."""
-    import numba
-    import numpy
-    import scipy
-
-    from qdaed import __version__
     return {"python": "%d.%d" % sys.version_info[:2], "qdaed": __version__,
             "numpy": numpy.__version__, "numba": numba.__version__, "scipy": scipy.__version__}
 
@@ -349,7 +212,7 @@ def _probe(address, timeout):
     follows it: a port that accepts and never answers (a stalled scheduler, a firewall proxy)
     kept it waiting for minutes. Runs in its own thread and event loop, so it works whether or
     not the caller's thread has an event loop running."""
-    from distributed.comm import connect
+    from distributed.comm import connect  # here: Dask is an optional extra ('cluster')
 
     async def probe():
         comm = await asyncio.wait_for(connect(address, timeout=timeout), timeout)
@@ -361,7 +224,7 @@ def _probe(address, timeout):
 
 def _import_distributed():
     try:
-        import distributed
+        import distributed  # here: Dask is an optional extra ('cluster')
     except ImportError:
         raise InputError("--dask-scheduler: the Dask distributed package is not installed; "
                          "pip install 'qdaed[cluster]'") from None
@@ -423,7 +286,7 @@ class JobRunner:
     def _run_here(self, fn, jobs_args, progress):
         threads = self.spec.local_threads()
         results = []
-        with _threads_restored():
+        with threads_restored():
             for args in jobs_args:
                 results.append(_call(fn, threads, args))
                 if progress is not None:
@@ -436,7 +299,7 @@ class JobRunner:
         pool, futures = None, []
         try:
             # Every worker is spawned by a submit (no fork context, no max_tasks_per_child).
-            with _spawn_environment(threads):
+            with spawn_environment(threads):
                 pool = cf.ProcessPoolExecutor(min(self.spec.workers, len(jobs_args)),
                                               mp_context=context)
                 for args in jobs_args:
@@ -475,7 +338,7 @@ class JobRunner:
     def _inspect_workers(self, client):
         """Check the workers' versions; return the threads per job (the spec's, or the
         smallest share of the cores of any worker)."""
-        from distributed.comm import get_address_host
+        from distributed.comm import get_address_host  # here: optional extra ('cluster')
         info = client.run(_worker_info)
         if not info:
             raise InputError(f"--dask-scheduler: {self.spec.dask_scheduler} has no workers")
@@ -526,5 +389,4 @@ def run_jobs(fn, jobs_args, spec=None, progress=None):
         return runner.run(fn, jobs_args, progress)
 
 
-__all__ = ["ExecutorSpec", "JobRunner", "available_cores", "pin_threads", "run_jobs",
-           "thread_counts"]
+__all__ = ["ExecutorSpec", "JobRunner", "run_jobs"]

@@ -29,20 +29,27 @@ filters at that frequency (e.g. 4000 Hz, the Nyquist frequency of 8 kHz recordin
 
 from __future__ import annotations
 
+import collections
 import hashlib
+import multiprocessing
 import sys
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
+from tqdm import tqdm
 
 from qdaed.data.manifest import UNLABELED, read_manifest
+from qdaed.data.rates import SAMPLE_RATE
 from qdaed.data.splits import check_manifest_groups
+from qdaed.data.synth import CORPORA, LabelNoise, corpus_config, iter_corpus
 from qdaed.errors import DataError, InputError
 from qdaed.features.fbank import LfbeOptions, lfbe, num_frames
-from qdaed.train.dataset import FeatureSet
 from qdaed.features.prepare import fix_length
+from qdaed.features.store import extract_features, load_features
+from qdaed.pipeline.threads import available_cores, pin_threads
+from qdaed.train.dataset import FeatureSet
 from qdaed.validate import check_float, check_int
 
-SAMPLE_RATE = 16000
 
 
 def feature_options(data, features):
@@ -90,8 +97,6 @@ def _synth_chunk(version, seed, seconds, start, n, opts_dict, frames, classes,
                  label_noise=None):
     """LFBE (n, frames, F), observed targets (n, C) and clean targets (n, C) of clips
     start … start+n−1 of corpus ``version`` (a pool job; the serial path runs it too)."""
-    from qdaed.data.synth import corpus_config, iter_corpus
-
     feats = np.empty((n, frames, opts_dict["num_mel_bins"]), dtype=np.float32)
     observed = np.zeros((n, len(classes)), dtype=np.float32)
     clean = np.zeros((n, len(classes)), dtype=np.float32)
@@ -111,8 +116,6 @@ def synth_workers(jobs, total_clips, seconds):
     """Processes for ``total_clips`` synthetic clips of ``seconds`` s: ``jobs``, at most one
     per chunk; jobs 0 = every usable core, except 1 (this process) when the corpus holds
     less than ``_SERIAL_SECONDS`` of audio."""
-    from qdaed.pipeline.executor import available_cores
-
     jobs = check_int("jobs", jobs, lo=0)
     chunks = -(-total_clips // _CHUNK)
     if jobs == 0:
@@ -136,8 +139,6 @@ def _synthetic(d, classes, opts, log, jobs=0):
     test checks it). Memory: the result, (n_clips + n_transfer) x frames x bins float32,
     plus at most a few chunks in flight.
     """
-    from qdaed.data.synth import CORPORA, LabelNoise
-
     version = d.corpus
     if version not in CORPORA:
         raise InputError(f"data.corpus: expected one of {', '.join(CORPORA)}, got {version!r}")
@@ -162,7 +163,6 @@ def _synthetic(d, classes, opts, log, jobs=0):
     noise_arg = None if noise is None else noise.to_dict()
     args = [(version, seed, seconds, s0, m, opts.to_dict(), frames, classes, noise_arg)
             for s0, m in chunks]
-    from tqdm import tqdm
 
     bar = tqdm(total=total, desc="synth+LFBE", unit="clip", file=sys.stderr,
                disable=True if getattr(log, "quiet", False) else None, leave=False)
@@ -192,11 +192,6 @@ def _map_chunks(args, workers):
         for a in args:
             yield _synth_chunk(*a)
         return
-    import collections
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    from qdaed.pipeline.executor import pin_threads
 
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=pin_threads, initargs=(1,))
@@ -235,8 +230,6 @@ def _seeded_split(keys, fractions, seed):
 
 
 def _manifest(d, classes, opts, out, log, jobs):
-    from qdaed.features.store import extract_features, load_features
-
     clips = read_manifest(d.manifest, classes)
     if not clips:
         raise DataError(f"{d.manifest}: the manifest lists no clips")

@@ -18,7 +18,6 @@ size.png          the paper's compression story: mean EER against accounted byte
 from __future__ import annotations
 
 import io
-import json
 import re
 
 import matplotlib
@@ -30,6 +29,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
 from qdaed.io.atomic import atomic_write_bytes  # noqa: E402
+from qdaed.io.strictjson import read_json_file
 from qdaed.metrics import compute_metrics, roc_curve  # noqa: E402
 from qdaed.stats import t_half_width  # noqa: E402
 
@@ -135,7 +135,7 @@ def read_histories(out):
     for path in sorted((out / "models").glob("seed*/*.history.json")):
         seed = int(path.parent.name[4:])
         name = path.name[:-len(".history.json")]
-        found.setdefault(name, []).append((seed, json.loads(path.read_text())))
+        found.setdefault(name, []).append((seed, read_json_file(path, allow_nan=True)))
     return found
 
 

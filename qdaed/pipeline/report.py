@@ -20,6 +20,7 @@ import numpy as np
 
 from qdaed.io.atomic import atomic_write_bytes
 from qdaed.metrics import DECISION_METRICS, METRICS, compute_metrics, decision_metrics
+from qdaed.pipeline.eventeval import model_event_metrics
 from qdaed.stats import (bootstrap_mean_eer_difference, group_bootstrap_mean_eer_difference,
                          paired_comparison, paired_differences)
 
@@ -83,8 +84,6 @@ def build_results(classes, config, versions, runs, test, log=None, events=None, 
             entry[metric] = {c: _aggregate([m[metric][c] for m in per_seed])
                              for c in [*classes, "mean"]}
         if recs:
-            from qdaed.pipeline.eventeval import model_event_metrics
-
             ev = [model_event_metrics(d, recs) for _, d, _ in rows]
             entry["events"] = {f"{kind}_{stat}": _aggregate(
                 [_nan(e[kind]["overall"]["f1"] if stat == "f1" else e[kind]["macro_f1"])
@@ -384,7 +383,7 @@ def write_outputs(out, results, runs, test, log=None):
     atomic_write_bytes(out / "results.json", (json.dumps(results, indent=2) + "\n").encode())
     atomic_write_bytes(out / "results.md", results_markdown(results).encode())
     atomic_write_bytes(out / "scores.csv", scores_csv(runs, test, classes).encode())
-    try:
+    try:   # here: qdaed.pipeline.plots imports matplotlib, an optional extra
         from qdaed.pipeline.plots import write_plots
     except ImportError:  # matplotlib is an optional extra
         if log is not None:

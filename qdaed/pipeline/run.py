@@ -27,20 +27,25 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
+import scipy
 
-from qdaed import __version__
+from qdaed._version import __version__
 from qdaed.data.manifest import read_manifest
 from qdaed.detector import Detector
 from qdaed.errors import DataError, InputError, QdaedError
 from qdaed.features.prepare import Normalizer, fix_length
 from qdaed.io.atomic import atomic_write_text
-from qdaed.pipeline import report
+from qdaed.io.strictjson import read_json_file
+from qdaed.pipeline import eventeval, report
 from qdaed.pipeline.config import DataConfig, RunConfig, read_config_dict
+from qdaed.pipeline.executor import ExecutorSpec, JobRunner
 from qdaed.pipeline.featuresets import load_dataset
 from qdaed.pipeline.stages import (SeedStages, distilled_name, remove_orphan_temporaries,
                                    save_array)
@@ -64,9 +69,6 @@ class Log:
 
 
 def versions():
-    import numba
-    import scipy
-
     return {"qdaed": __version__, "python": platform.python_version(), "numpy": np.__version__,
             "numba": numba.__version__, "scipy": scipy.__version__,
             "machine": platform.machine(), "cpus": os.cpu_count()}
@@ -129,7 +131,6 @@ class _Start:
     def __exit__(self, kind, exc, tb):
         if kind is None or not self.new_run or not issubclass(kind, QdaedError):
             return False
-        import shutil
 
         for name in set(os.listdir(self.out)) - self.before:
             p = self.out / name
@@ -154,8 +155,6 @@ def run_pipeline(cfg, out_dir, resume=False, quiet=False, jobs=1, stop_after=Non
     recipe_choice: how the recipe was chosen (:func:`~qdaed.pipeline.config.choose_recipe`),
     logged and kept in results.json as ``recipe_choice``; None: the configured recipe.
     """
-    from qdaed.pipeline.executor import ExecutorSpec, JobRunner
-
     if not isinstance(cfg, RunConfig):
         raise InputError(f"cfg: expected a RunConfig, got {type(cfg).__name__}")
     out = out_path(out_dir)
@@ -336,8 +335,6 @@ def _pretraining_arrays(cfg, frames, norm, log, jobs=0):
 
 def _event_recordings(cfg, feature_options, log, test_clips, out):
     """(recordings, description) for the event metrics (qdaed.pipeline.eventeval), or None."""
-    from qdaed.pipeline import eventeval
-
     if cfg.data.source == "manifest":
         recs = eventeval.manifest_recordings(cfg.data, cfg.event_eval, cfg.classes,
                                              feature_options, test_clips, out / "soundscapes")
@@ -371,7 +368,7 @@ def _select_distillation(cfg, spec, out, log, resume):
         return chosen
     path = out / "arrays" / "distill_selection.json"
     if path.exists():
-        return json.loads(path.read_text())
+        return read_json_file(path, allow_nan=True)
     stages = SeedStages(cfg, spec, cfg.seed, out, log, resume, [None])
     table = []
     for t, lam in spec.grid:

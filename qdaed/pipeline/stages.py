@@ -26,6 +26,7 @@ from qdaed.detector import Detector
 from qdaed.errors import InputError
 from qdaed.features.prepare import Normalizer
 from qdaed.io.atomic import atomic_open, atomic_write_text
+from qdaed.io.strictjson import read_json_file
 from qdaed.metrics import threshold_at_eer
 from qdaed.train import schedules as S
 from qdaed.train.loop import Distillation
@@ -81,7 +82,7 @@ class SeedStages:
                                load_array(arrays / "norm_std.npy"))
         tpath = arrays / "x_transfer.npy"
         self.x_transfer = load_array(tpath) if tpath.exists() else None
-        self.meta = json.loads((arrays / "meta.json").read_text())
+        self.meta = read_json_file(arrays / "meta.json", allow_nan=True)
         self.models_dir = out / "models" / f"seed{seed}"
         self.ckpt_dir = out / "checkpoints" / f"seed{seed}"
         self.models_dir.mkdir(parents=True, exist_ok=True)

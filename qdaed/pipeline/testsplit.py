@@ -34,14 +34,21 @@ from pathlib import Path
 
 import numpy as np
 
+from qdaed.data.manifest import read_manifest, resolve_manifest, shipped_manifests
+from qdaed.data.rates import SAMPLE_RATE
+from qdaed.data.synth import LabelNoise
+from qdaed.detector import Detector
 from qdaed.errors import DataError, InputError
+from qdaed.features.fbank import LfbeOptions, num_frames
+from qdaed.features.prepare import Normalizer, fix_length
+from qdaed.features.store import extract_features, load_features
+from qdaed.pipeline.config import read_config
+from qdaed.pipeline.featuresets import _CHUNK, _map_chunks, feature_options, synth_workers
 
 SCORE_TOLERANCE = 1e-5
 
 
 def _read_run(run_dir):
-    from qdaed.pipeline.config import read_config
-
     run = Path(run_dir)
     for need in ("config.json", "scores.csv", "arrays/meta.json", "arrays/norm_mean.npy",
                  "arrays/norm_std.npy"):
@@ -78,11 +85,6 @@ def recorded_scores(run):
 
 
 def _synthetic_test(cfg, meta, jobs):
-    from qdaed.data.synth import LabelNoise
-    from qdaed.features.fbank import num_frames
-    from qdaed.pipeline.featuresets import (SAMPLE_RATE, _CHUNK, _map_chunks, feature_options,
-                                            synth_workers)
-
     d = cfg.data
     n = d.n_clips
     n_test = int(round(d.split_fractions[2] * n))
@@ -105,8 +107,6 @@ def _synthetic_test(cfg, meta, jobs):
 
 
 def _manifest_path(recorded, override):
-    from qdaed.data.manifest import resolve_manifest, shipped_manifests
-
     if override is not None:
         return resolve_manifest(override)
     if os.path.isfile(recorded):
@@ -121,11 +121,6 @@ def _manifest_path(recorded, override):
 
 
 def _manifest_test(cfg, meta, names, manifest, audio_root, jobs):
-    from qdaed.data.manifest import read_manifest
-    from qdaed.features.fbank import LfbeOptions
-    from qdaed.features.prepare import fix_length
-    from qdaed.features.store import extract_features, load_features
-
     path = _manifest_path(cfg.data.manifest, manifest)
     root = audio_root if audio_root is not None else cfg.data.audio_root
     if root is None or not os.path.isdir(root):
@@ -156,9 +151,6 @@ def _manifest_test(cfg, meta, names, manifest, audio_root, jobs):
 def run_test_split(run_dir, *, audio_root=None, manifest=None, jobs=1, check_model="distilled"):
     """(x (N, frames, F) float32 normalised, y (N, C) float64, clip names) of a finished run's
     test split (module docstring)."""
-    from qdaed.detector import Detector
-    from qdaed.features.prepare import Normalizer
-
     run, cfg, meta = _read_run(run_dir)
     if cfg.data.source != "manifest" and (audio_root is not None or manifest is not None):
         raise InputError("--audio-root, --manifest: the run uses the synthetic corpus, which "

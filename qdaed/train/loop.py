@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from qdaed.errors import InputError
+from qdaed.io.checkpoint import load_checkpoint, save_checkpoint
 from qdaed.metrics import compute_metrics
 from qdaed.models.predict import model_input, predict_logits
 from qdaed.models.quantized import quantized_weights
@@ -277,8 +278,6 @@ def _validation_eer(model, x, y, quant):
 
 
 def _save_checkpoint(path, model, opt, epoch, best_state, best_eer, bad_epochs, history):
-    from qdaed.io.modelfile import save_checkpoint
-
     arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
     arrays.update({f"opt/{k}": v for k, v in opt.state_dict().items()
                    if isinstance(v, np.ndarray)})
@@ -292,8 +291,6 @@ def _save_checkpoint(path, model, opt, epoch, best_state, best_eer, bad_epochs, 
 
 
 def _load_checkpoint(path, model):
-    from qdaed.io.modelfile import load_checkpoint
-
     arrays, state = load_checkpoint(path)
     model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model/")})
     opt_state = {k[4:]: v for k, v in arrays.items() if k.startswith("opt/")}

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qdaed.errors import InputError
 from qdaed.models import ResNet, StudentLSTM
-from qdaed.models.quantized import QuantSpec, dequantized_state
-from qdaed.train.loop import fit
 from qdaed.models.predict import predict_logits
+from qdaed.models.quantized import QuantSpec, deploy_quantized
+from qdaed.train.loop import fit
 
 
 @dataclass
@@ -91,7 +92,6 @@ def fold_assignment(n, folds, seed):
     """Fold index (0 … folds − 1) of each of n training clips: a seeded permutation dealt
     round-robin, so fold sizes differ by at most one."""
     if not 2 <= folds <= n:
-        from qdaed.errors import InputError
         raise InputError(f"folds: expected 2 <= folds <= {n} training clips, got {folds}")
     fold = np.empty(n, dtype=np.int64)
     fold[np.random.default_rng([seed, 0x00F]).permutation(n)] = np.arange(n) % folds
@@ -121,13 +121,6 @@ def out_of_fold_teacher_logits(split, arch, cfg, folds, x_transfer=None, fold_fi
         if z_u is not None:
             z_u += predict_logits(teacher, x_transfer) / folds
     return z, None if z_u is None else z_u.astype(np.float32), fold
-
-
-def deploy_quantized(model, spec):
-    """Replace every quantized tensor by Q_k(w); return {name: QuantizedTensor}."""
-    qt = spec.quantize(model.params)
-    model.load_state_dict(dequantized_state(model.state_dict(), qt))
-    return qt
 
 
 def quantized_distillation(distilled, split, cfg, distill, spec, **fit_kw):
@@ -213,4 +206,4 @@ def quantization_aware_training(student, split, cfg, spec, **fit_kw):
 __all__ = ["Split", "QuantSpec", "train_teacher", "train_student", "teacher_logits",
            "train_distilled", "fold_assignment", "out_of_fold_teacher_logits",
            "quantized_distillation", "post_training_quantization",
-           "quantization_aware_training", "deploy_quantized"]
+           "quantization_aware_training"]

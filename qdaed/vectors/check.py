@@ -31,10 +31,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from qdaed.io.atomic import atomic_write_text
 from qdaed.vectors.cases import INTEGER_OP
 from qdaed.vectors.format import (VectorsError, dumps, read_case_spec, read_manifest,
                                   read_npy)
-from qdaed.io.atomic import atomic_write_text
 
 
 @dataclass

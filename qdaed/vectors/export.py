@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qdaed import __version__
+from qdaed._version import __version__
 from qdaed.vectors import cases as _cases
+from qdaed.vectors.cases.lfbe import real_case, real_case_name
 from qdaed.vectors.format import (FORMAT_NAME, FORMAT_VERSION, TOLERANCE_RULE, VectorsError,
                                   write_case, write_manifest)
 
@@ -55,8 +56,6 @@ def export(directory, dtype="float32", seed=0, patterns=None, audio=(), force=Fa
     old_manifest = os.path.join(directory, "manifest.json")
     if os.path.exists(old_manifest):   # --force: the old manifest must not outlive its cases
         os.remove(old_manifest)
-
-    from qdaed.vectors.cases.lfbe import real_case, real_case_name
 
     def real(path):
         b = _cases.Builder(real_case_name(path), "lfbe", f"LFBE of the first 2 s of the real "

@@ -41,7 +41,7 @@ import numpy as np
 
 from qdaed.errors import QdaedError
 from qdaed.io.atomic import atomic_write_text, fsync_directory
-from qdaed.io.modelfile import parse_json
+from qdaed.io.strictjson import parse_json
 
 FORMAT_NAME = "qdaed-golden-vectors"
 FORMAT_VERSION = 1

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from qdaed.cli import main
-from qdaed.io.audiofiles import find_audio
+from qdaed.data.audiofiles import find_audio
 from tests.helpers.detectors import student_detector, wav_header
 
 

@@ -9,9 +9,9 @@ import pytest
 
 from qdaed.detector import Detector
 from qdaed.errors import InputError
+from qdaed.formats.tflite_export import export_tflite
 from qdaed.integer import calibrate
-from qdaed.integer.accuracy import integer_accuracy
-from qdaed.io.tflite_export import export_tflite
+from qdaed.pipeline.integer_accuracy import integer_accuracy
 from tests.integer.cases import run_tflm
 from tests.helpers.references import sklearn_eer
 

@@ -12,8 +12,8 @@ import soundfile as sf
 from qdaed.cli import main
 from qdaed.detector import Detector
 from qdaed.features.fbank import LfbeOptions, lfbe
+from qdaed.formats.tflite_export import export_tflite
 from qdaed.integer import calibrate
-from qdaed.io.tflite_export import export_tflite
 from tests.integer.cases import run_tflm
 from tests.io.detectors import resnet, student
 

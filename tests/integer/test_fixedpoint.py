@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from qdaed.errors import InputError
+from qdaed.formats.tflite_export import ModelBuilder
 from qdaed.integer import quantize_multiplier, rescale, sigmoid_int16, tanh_int16
 from qdaed.integer.fixedpoint import tanh_input_params
-from qdaed.io.tflite_export import ModelBuilder
 from tests import naive
 from tests.integer.cases import run_tflm
 

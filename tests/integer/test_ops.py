@@ -8,8 +8,8 @@ import pytest
 from qdaed.errors import InputError
 from qdaed.integer import (FullyConnected, LstmLayer, QuantParams, fully_connected, logistic,
                            lstm_layer, mean_over_time)
+from qdaed.formats.tflite_export import ModelBuilder
 from qdaed.integer.ops import mean_multiplier
-from qdaed.io.tflite_export import ModelBuilder
 from tests import naive
 from tests.integer.cases import random_layer, random_qparams, run_tflm
 

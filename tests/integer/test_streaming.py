@@ -14,11 +14,12 @@ from hypothesis import strategies as st
 from qdaed.cli import main
 from qdaed.errors import InputError
 from qdaed.features.fbank import LfbeOptions, lfbe
+from qdaed.features.streaming import window_ends
+from qdaed.formats.tflite_export import export_tflite
 from qdaed.integer import calibrate, fully_connected, logistic, lstm_layer, mean_over_time
 from qdaed.integer.ops import LstmState
 from qdaed.integer.streaming import IntegerStream, IntegerWindows
-from qdaed.io.tflite_export import export_tflite
-from qdaed.streaming import scan_features, window_ends
+from qdaed.streaming import scan_features
 from tests.integer.cases import random_student, run_tflm
 from tests.io.detectors import student as float_student
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from qdaed.errors import InputError
-from qdaed.io.tflite_export import export_tflite
+from qdaed.formats.tflite_export import export_tflite
 from tests.integer.cases import random_student
 
 schema = pytest.importorskip("tflite_micro.tensorflow.lite.micro.python.schema_py_generated")

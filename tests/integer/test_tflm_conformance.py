@@ -13,8 +13,8 @@ import itertools
 import numpy as np
 import pytest
 
+from qdaed.formats.tflite_export import export_tflite
 from qdaed.integer.calibrate import calibrate
-from qdaed.io.tflite_export import export_tflite
 from qdaed.models.quantized import QuantSpec
 from qdaed.models.student import StudentLSTM
 from tests.integer.cases import random_student, run_tflm

@@ -1,4 +1,4 @@
-"""qdaed.io.header: every field of a model document checked before anything is built.
+"""qdaed.formats.header: every field of a model document checked before anything is built.
 
 Each case edits a saved file's document and recomputes its SHA-256 (tests/io/files.py), so
 the checks of the fields, not the digest, must refuse it, naming the file and the field."""

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from qdaed.cli import main
 from qdaed.detector import Detector
 from qdaed.errors import InputError, ModelFileError
-from qdaed.io import modelfile
-from qdaed.io.modelfile import JSONError, json_depth, parse_json
+from qdaed.io import strictjson
+from qdaed.io.strictjson import JSONError, json_depth, parse_json
 from tests.io import files
 from tests.io.detectors import student
 from tests.io.fuzz_modelfile import adversarial_tables
@@ -157,7 +157,8 @@ def test_the_depth_scan_is_linear_on_1_mib_adversarial_tables(tmp_path):
         "import json, struct, sys, time\n"
         "from qdaed.detector import Detector\n"
         "from qdaed.errors import ModelFileError\n"
-        "from qdaed.io.modelfile import JSONError, MAX_HEADER_BYTES, parse_json\n"
+        "from qdaed.io.modelfile import MAX_HEADER_BYTES\n"
+        "from qdaed.io.strictjson import JSONError, parse_json\n"
         "from tests.io.fuzz_modelfile import adversarial_tables\n"
         "times, loaded = {}, []\n"
         "for name, raw in adversarial_tables().items():\n"
@@ -222,12 +223,12 @@ def test_the_depth_scan_agrees_with_a_character_state_machine_across_block_edges
     # backslashes only inside strings, as JSON has them (outside one the parser stops first);
     # small blocks put the block edges inside escapes, backslash runs and strings
     raw = ("".join(pieces) + tail).encode()
-    real = modelfile._SCAN_BLOCK
+    real = strictjson._SCAN_BLOCK
     try:
-        modelfile._SCAN_BLOCK = block
+        strictjson._SCAN_BLOCK = block
         assert json_depth(raw) == _reference_depth(raw)
     finally:
-        modelfile._SCAN_BLOCK = real
+        strictjson._SCAN_BLOCK = real
 
 
 @pytest.mark.parametrize("raw, depth", [(b"", 0), (b'"[[["', 0), (b'["\\"[", [[]]', 3),

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.conformance
 
 
 class TorchStudent(torch.nn.Module):
-    """The construction the export's state_dict loads into (README, qdaed.io.interchange)."""
+    """The construction the export's state_dict loads into (README, qdaed.formats.interchange)."""
 
     def __init__(self, input_size, hidden_size, num_layers, num_classes, pooling="mean"):
         super().__init__()

@@ -16,10 +16,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qdaed.errors import InputError, ModelFileError
+from qdaed.formats.sizes import accounted_bytes
 from qdaed.io import atomic
-from qdaed.io.modelfile import (MAX_HEADER_BYTES, JSONError, accounted_bytes, encode_model,
-                                load_checkpoint, parse_json, read_model, save_checkpoint,
-                                write_model)
+from qdaed.io.checkpoint import load_checkpoint, save_checkpoint
+from qdaed.io.modelfile import MAX_HEADER_BYTES, encode_model, read_model, write_model
+from qdaed.io.strictjson import JSONError, parse_json
 from qdaed.nn.quant import quantize, tensor_bytes
 from qdaed.train.optim import Adam
 from tests.io import files

@@ -4,8 +4,8 @@ tests/naive.py's sum over every valid filter index."""
 import numpy as np
 import pytest
 
+from qdaed.data.resampler import resample_filter
 from qdaed.kernels.resample import polyphase_block
-from qdaed.streaming import resample_filter
 from tests import naive
 
 

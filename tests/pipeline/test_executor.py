@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from qdaed.errors import InputError, QdaedError
-from qdaed.pipeline.executor import (ExecutorSpec, JobRunner, available_cores, pin_threads,
-                                     run_jobs, thread_counts)
+from qdaed.pipeline.executor import ExecutorSpec, JobRunner, run_jobs
+from qdaed.pipeline.threads import available_cores, pin_threads, thread_counts
 
 CORES = available_cores()
 

@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from qdaed.formats.tflite_export import export_tflite
 from qdaed.integer import calibrate, lstm_layer, mean_over_time, fully_connected, logistic
 from qdaed.integer.fixedpoint import rescale
 from qdaed.integer.ops import FullyConnected, LstmLayer, QuantParams
 from qdaed.integer.student import IntegerStudent
-from qdaed.io.tflite_export import export_tflite
 from qdaed.models.student import StudentLSTM
 from qdaed.vectors.cases import register
 

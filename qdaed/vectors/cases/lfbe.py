@@ -24,10 +24,13 @@ import re
 
 import numpy as np
 
+from qdaed.data.audio import load_clip
+from qdaed.data.rates import SAMPLE_RATE
+from qdaed.data.synth import dog
 from qdaed.features.fbank import LfbeOptions, lfbe, mel_filterbank
 from qdaed.vectors.cases import register
 
-RATE = 16000
+RATE = SAMPLE_RATE
 REAL_SECONDS = 2.0
 LOG_ATOL = 1e-2
 _TOL = (0.0, LOG_ATOL, "log energies: absolute error in the log domain (= relative error of "
@@ -53,8 +56,6 @@ def _signal(b, kind):
     if kind == "one_frame":
         return 0.2 * b.normal(400)
     if kind == "dog":
-        from qdaed.data.synth import dog
-
         x = np.zeros(RATE)
         bark = dog(b.rng, RATE)[:RATE]
         x[:bark.size] = 0.5 * bark / (np.abs(bark).max() + 1e-12)
@@ -108,8 +109,6 @@ def real_case_name(path):
 
 def real_case(b, path):
     """LFBE of the first REAL_SECONDS of a real recording (``qdaed.data.audio.load_clip``)."""
-    from qdaed.data.audio import load_clip
-
     x = load_clip(path, RATE, min_samples=400)[:int(REAL_SECONDS * RATE)]
     b.options["source"] = os.path.basename(os.fspath(path))
     _lfbe_case(b, x.astype(np.float64))

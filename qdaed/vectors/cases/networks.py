@@ -14,8 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from qdaed.detector import Detector
+from qdaed.features.fbank import LfbeOptions, lfbe
+from qdaed.features.prepare import Normalizer
 from qdaed.models import ResNet, StudentLSTM
+from qdaed.models.predict import predict_logits
 from qdaed.vectors.cases import register
+from qdaed.vectors.cases.lfbe import LOG_ATOL
 from qdaed.vectors.tolerance import conditioned_tolerance
 
 
@@ -128,11 +133,6 @@ def _thresholds(rng, scores, margin=0.02):
 def _detector(b):
     """float32, as deployed: PCM-16 → waveform → LFBE → fixed length → normalise → student →
     sigmoid → decisions."""
-    from qdaed.detector import Detector
-    from qdaed.features.fbank import LfbeOptions, lfbe
-    from qdaed.features.prepare import Normalizer
-    from qdaed.vectors.cases.lfbe import LOG_ATOL
-
     classes = ("dog", "baby_cry", "gunshot")
     frames, bins, hidden = 120, 64, 8
     opts = LfbeOptions()
@@ -161,7 +161,6 @@ def _detector(b):
     feats = [lfbe((p.astype(np.float64) / 32768.0).astype(np.float32), 16000, options=opts)
              for p in pcm]
     x = det.prepare(feats)
-    from qdaed.models.predict import predict_logits
 
     logits = predict_logits(det.model, x)
     scores = det.scores(x)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from qdaed.models import StudentLSTM
+from qdaed.models.quantized import quantized_weights
 from qdaed.nn.losses import distillation_loss
 from qdaed.nn.quant import quantize, ste_backward
 from qdaed.train.optim import Adam, clip_grad_norm
@@ -72,14 +73,14 @@ def _qd_step(b, bits, group, temperature, lam, clip, lr):
     y = b.input("y", (b.rng.random((batch, classes)) < 0.4).astype(np.float64))
     names = [n for n, p in master.items() if p.ndim >= 2]
     qts = {n: quantize(master[n].astype(b.dtype), bits, group=group) for n in names}
-    model.params = {**master, **{n: q.dequantize(np.float64) for n, q in qts.items()}}
-    z, cache = model.forward(x, train=True)
-    loss, dz = distillation_loss(z, zt, y, temperature, lam)
-    grads = model.backward(cache, dz)
+    model.params = master
+    with quantized_weights(model, qts, np.float64):      # as fit() runs a k-bit step
+        z, cache = model.forward(x, train=True)
+        loss, dz = distillation_loss(z, zt, y, temperature, lam)
+        grads = model.backward(cache, dz)
     grads.update({n: ste_backward(grads[n], q) for n, q in qts.items()})
     raw = {n: g.copy() for n, g in grads.items()}
     norm = clip_grad_norm(grads, clip)
-    model.params = master
     Adam(master, lr=lr).step(grads)
     note = "one step through a 7-step LSTM"
     for n, q in qts.items():

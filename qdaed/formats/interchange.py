@@ -41,25 +41,25 @@ import os
 import re
 
 import numpy as np
+import safetensors.numpy
 
-from qdaed.errors import InputError
+from qdaed.errors import InputError, ModelFileError
 from qdaed.io.atomic import atomic_write_bytes
+from qdaed.io.modelfile import MAX_CHECKPOINT_HEADER_BYTES, open_file, read_table
+from qdaed.models import ResNet, StudentLSTM
+from qdaed.models.quantized import dequantized_state
+from qdaed.models.registry import architecture_of
+from qdaed.models.resnet import STAGES
 
 
 def torch_state_dict(det):
     """{name: float32 array}: the network's state_dict, k-bit tensors dequantized."""
-    state = det.model.state_dict()
-    for name, q in det.quantized.items():
-        state[name] = q.dequantize(np.float32)
+    state = dequantized_state(det.model.state_dict(), det.quantized, np.float32)
     return {n: np.ascontiguousarray(v, dtype=np.float32) for n, v in state.items()}
 
 
 def export_torch(det, path, source_sha256=None):
     """Write :func:`torch_state_dict` as a safetensors file (atomically) with its metadata."""
-    import safetensors.numpy
-
-    from qdaed.detector import architecture_of
-
     arch, cfg = architecture_of(det.model)
     meta = {"format": "qdaed-torch-export", "architecture": arch, "arch_config": cfg,
             "classes": list(det.classes), "frames": int(det.frames),
@@ -81,15 +81,10 @@ def export_torch(det, path, source_sha256=None):
 
 def read_state(path):
     """A PyTorch state_dict saved as safetensors: {name: float array}; InputError otherwise."""
-    import safetensors.numpy
-
-    from qdaed.io.modelfile import _open, _read_table, MAX_CHECKPOINT_HEADER_BYTES
-    from qdaed.errors import ModelFileError
-
     path = os.fspath(path)
     try:
-        with _open(path) as f:     # bounded, strict header before the tensors are read
-            _read_table(path, f, os.fstat(f.fileno()).st_size, MAX_CHECKPOINT_HEADER_BYTES,
+        with open_file(path) as f:     # bounded, strict header before the tensors are read
+            read_table(path, f, os.fstat(f.fileno()).st_size, MAX_CHECKPOINT_HEADER_BYTES,
                         allow_nan=False)
         state = safetensors.numpy.load_file(path)
     except ModelFileError as exc:
@@ -114,9 +109,6 @@ def model_from_state(state, arch, path="state", pooling="mean", hidden_size=None
     """A StudentLSTM (``arch`` "student") or ResNet ("resnet") holding ``state``; the sizes are
     read from the shapes (and must equal the options given). InputError when the names or
     shapes are not those of the architecture."""
-    from qdaed.models import ResNet, StudentLSTM
-    from qdaed.models.resnet import STAGES
-
     def shape(name):
         if name not in state:
             raise InputError(f"{path}: no tensor {name!r}; not a {arch} state_dict (names: "

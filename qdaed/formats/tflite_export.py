@@ -40,8 +40,9 @@ _NP_TO_TFLITE = {"int8": "INT8", "int16": "INT16", "int32": "INT32", "float32": 
 def _schema():
     """(schema module, flatbuffers module): optional dependencies, imported on first use."""
     try:
-        import flatbuffers
-        from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+        import flatbuffers  # here: optional extra 'tflm', as tflite_micro below
+        from tflite_micro.tensorflow.lite.micro.python import (  # here: optional extra 'tflm'
+            schema_py_generated as schema)
     except ImportError:
         raise InputError("--tflite: needs the tflite-micro package (pip install --pre "
                          "tflite-micro, or qdaed's 'tflm' extra)") from None

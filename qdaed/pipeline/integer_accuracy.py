@@ -29,9 +29,9 @@ import numpy as np
 
 from qdaed.detector import Detector
 from qdaed.errors import InputError
+from qdaed.formats.tflite_export import export_tflite
 from qdaed.integer.calibrate import calibrate
 from qdaed.integer.store import document
-from qdaed.io.tflite_export import export_tflite
 from qdaed.metrics import compute_metrics
 from qdaed.stats import paired_comparison, paired_differences
 from qdaed.validate import check_int

@@ -57,6 +57,9 @@ copy), the network's float32 parameters — for a k-bit tensor 32/k times its pa
 the unpacked codes (one or two bytes per value) — and the initial draw of the network before
 its parameters are loaded: at most about (32/k + 4)× the file's bytes for k-bit tensors and
 4× for float32 ones (k = 1: 36×), never more than the file can prove it holds.
+
+One module of about 500 lines, on purpose: the schema and every check of one document, in
+the order the loader applies them, read in one place by whoever ports the format.
 """
 
 from __future__ import annotations
@@ -67,13 +70,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qdaed.data.rates import SAMPLE_RATE
 from qdaed.errors import InputError, ModelFileError
+from qdaed.features.fbank import LfbeOptions, mel_filterbank
+from qdaed.formats.sizes import shape_bytes
 from qdaed.integer import store as integer_store
+from qdaed.io.modelfile import MAX_MODEL_BYTES, MODEL_FORMAT, MODEL_FORMAT_VERSION
+from qdaed.models.registry import state_shapes_of
+from qdaed.nn.quant import MAX_BITS, ROUNDINGS, num_groups, tensor_bytes
 
 DOCUMENT_FIELDS = ("format", "format_version", "writer", "architecture", "arch_config",
                    "classes", "frames", "features", "thresholds", "quantized", "info")
 OPTIONAL_FIELDS = ("integer",)
-SAMPLE_RATE = 16000
 MAX_FRAMES = 100_000            # 1,000 s at a 10 ms shift
 MAX_CLASSES = 1024
 MAX_NAME = 100                  # characters of a class name
@@ -218,16 +226,10 @@ def _arch(doc):
             out[name] = int(v)
         else:
             out[name] = _int(f"arch_config.{name}", v, *lim)
-    if arch == "StudentLSTM":
-        from qdaed.models.student import state_shapes
-    else:
-        from qdaed.models.resnet import state_shapes
-    return arch, out, state_shapes(**out)
+    return arch, out, state_shapes_of(arch, out)
 
 
 def _features(doc, arch, cfg):
-    from qdaed.features.fbank import LfbeOptions, mel_filterbank
-
     f = doc["features"]
     fields = {fl.name: fl for fl in dataclasses.fields(LfbeOptions)}
     _fields("features", f, tuple(fields))
@@ -321,8 +323,6 @@ def _thresholds(doc, num_classes):
 
 
 def _quantized(doc, shapes):
-    from qdaed.nn.quant import MAX_BITS, ROUNDINGS, num_groups
-
     q = doc["quantized"]
     if not isinstance(q, dict):
         raise HeaderError("quantized", f"expected an object, got {show(q)}")
@@ -371,9 +371,6 @@ def _info(doc):
 
 def validate(doc):
     """Check a parsed document (module docstring); :class:`CheckedDocument` or HeaderError."""
-    from qdaed.io.modelfile import MAX_MODEL_BYTES, MODEL_FORMAT, MODEL_FORMAT_VERSION
-    from qdaed.nn.quant import tensor_bytes
-
     _fields("", doc, DOCUMENT_FIELDS, OPTIONAL_FIELDS)
     if doc["format"] != MODEL_FORMAT or doc["format_version"] != MODEL_FORMAT_VERSION:
         raise HeaderError("format", f"expected {MODEL_FORMAT!r} version "
@@ -386,7 +383,7 @@ def validate(doc):
     features = _features(doc, arch, cfg)
     quantized = _quantized(doc, shapes)
     info = _info(doc)
-    layout, total = [], 0
+    layout, float_sizes, quantized_sizes = [], [], []
     for name, shape in shapes.items():
         n = int(np.prod(shape, dtype=object))
         if name in quantized:
@@ -394,13 +391,13 @@ def validate(doc):
             code_bytes = tensor_bytes(n, q["bits"], 0)
             layout += [(f"{name}.codes", "U8", (code_bytes,)),
                        (f"{name}.scales", "F32", (q["groups"], 2))]
-            total += tensor_bytes(n, q["bits"], q["groups"])
+            quantized_sizes.append((n, q["bits"], q["groups"]))
         else:
             layout.append((name, "F32", tuple(shape)))
-            total += tensor_bytes(n)
+            float_sizes.append(n)
     bins = features["num_mel_bins"]
     layout += [("normalizer.mean", "F32", (bins,)), ("normalizer.std", "F32", (bins,))]
-    total += 2 * tensor_bytes(bins)
+    total = shape_bytes(float_sizes + [bins, bins], quantized_sizes)
     integer, integer_bytes = _integer(doc, arch, cfg)
     if integer is not None:
         extra = integer_store.tensor_layout(cfg["hidden_size"], cfg["input_size"],

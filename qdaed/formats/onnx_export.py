@@ -56,15 +56,21 @@ opset 17, IR version 8.
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 
+from qdaed.data.rates import SAMPLE_RATE
 from qdaed.errors import InputError
-from qdaed.features.fbank import make_options
+from qdaed.features.fbank import make_options, mel_filterbank, window_function
+from qdaed.io.atomic import atomic_write_bytes
+from qdaed.models import ResNet
+from qdaed.models.registry import architecture_of
+from qdaed.models.resnet import block_layout
 
 OPSET = 17
 IR_VERSION = 8
-FRONTEND_RATE = 16000       # qdaed.data.audio.TARGET_RATE: every recording is resampled to it
+FRONTEND_RATE = SAMPLE_RATE     # every recording is resampled to it (qdaed.data.rates)
 RESAMPLING = ("scipy.signal.resample_poly(x, up, down) with up = 16000 / g, down = rate / g, "
               "g = gcd(16000, rate), scipy's default filter (Kaiser window, beta 5), float64; "
               "none at 16000 Hz")
@@ -74,9 +80,8 @@ STATE_DOC = {"h": "(num_layers, 1, hidden_size) float32, zeros at the start of a
 
 
 def _onnx():
-    # onnx is an optional extra: imported here, not at module top
     try:
-        import onnx
+        import onnx  # here: an optional extra (conformance), slow to import
     except ImportError:
         raise InputError("--onnx: needs the onnx package (pip install onnx, or qdaed's "
                          "'conformance' extra)") from None
@@ -208,8 +213,6 @@ class _Graph:
         """Raw LFBE (W, F) float32 of a window's 16 kHz samples (float64, (n,)), computed as
         ``qdaed.features.fbank.lfbe`` computes them (float64 throughout, float32 at the end),
         then cut or looped to the model's W frames (``fix_length``)."""
-        from qdaed.features.fbank import mel_filterbank, window_function
-
         opts = make_options(**self.det.features)
         length, shift, nfft = opts.frame_sizes(FRONTEND_RATE)
         x = samples
@@ -278,8 +281,6 @@ class _Graph:
                        name, epsilon=1e-5)
 
     def resnet(self, x):
-        from qdaed.models.resnet import block_layout
-
         m = self.det.model
         y = self.op("Unsqueeze", [x, self.axes([1])], "one_channel")
         y = self.op("Relu", [self.bn("bn1", self.conv("conv1", y, 7, 2, 3))])
@@ -329,8 +330,6 @@ def _metadata(det, source_sha256, frontend):
             "features": json.dumps(det.features, sort_keys=True),
             "source_sha256": source_sha256 or ""}
     if frontend:
-        from qdaed.detector import architecture_of
-
         opts = make_options(**det.features)
         length, shift, _ = opts.frame_sizes(FRONTEND_RATE)
         arch, cfg = architecture_of(det.model)
@@ -347,8 +346,6 @@ def _metadata(det, source_sha256, frontend):
 def build_onnx(det, source_sha256=None, frontend=False):
     """The detector as an ``onnx.ModelProto`` (module docstring); ``frontend``: from a
     window's 16 kHz samples, the student with its (h, c) state (module docstring)."""
-    from qdaed.models import ResNet
-
     onnx = _onnx()
     if frontend:
         check_frontend(det)
@@ -396,10 +393,6 @@ def build_onnx(det, source_sha256=None, frontend=False):
 
 def export_onnx(det, path, source_sha256=None, frontend=False):
     """Write :func:`build_onnx` to ``path`` atomically."""
-    import os
-
-    from qdaed.io.atomic import atomic_write_bytes
-
     data = build_onnx(det, source_sha256, frontend).SerializeToString()
     try:
         atomic_write_bytes(path, data)
