@@ -31,7 +31,7 @@ def shape_bytes(float_sizes: Iterable[int], quantized_sizes: Iterable[tuple[int,
 def accounted_bytes(tensors: dict[str, np.ndarray], quantized: dict[str, Any]) -> int:
     """Bytes a device must store (docs/method/size.md) for these float and quantized tensors.
 
-    The sum of :func:`qdaed.nn.quant.tensor_bytes` over the tensors (:func:`shape_bytes`):
+    The sum of :func:`qdaed.nn.quant.tensor_bytes` over the tensors (``shape_bytes``):
     float32 at 4 bytes per value, k-bit at ceil(n·k/8) + 8 per group. This is also the size of
     a model file's data section.
 
