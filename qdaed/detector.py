@@ -296,6 +296,6 @@ class Detector:
 
 
 def load(path: str | os.PathLike[str], expect_sha256: str | None = None) -> Detector:
-    """A :class:`Detector` from a model file (:meth:`Detector.load`; with ``expect_sha256``,
+    """A :class:`Detector` from a model file (:meth:`~qdaed.detector.Detector.load`; with ``expect_sha256``,
     the file's SHA-256 must be that digest). ``qdaed.load`` is this function."""
     return Detector.load(path, expect_sha256=expect_sha256)

@@ -85,3 +85,22 @@ def summary_table(name, rows=SUMMARY_ROWS):
         out.append(f"| {model} | {m['bits'] or 32} | {m['bytes']:,} | {value} | "
                    f"{ref or ''} | {diff} |")
     return "\n".join(out)
+
+
+def ablation(name="ablation"):
+    """The committed ablation's table, as ``qdaed ablate`` writes ``ablation.md``, made again
+    from its ``ablation.json`` by ``qdaed.pipeline.ablation.ablation_markdown``."""
+    from qdaed.pipeline.ablation import ablation_markdown
+
+    summary = json.loads((RUNS / name / "ablation.json").read_text())
+    lines = [line for line in ablation_markdown(summary).splitlines() if not line.startswith("# ")]
+    return Markdown("\n".join(lines))
+
+
+def ablation_cell(labels, cell, name="ablation"):
+    """One cell of the committed ablation (its ablation.json record)."""
+    summary = json.loads((RUNS / name / "ablation.json").read_text())
+    for c in summary["cells"]:
+        if c["labels"] == labels and c["cell"] == cell:
+            return c
+    raise KeyError(f"{name}: no cell {labels}/{cell}")
