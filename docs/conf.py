@@ -34,6 +34,7 @@ extensions = [
     "numpydoc",
     "sphinx.ext.mathjax",
     "sphinx-mathjax-offline",  # MathJax 3 from the package, copied into _static: no network
+    "sourceinclude",  # literalinclude :no-docstring: (docs/_ext): source under its autodoc entry
 ]
 
 exclude_patterns = ["_build", "jupyter_execute", ".jupyter_cache", "**/.ipynb_checkpoints",
