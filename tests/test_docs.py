@@ -79,3 +79,17 @@ def test_a_broken_internal_link_fails_the_docs_build(tmp_path):
 def test_a_passing_page_builds(tmp_path):
     run = _build(tmp_path, HEADER + "```{code-cell} python\nassert 1 + 1 == 2\n```\n")
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_source_under_its_autodoc_entry_leaves_the_docstring_out(tmp_path):
+    """The method pages show a function's docstring once: ``literalinclude :no-docstring:``
+    (docs/_ext/sourceinclude.py) cuts it from the source shown under the autodoc entry."""
+    (tmp_path / "mod.py").write_text(
+        'def f(x):\n    """DOCSTRING-MARK, one line\n\n    and a second paragraph."""\n'
+        '    y = x + 1\n    return y\n')
+    run = _build(tmp_path, "# Page\n\n```{literalinclude} ../mod.py\n:language: python\n"
+                           ":pyobject: f\n:no-docstring:\n```\n")
+    assert run.returncode == 0, run.stdout + run.stderr
+    html = (tmp_path / "out" / "page.html").read_text()
+    assert "DOCSTRING-MARK" not in html and "second paragraph" not in html
+    assert "def" in html and "return" in html
