@@ -29,7 +29,7 @@ LAYERS = {
     6: ["qdaed.integer"],
     7: ["qdaed.formats"],
     8: ["qdaed.streaming"],
-    9: ["qdaed.detector"],
+    9: ["qdaed.detector", "qdaed.detection"],
     10: ["qdaed.train"],
     11: ["qdaed.pipeline", "qdaed.vectors"],
     12: ["qdaed.commands"],
