@@ -29,7 +29,7 @@ def test_python_api_example_runs(tmp_path, capsys):
     assert env["scores"].shape == (3,) and env["frame_scores"].shape[1] == 3
     assert env["times"].shape == (env["window_scores"].shape[0], 2)
     # the scores equal what `qdaed detect` prints for the same file
-    from qdaed.commands.detect import detect_file
+    from qdaed.detection import detect_file
     from qdaed.streaming import Bounds
 
     got = detect_file(env["det"], wav, None, Bounds())["scores"]
@@ -41,7 +41,8 @@ def test_inference_does_not_import_training():
     import sys
 
     code = ("import sys, numpy as np\nimport qdaed\nfrom qdaed.detector import Detector\n"
-            "import qdaed.streaming, qdaed.events, qdaed.eventmetrics, qdaed.commands.detect\n"
+            "import qdaed.streaming, qdaed.events, qdaed.eventmetrics, qdaed.detection,"
+            " qdaed.commands.detect\n"
             "print(sorted(m for m in sys.modules if m.startswith('qdaed.train')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout

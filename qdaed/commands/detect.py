@@ -1,5 +1,6 @@
 """``qdaed detect MODEL AUDIO...``: per-class scores, decisions and events for recordings of
-any length (``qdaed.streaming``: whole file, in blocks, sliding windows).
+any length (``qdaed.detection`` over ``qdaed.streaming``: whole file, in blocks, sliding
+windows).
 
 AUDIO: files, or folders searched recursively for audio files (``qdaed.data.audiofiles``).
 ``--jobs N`` scores files in N processes; the output is the same, in the same order. For the
@@ -14,9 +15,6 @@ reason, the others are scored); 2 no file could be scored, or a usage or model-f
 
 from __future__ import annotations
 
-import concurrent.futures
-import csv
-import io
 import json
 import os
 import sys
@@ -25,27 +23,17 @@ from tqdm import tqdm
 
 from qdaed.commands.options import EVENT_OPTIONS, check_event_options, common
 from qdaed.data.audiofiles import find_audio
-from qdaed.data.rates import SAMPLE_RATE
+from qdaed.detection import result_text, results_csv, results_in_order, summary_line
 from qdaed.detector import Detector
 from qdaed.errors import DataError
-from qdaed.events import EventOptions, scan_events, window_edges
+from qdaed.events import EventOptions
 from qdaed.io.atomic import atomic_write_text
 from qdaed.io.paths import check_output_dir, check_output_file, display_path
 from qdaed.io.sedformats import check_names, events_tsv, file_names, score_file_name, score_table
-from qdaed.streaming import Bounds, hop_frames, integer_student, scan_file
+from qdaed.streaming import Bounds, hop_frames, integer_student
 from qdaed.validate import check_float, check_int
 
 EXIT_SOME_FAILED = 3
-CSV_COLUMNS = ("file", "record", "class", "score", "detected", "onset", "offset", "message")
-# sample rates resampled to 16 kHz without a note (the usual recording rates); any other
-# rate, and any mixdown of several channels, is noted in the result
-USUAL_RATES = (16000, 22050, 24000, 32000, 44100, 48000)
-# the reason of a skipped file for the summary line: the first of these found in its message
-SKIP_REASONS = (("missing", "missing"), ("not a regular file", "not a file"),
-                ("truncated", "truncated"), ("empty", "empty"), ("sample rate", "sample rate"),
-                ("channels", "channels"), ("--max-duration", "too long"),
-                ("--max-size", "too large"), ("non-finite", "non-finite samples"),
-                ("too short", "too short"), ("unreadable", "unreadable"))
 
 
 def register(sub):
@@ -96,113 +84,6 @@ def register(sub):
     p.set_defaults(func=_run)
 
 
-def detect_file(det, path, hop, bounds, event_options=None, table=False, integer=False):
-    """The result object of one file (what ``--json`` prints); DataError if unreadable.
-    table: also the window stretches' edges and window scores under ``"_table"`` (for
-    ``--scores-dir``; not printed); integer: score with the model's integer student."""
-    sc = scan_file(det, path, hop=hop, bounds=bounds, integer=integer)
-    scores = sc.file_scores
-    present = det.decisions(scores[None])[0]
-    out = {"file": display_path(path), "duration": round(sc.duration, 4),
-           "windows": int(len(sc.starts)),
-           "scores": dict(zip(det.classes, map(float, scores))),
-           "detected": [c for c, p in zip(det.classes, present) if p]}
-    if event_options is not None:
-        out["events"] = scan_events(sc, det.thresholds, det.classes, event_options)
-    notes = ([sc.note()] if sc.short else []) + input_notes(sc.channels, sc.sample_rate)
-    if notes:
-        out["note"] = "; ".join(notes)
-    if table:
-        out["_table"] = (window_edges(sc.window_times(), sc.duration), sc.scores)
-    return out
-
-
-def input_notes(channels, rate):
-    """What was done to a recording before the front end that a user should know: a mixdown
-    of several channels, a resampling from a rate other than ``USUAL_RATES``."""
-
-    notes = []
-    if channels > 1:
-        notes.append(f"{channels} channels mixed down to mono (their mean)")
-    if rate < SAMPLE_RATE:
-        notes.append(f"upsampled from {rate} Hz to {SAMPLE_RATE} Hz: the model sees nothing "
-                     f"above {rate // 2} Hz")
-    elif rate not in USUAL_RATES:
-        notes.append(f"resampled from {rate} Hz to {SAMPLE_RATE} Hz")
-    return notes
-
-
-def skip_reason(message):
-    """The short reason of a skipped file's message (without its file name), for the
-    summary line."""
-    return next((reason for key, reason in SKIP_REASONS if key in message), "other")
-
-
-# ---- one file, in this process or a worker -------------------------------------------------
-
-_WORKER = {}
-
-
-def _init_worker(det, hop, bounds, event_options, table, integer=False):
-    _WORKER.update(det=det, hop=hop, bounds=bounds, event_options=event_options, table=table,
-                   integer=integer)
-
-
-def _detect_or_error(path):
-    """detect_file with the worker's settings; an unreadable file gives ``{"file", "error",
-    "_reason"}`` instead of raising."""
-    w = _WORKER
-    try:
-        return detect_file(w["det"], path, w["hop"], w["bounds"], w["event_options"],
-                           w["table"], integer=w["integer"])
-    except DataError as exc:
-        text = str(exc)
-        own = os.fspath(path) + ": "
-        return {"file": display_path(path), "error": display_path(text),
-                "_reason": skip_reason(text[len(own):] if text.startswith(own) else text)}
-
-
-def results_in_order(paths, jobs, settings):
-    """Result objects of ``paths``, in their order, from ``jobs`` processes (1: this one);
-    ``settings``: (detector, hop, bounds, event options, table, integer) of
-    :func:`detect_file`."""
-    if jobs == 1 or len(paths) < 2:
-        _init_worker(*settings)
-        yield from map(_detect_or_error, paths)
-        return
-
-    with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(paths)),
-                                                initializer=_init_worker,
-                                                initargs=settings) as pool:
-        yield from pool.map(_detect_or_error, paths)
-
-
-def csv_rows(result):
-    """CSV rows (``CSV_COLUMNS``) of one result object."""
-    f = result["file"]
-    if "error" in result:
-        return [[f, "error", "", "", "", "", "", result["error"]]]
-    rows = [[f, "score", c, repr(s), int(c in result["detected"]), "", "",
-             result.get("note", "")] for c, s in result["scores"].items()]
-    rows += [[f, "event", e["class"], repr(e["score"]), 1, e["onset"], e["offset"], ""]
-             for e in result.get("events", [])]
-    return rows
-
-
-def _text(result):
-    if "error" in result:
-        return None
-    cols = "  ".join(f"{c}={s:.3f}{'*' if c in result['detected'] else ''}"
-                     for c, s in result["scores"].items())
-    lines = [f"{result['file']}: {cols}"]
-    if "note" in result:
-        lines.append(f"  note: {result['note']}")
-    for e in result.get("events", []):
-        lines.append(f"  {e['class']} {e['onset']:.2f}-{e['offset']:.2f} s "
-                     f"(peak {e['score']:.3f})")
-    return "\n".join(lines)
-
-
 def _run(args):
     check_float("--max-duration", args.max_duration, 0.0, lo_open=True)
     check_int("--max-size", args.max_size, lo=1)
@@ -222,26 +103,25 @@ def _run(args):
     if args.integer:
         integer_student(det)
     hop = hop_frames(det, args.hop)
-    settings = (det, hop, bounds, event_options, args.scores_dir is not None,
-                args.integer)
     for folder, reason in found.unreadable:
         print(f"qdaed detect: skipped the folder {display_path(folder)}: unreadable ({reason})",
               file=sys.stderr)
     results = []
     with _Progress(len(paths), args.no_progress) as progress:
-        for res, name in zip(results_in_order(paths, jobs, settings), names):
-            table = res.pop("_table", None)
-            reason = res.pop("_reason", None)
-            if table is not None:
-                write_score_table(args.scores_dir, name, table, det.classes)
-            results.append((res, name, reason))
-            shown = {k: v for k, v in res.items() if k != "events" or args.events}
-            if reason is not None:
-                progress.print(f"qdaed detect: skipped {res['error']}", sys.stderr)
+        for res, name in zip(results_in_order(paths, det, hop=hop, bounds=bounds,
+                                              event_options=event_options,
+                                              table=args.scores_dir is not None,
+                                              integer=args.integer, jobs=jobs), names):
+            if res.table is not None:
+                write_score_table(args.scores_dir, name, res.table, det.classes)
+            results.append((res, name))
+            shown = res.shown(args.events)
+            if res.reason is not None:
+                progress.print(f"qdaed detect: skipped {res.record['error']}", sys.stderr)
             if args.json:
                 progress.print(json.dumps(shown), sys.stdout)
             else:
-                text = _text(shown)
+                text = result_text(shown)
                 if text:
                     progress.print(text, sys.stdout)
             progress.step()
@@ -316,16 +196,12 @@ def write_tables(args, results):
     """--csv and --events-tsv of every file's result, each written atomically."""
     files = []
     if args.csv is not None:
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(CSV_COLUMNS)
-        for res, _, _ in results:
-            w.writerows(csv_rows({k: v for k, v in res.items()
-                                  if k != "events" or args.events}))
-        files.append(("--csv", args.csv, buf.getvalue()))
+        files.append(("--csv", args.csv,
+                      results_csv(res.shown(args.events) for res, _ in results)))
     if args.events_tsv is not None:
         files.append(("--events-tsv", args.events_tsv,
-                      events_tsv([(name, res.get("events", [])) for res, name, _ in results])))
+                      events_tsv([(name, res.record.get("events", []))
+                                  for res, name in results])))
     for option, path, text in files:
         try:
             atomic_write_text(path, text)
@@ -336,28 +212,8 @@ def write_tables(args, results):
 
 def summary(results, found):
     """Print the summary line on stderr; the exit status."""
-    skipped = [reason for _, _, reason in results if reason is not None]
-    counts = {}
-    for reason in skipped:
-        counts[reason] = counts.get(reason, 0) + 1
-    why = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
-    extra = []
-    if found.unreadable:
-        extra.append(f"{len(found.unreadable)} folder(s) unreadable")
-    if found.empty:
-        extra.append(f"{len(found.empty)} folder(s) without audio files")
-    if found.ignored:
-        extra.append(f"{found.ignored} other file(s) in the folders are not audio by their "
-                     f"extension")
-    tail = "".join(f"; {e}" for e in extra)
-    n, bad = len(results), len(skipped)
-    if bad == n:
-        print(f"qdaed detect: none of the {n} file(s) could be scored ({why}){tail}",
-              file=sys.stderr)
+    reasons = [res.reason for res, _ in results if res.reason is not None]
+    print(f"qdaed detect: {summary_line(len(results), reasons, found)}", file=sys.stderr)
+    if len(reasons) == len(results):
         return 2
-    if bad:
-        print(f"qdaed detect: {n - bad} of {n} file(s) scored, {bad} skipped ({why}){tail}",
-              file=sys.stderr)
-        return EXIT_SOME_FAILED
-    print(f"qdaed detect: {n} file(s) scored{tail}", file=sys.stderr)
-    return EXIT_SOME_FAILED if found.unreadable else 0
+    return EXIT_SOME_FAILED if reasons or found.unreadable else 0

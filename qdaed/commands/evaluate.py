@@ -16,24 +16,23 @@ over the others); 2 a usage, manifest or model-file error, or no clip readable.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import tempfile
-from collections import Counter
 
 import numpy as np
 
 from qdaed.commands.options import EVENT_OPTIONS, check_event_options, common
-from qdaed.data.manifest import Clip, read_manifest, resolve_audio, resolve_manifest
+from qdaed.data.manifest import read_manifest, resolve_audio, resolve_manifest
 from qdaed.detector import Detector
 from qdaed.errors import DataError, InputError
-from qdaed.evaluation import evaluate_events
+from qdaed.evaluation import evaluate_events, match_reference, reference_clips
 from qdaed.eventmetrics import manifest_events
 from qdaed.events import EventOptions
 from qdaed.features.fbank import LfbeOptions
 from qdaed.features.store import extract_features, load_features
-from qdaed.io.paths import check_output_dir, display_path
+from qdaed.io.paths import check_output_dir
 from qdaed.io.sedformats import read_events_tsv
+from qdaed.io.strictjson import nan_to_none
 from qdaed.metrics import compute_metrics, decision_metrics
 from qdaed.streaming import hop_frames, scan_file
 from qdaed.validate import check_int
@@ -64,44 +63,6 @@ def register(sub):
                         "(1 s segments) and event-based F1 (collar 0.2 s, offset 50%%)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.set_defaults(func=_run)
-
-
-def reference_clips(reference, classes):
-    """Clips of an event list without a manifest: one per file, in the list's order, its
-    path the filename, its labels the classes (of ``classes``) of its events."""
-    return [Clip(line=i + 2, labels=tuple(c for c in classes
-                                          if any(e["class"] == c for e in events)),
-                 path=name) for i, (name, events) in enumerate(reference.items())]
-
-
-def match_reference(reference, clips, classes, source):
-    """{clip path: reference events of ``classes``}: each clip's events from the event list,
-    found under the clip's path or, failing that, its file name when no other clip has it;
-    a clip the list does not name has none. DataError when the list names none of the
-    clips."""
-    base = Counter(os.path.basename(c.path or "") for c in clips)
-    truth, used = {}, set()
-    for clip in clips:
-        name = clip.path or ""
-        key = name if name in reference else os.path.basename(name)
-        if key in reference and (key == name or base[key] == 1):
-            used.add(key)
-            truth[clip.path] = [e for e in reference[key] if e["class"] in classes]
-        else:
-            truth[clip.path] = []
-    if not used:
-        raise DataError(f"--reference-tsv {display_path(source)}: names none of the "
-                        f"{len(clips)} clip(s) (by manifest path or file name)")
-    return truth
-
-
-def _clean(v):
-    """NaN → None, recursively (strict JSON)."""
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, float) and v != v:
-        return None
-    return v
 
 
 def _run(args):
@@ -163,7 +124,7 @@ def _run(args):
             print(f"skipped {name} (events): {reason}", file=sys.stderr)
         result["events"] = ev.metrics
     if args.json:
-        print(json.dumps(_clean(result)))
+        print(json.dumps(nan_to_none(result)))
     else:
         print(f"{len(feats)} clips evaluated ({len(report.bad)} skipped); labels: the "
               "manifest's clean_labels where given, else labels")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 
-from qdaed.data.synth import LabelNoise
 from qdaed.errors import InputError
 from qdaed.validate import check_float, check_int
 
@@ -83,23 +82,4 @@ def check_event_options(args):
     check_float("--min-duration", args.min_duration, 0.0)
 
 
-def parse_label_noise(text, option="--label-noise", default_false_positive=0.02):
-    """``"MISSING[,FALSE_POSITIVE]"`` → ``{"missing": m, "false_positive": f}`` (checked;
-    FALSE_POSITIVE omitted: ``default_false_positive``)."""
-    try:
-        rates = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise InputError(f"{option}: expected MISSING[,FALSE_POSITIVE] such as 0.2,0.02, "
-                         f"got {text!r}") from None
-    if len(rates) not in (1, 2):
-        raise InputError(f"{option}: expected one or two rates, got {text!r}")
-    if len(rates) == 1:
-        rates.append(default_false_positive)
-    try:
-        noise = LabelNoise(*rates)
-    except InputError as exc:
-        raise InputError(f"{option}: {exc}") from None
-    return {"missing": noise.missing, "false_positive": noise.false_positive}
-
-
-__all__ = ["COMMON", "EVENT_OPTIONS", "check_event_options", "common", "parse_label_noise"]
+__all__ = ["COMMON", "EVENT_OPTIONS", "check_event_options", "common"]

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from qdaed.commands.options import common, parse_label_noise
-from qdaed.data.manifest import resolve_manifest
+from qdaed.commands.options import common
 from qdaed.errors import InputError
 from qdaed.io.paths import check_output_dir
-from qdaed.pipeline.config import RunConfig, choose_recipe, merge_dicts, read_config_dict
+from qdaed.pipeline.config import (RunConfig, choose_recipe, merge_dicts, option_overrides,
+                                   read_config_dict)
 from qdaed.pipeline.presets import PRESETS, preset_dict
 from qdaed.pipeline.run import run_pipeline
-from qdaed.train.recipes import (MAX_TEMPERATURE, MIN_TEMPERATURE, RECIPES, check_temperature,
-                                 recipe_config)
+from qdaed.train.recipes import MAX_TEMPERATURE, MIN_TEMPERATURE, RECIPES
 from qdaed.validate import check_int
 
 
@@ -19,17 +18,11 @@ def _bits(text):
     try:
         bits = [int(b) for b in text.split(",") if b.strip()]
     except ValueError:
-        raise InputError(f"--bits: expected comma-separated integers such as 8,4,2, "
-                         f"got {text!r}") from None
+        raise InputError.at("--bits", f"expected comma-separated integers such as 8,4,2, "
+                                      f"got {text!r}") from None
     if not bits:
-        raise InputError("--bits: expected at least one bit width")
+        raise InputError.at("--bits", "expected at least one bit width")
     return bits
-
-
-def _label_noise(text, default_false_positive):
-    """``MISSING[,FALSE_POSITIVE]`` → the config's label_noise dict (FALSE_POSITIVE omitted:
-    the preset's)."""
-    return parse_label_noise(text, "--label-noise", default_false_positive)
 
 
 def register(sub):
@@ -97,71 +90,15 @@ _OPTION_OF = {"quant.bits": "--bits", "seeds": "--seeds", "seed": "--seed",
 
 
 def _option_overrides(args, base):
-    """The command line's options as a partial config dict (applied over ``base``)."""
-    over, data, distill = {}, {}, {}
-    if args.seeds is not None:
-        over["seeds"] = args.seeds
-    if args.seed is not None:
-        over["seed"] = args.seed
-    if args.bits is not None:
-        over["quant"] = {"bits": _bits(args.bits)}
-    if args.recipe is not None:
-        distill.update(recipe_config(args.recipe))
-    if args.temperature is not None:
-        distill["temperature"] = check_temperature("--temperature", args.temperature)
-    if args.lam is not None:
-        distill["lam"] = args.lam
-    if args.tune:
-        distill["tune"] = True
-    if getattr(args, "corpus", None) is not None:
-        data["corpus"] = args.corpus
-    if getattr(args, "label_noise", None) is not None:
-        if data.get("corpus", base["data"]["corpus"]) != "v2":
-            raise InputError("--label-noise: only corpus v2 has label noise (corpus v1's "
-                             "labels are clean)")
-        data["label_noise"] = _label_noise(args.label_noise,
-                                           base["data"]["label_noise"]["false_positive"])
-    if getattr(args, "transfer", None) is not None:
-        data["n_transfer"] = args.transfer
-    if args.clips is not None:
-        data["n_clips"] = args.clips
-    preset_reads_manifest = base["data"]["source"] == "manifest"
-    if args.manifest is not None and args.audio_root is None:
-        raise InputError("--manifest and --audio-root go together")
-    if args.audio_root is not None and args.manifest is None and not preset_reads_manifest:
-        raise InputError("--manifest and --audio-root go together (or a preset of real "
-                         "recordings: --preset real --audio-root DIR)")
-    if preset_reads_manifest and args.manifest is None:
-        if args.audio_root is None:
-            raise InputError(f"--audio-root: preset {base.get('preset')} trains on the real "
-                             f"recordings its manifest ({base['data']['manifest']}) lists; "
-                             f"give the folder that holds them (for the real corpus: the "
-                             f"folder with audio/urbansound8k, audio/donateacry, audio/esc10)")
-        for opt in ("corpus", "label_noise", "transfer", "clips"):
-            if getattr(args, opt, None) is not None:
-                raise InputError(f"--{opt.replace('_', '-')}: applies to the synthetic corpus, "
-                                 f"not to preset {base.get('preset')}'s recordings")
-        data.update(manifest=resolve_manifest(base["data"]["manifest"]),
-                    audio_root=str(args.audio_root))
-    if args.manifest is not None:
-        for opt in ("corpus", "label_noise", "transfer", "clips"):
-            if getattr(args, opt, None) is not None:
-                raise InputError(f"--{opt.replace('_', '-')}: applies to the synthetic corpus, "
-                                 f"not to --manifest (a manifest's transfer set is its rows "
-                                 f"with split 'unlabeled')")
-        data.update(source="manifest", manifest=resolve_manifest(args.manifest),
-                    audio_root=str(args.audio_root), n_transfer=0)
-    if getattr(args, "skip_missing", False):
-        data["skip_missing"] = True
-    if args.max_freq is not None:
-        data["max_freq"] = args.max_freq
-    if args.equal_seconds is not None:
-        data["equal_seconds"] = args.equal_seconds
-    if data:
-        over["data"] = data
-    if distill:
-        over["distill"] = distill
-    return over
+    """The command line's options as a partial config dict (applied over ``base``;
+    :func:`~qdaed.pipeline.config.option_overrides` checks them)."""
+    return option_overrides(
+        base, seeds=args.seeds, seed=args.seed,
+        bits=None if args.bits is None else _bits(args.bits), recipe=args.recipe,
+        temperature=args.temperature, lam=args.lam, tune=args.tune, corpus=args.corpus,
+        label_noise=args.label_noise, transfer=args.transfer, clips=args.clips,
+        manifest=args.manifest, audio_root=args.audio_root, skip_missing=args.skip_missing,
+        max_freq=args.max_freq, equal_seconds=args.equal_seconds)
 
 
 def resolve_config(args):

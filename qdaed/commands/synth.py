@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-from qdaed.commands.options import common, parse_label_noise
+from qdaed.commands.options import common
 from qdaed.data.rates import SAMPLE_RATE
-from qdaed.data.synth import corpus_config, write_corpus
+from qdaed.data.synth import corpus_config, parse_label_noise, write_corpus
 from qdaed.errors import InputError
 from qdaed.io.paths import check_output_dir
 from qdaed.validate import check_int

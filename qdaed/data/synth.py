@@ -207,6 +207,45 @@ class LabelNoise:
         return f"missing positives {miss}, false positives {100 * self.false_positive:g}%"
 
 
+def parse_label_noise(text, option="--label-noise", default_false_positive=0.02):
+    """Label noise written as an option's value: ``"MISSING[,FALSE_POSITIVE]"``.
+
+    Parameters
+    ----------
+    text : str
+        One or two comma-separated rates.
+    option : str
+        The option's name, for the error messages.
+    default_false_positive : float
+        The false-positive rate when ``text`` gives only the missing rate.
+
+    Returns
+    -------
+    dict
+        ``{"missing": m, "false_positive": f}``, checked as :class:`LabelNoise` checks them.
+
+    Raises
+    ------
+    InputError
+        ``text`` is not one or two numbers, or a rate is out of [0, 1); the message names
+        ``option``.
+    """
+    try:
+        rates = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise InputError(f"{option}: expected MISSING[,FALSE_POSITIVE] such as 0.2,0.02, "
+                         f"got {text!r}") from None
+    if len(rates) not in (1, 2):
+        raise InputError(f"{option}: expected one or two rates, got {text!r}")
+    if len(rates) == 1:
+        rates.append(default_false_positive)
+    try:
+        noise = LabelNoise(*rates)
+    except InputError as exc:
+        raise InputError(f"{option}: {exc}") from None
+    return {"missing": noise.missing, "false_positive": noise.false_positive}
+
+
 NO_NOISE = LabelNoise(0.0, 0.0)
 
 

@@ -49,6 +49,28 @@ def to_json(name, obj, allow_nan):
         raise InputError(f"{name}: cannot be written as JSON ({exc})") from None
 
 
+def nan_to_none(v):
+    """``v`` with every NaN float of it, in nested dicts too, replaced by None: metrics that
+    are undefined (a class without positives) written as strict JSON's ``null``.
+
+    Parameters
+    ----------
+    v : object
+        A value; dicts are walked (a new dict, the same keys in their order), anything else
+        but a NaN float is returned as it is.
+
+    Returns
+    -------
+    object
+        ``v`` without NaN.
+    """
+    if isinstance(v, dict):
+        return {k: nan_to_none(x) for k, x in v.items()}
+    if isinstance(v, float) and v != v:
+        return None
+    return v
+
+
 class JSONError(ValueError):
     """Strict-parse failure (message says what and where)."""
 
@@ -201,4 +223,4 @@ def read_json_file(path: str, what: str | None = None, allow_nan: bool = False) 
 
 
 __all__ = ["JSONError", "MAX_JSON_DEPTH", "MAX_NUMBER_CHARS", "canonical_json", "json_depth",
-           "parse_json", "read_json_file", "short_repr", "to_json"]
+           "nan_to_none", "parse_json", "read_json_file", "short_repr", "to_json"]

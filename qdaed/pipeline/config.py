@@ -21,14 +21,15 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qdaed.data.manifest import CLASSES
-from qdaed.data.synth import LabelNoise
+from qdaed.data.manifest import CLASSES, resolve_manifest
+from qdaed.data.synth import LabelNoise, parse_label_noise
 from qdaed.errors import InputError
 from qdaed.io.strictjson import parse_json
 from qdaed.models.quantized import QuantSpec
 from qdaed.pipeline.featuresets import transfer_set_size
 from qdaed.train.loop import TrainConfig
-from qdaed.train.recipes import NO_TRANSFER_RECIPE, DistillSpec, RECIPES, recipe_config
+from qdaed.train.recipes import (NO_TRANSFER_RECIPE, DistillSpec, RECIPES, check_temperature,
+                                 recipe_config)
 from qdaed.validate import check_choice, check_float, check_int
 
 SOURCES = ("synth", "manifest")
@@ -377,6 +378,133 @@ def choose_recipe(d, named, fixed=None):
         f"({distill.recipe}) needs an unlabelled transfer set, but {where} has {how}; "
         f"--recipe names another"))
     return d, choice
+
+
+def option_overrides(base, *, seeds=None, seed=None, bits=None, recipe=None, temperature=None,
+                     lam=None, tune=False, corpus=None, label_noise=None, transfer=None,
+                     clips=None, manifest=None, audio_root=None, skip_missing=False,
+                     max_freq=None, equal_seconds=None):
+    """The ``qdaed pipeline`` options as a partial config dict, checked against each other and
+    against ``base``.
+
+    Each value is its option's (``--seeds`` … ``--equal-seconds``); None (False for the
+    flags) where the option was not given. The rules: a manifest needs its audio folder,
+    a preset of real recordings needs ``audio_root`` and takes no synthetic-corpus option
+    (corpus, label noise, transfer, clips), nor does ``manifest``; only corpus v2 has label
+    noise; the temperature is in range.
+
+    Parameters
+    ----------
+    base : dict
+        The configuration the options apply over (the preset merged with ``--config``).
+    seeds, seed : int, optional
+        The number of seeds and the first seed.
+    bits : list of int, optional
+        Bit widths (checked by :class:`QuantConfig`).
+    recipe : str, optional
+        A distillation recipe of :data:`~qdaed.train.recipes.RECIPES`: its whole
+        ``distill`` section.
+    temperature, lam : float, optional
+        Distillation temperature and weight, over the recipe's.
+    tune : bool
+        Choose T and λ on the validation split.
+    corpus : str, optional
+        The synthetic corpus, ``"v1"`` or ``"v2"``.
+    label_noise : str, optional
+        Corpus v2's label noise, ``"MISSING[,FALSE_POSITIVE]"``
+        (:func:`~qdaed.data.synth.parse_label_noise`; FALSE_POSITIVE omitted: ``base``'s).
+    transfer, clips : int, optional
+        Synthetic transfer clips and clips.
+    manifest : str, optional
+        A manifest's path or a shipped manifest's name
+        (:func:`~qdaed.data.manifest.resolve_manifest`).
+    audio_root : str or os.PathLike, optional
+        The folder of the manifest's (or the preset's manifest's) recordings.
+    skip_missing : bool
+        Train without missing or unreadable clips.
+    max_freq, equal_seconds : float, optional
+        The band-limit and equal-length controls.
+
+    Returns
+    -------
+    dict
+        The fields the options set (``seeds``, ``seed``, ``quant``, ``data``, ``distill``),
+        to merge over ``base`` (:func:`merge_dicts`).
+
+    Raises
+    ------
+    InputError
+        An option that does not go with the others or with ``base``; raised with the
+        option's name as ``field`` (:meth:`~qdaed.errors.InputError.at`) where the message
+        names one option.
+    """
+    over, data, distill = {}, {}, {}
+    if seeds is not None:
+        over["seeds"] = seeds
+    if seed is not None:
+        over["seed"] = seed
+    if bits is not None:
+        over["quant"] = {"bits": bits}
+    if recipe is not None:
+        distill.update(recipe_config(recipe))
+    if temperature is not None:
+        distill["temperature"] = check_temperature("--temperature", temperature)
+    if lam is not None:
+        distill["lam"] = lam
+    if tune:
+        distill["tune"] = True
+    if corpus is not None:
+        data["corpus"] = corpus
+    if label_noise is not None:
+        if data.get("corpus", base["data"]["corpus"]) != "v2":
+            raise InputError.at("--label-noise", "only corpus v2 has label noise (corpus v1's "
+                                                 "labels are clean)")
+        data["label_noise"] = parse_label_noise(label_noise, "--label-noise",
+                                                base["data"]["label_noise"]["false_positive"])
+    if transfer is not None:
+        data["n_transfer"] = transfer
+    if clips is not None:
+        data["n_clips"] = clips
+    synthetic = {"--corpus": corpus, "--label-noise": label_noise, "--transfer": transfer,
+                 "--clips": clips}
+    preset_reads_manifest = base["data"]["source"] == "manifest"
+    if manifest is not None and audio_root is None:
+        raise InputError("--manifest and --audio-root go together")
+    if audio_root is not None and manifest is None and not preset_reads_manifest:
+        raise InputError("--manifest and --audio-root go together (or a preset of real "
+                         "recordings: --preset real --audio-root DIR)")
+    if preset_reads_manifest and manifest is None:
+        if audio_root is None:
+            raise InputError.at("--audio-root", f"preset {base.get('preset')} trains on the real "
+                                f"recordings its manifest ({base['data']['manifest']}) lists; "
+                                f"give the folder that holds them (for the real corpus: the "
+                                f"folder with audio/urbansound8k, audio/donateacry, "
+                                f"audio/esc10)")
+        for option, value in synthetic.items():
+            if value is not None:
+                raise InputError.at(option, f"applies to the synthetic corpus, not to preset "
+                                            f"{base.get('preset')}'s recordings")
+        data.update(manifest=resolve_manifest(base["data"]["manifest"]),
+                    audio_root=str(audio_root))
+    if manifest is not None:
+        for option, value in synthetic.items():
+            if value is not None:
+                raise InputError.at(option, "applies to the synthetic corpus, not to "
+                                            "--manifest (a manifest's transfer set is its rows "
+                                            "with split 'unlabeled')")
+        data.update(source="manifest", manifest=resolve_manifest(manifest),
+                    audio_root=str(audio_root), n_transfer=0)
+    if skip_missing:
+        data["skip_missing"] = True
+    if max_freq is not None:
+        data["max_freq"] = max_freq
+    if equal_seconds is not None:
+        data["equal_seconds"] = equal_seconds
+    if data:
+        over["data"] = data
+    if distill:
+        over["distill"] = distill
+    return over
 
 
 def read_config_dict(path):

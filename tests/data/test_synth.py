@@ -126,7 +126,7 @@ def test_synth_command_writes_manifest_with_ground_truth(tmp_path, capsys):
 
 from qdaed.data import synth  # noqa: E402
 from qdaed.data.synth import (LabelNoise, corpus_clip, corpus_config, format_events,  # noqa: E402
-                              iter_corpus, observe_labels)
+                              iter_corpus, observe_labels, parse_label_noise)
 
 # sha256 of pcm16 bytes + repr((labels, events, background, sample_rate)) of clips made by the
 # code before corpus v2 existed (git ee6fc9c), as (seed, index, duration): v1 must not change.
@@ -283,6 +283,21 @@ def test_zero_rates_observe_exactly_the_truth():
 def test_bad_noise_rates_are_input_errors_naming_the_field(kwargs, field):
     with pytest.raises(InputError, match=rf"^{field}: a noise rate must be in \[0, 1\)"):
         LabelNoise(**kwargs)
+
+
+def test_label_noise_from_an_options_text():
+    assert parse_label_noise("0.3") == {"missing": 0.3, "false_positive": 0.02}
+    assert parse_label_noise("0.3", default_false_positive=0.1) == {"missing": 0.3,
+                                                                     "false_positive": 0.1}
+    assert parse_label_noise(" 0,0.05") == {"missing": 0.0, "false_positive": 0.05}
+    for text, message in (("a,b", "--noise: expected MISSING[,FALSE_POSITIVE] such as "
+                                  "0.2,0.02, got 'a,b'"),
+                          ("0.1,0.1,0.1", "--noise: expected one or two rates, got "
+                                          "'0.1,0.1,0.1'"),
+                          ("1", "--noise: missing: a noise rate must be in [0, 1), got 1.0")):
+        with pytest.raises(InputError) as err:
+            parse_label_noise(text, "--noise")
+        assert str(err.value) == message
 
 
 def test_bad_noise_shapes_and_corpus_configs_are_input_errors():

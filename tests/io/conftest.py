@@ -40,3 +40,43 @@ def audio(tmp_path_factory):
         sf.write(d / name, _signal(rng, seconds, rate, channels), rate, subtype=subtype)
         files[name] = str(d / name)
     return files
+
+
+# The detectors the interchange examples are checked on (examples/onnx_detect.py through
+# ``export --onnx --with-frontend``, examples/torch_detect.py through ``export --torch``):
+# name -> (the examples that run it, a fresh detector). torch_detect.py implements the HTK
+# mel filterbank only; the ONNX graph every front-end option.
+INTERCHANGE_DETECTORS = {
+    "float student, 2 layers": (("onnx", "torch"), lambda: student(None, hidden=12, layers=2)),
+    "4-bit student, max pooling": (("onnx", "torch"),
+                                   lambda: student(4, hidden=12, layers=2, pooling="max")),
+    "3-bit student, buckets, last": (("onnx", "torch"),
+                                     lambda: student(3, hidden=6, pooling="last", group=7)),
+    "ResNet-18 teacher": (("onnx", "torch"), lambda: resnet(18, width=4)),
+    "ResNet-50 teacher": (("torch",), lambda: resnet(50, width=2)),
+    # every front-end option the graph implements, away from qdaed's defaults
+    "student, another front end": (("onnx",), lambda: student(None, hidden=8, features=dict(
+        window="hamming", fft_size=None, frame_length_ms=32.0, mel_scale="slaney",
+        mel_norm="slaney", use_power=False, int16_scale=True, remove_dc=False,
+        preemphasis=0.0, high_freq=-400.0, low_freq=60.0))),
+    "student, no log": (("onnx",), lambda: student(None, hidden=8, features=dict(
+        window="blackman", blackman_coeff=0.4, use_log=False, preemphasis=0.5))),
+}
+
+
+def _run_by(example):
+    return [name for name, (examples, _) in INTERCHANGE_DETECTORS.items() if example in examples]
+
+
+@pytest.fixture(scope="module", params=_run_by("onnx"))
+def onnx_detector(request):
+    """Each detector of ``INTERCHANGE_DETECTORS`` that examples/onnx_detect.py runs (a new
+    one, not saved; the test's id names it)."""
+    return INTERCHANGE_DETECTORS[request.param][1]()
+
+
+@pytest.fixture(params=_run_by("torch"))
+def torch_detector(request):
+    """Each detector of ``INTERCHANGE_DETECTORS`` that examples/torch_detect.py runs (a new
+    one, not saved; the test's id names it)."""
+    return INTERCHANGE_DETECTORS[request.param][1]()

@@ -17,7 +17,7 @@ import pytest
 from qdaed.cli import main
 from qdaed.detector import Detector
 from qdaed.streaming import scan_file
-from tests.io.detectors import resnet, student
+from tests.io.detectors import student
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -26,25 +26,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 DRIVER = os.path.join(ROOT, "examples", "onnx_detect.py")
 TOL = 1e-5
 
-DETECTORS = {
-    "float student, 2 layers": lambda: student(None, hidden=12, layers=2),
-    "4-bit student, max pooling": lambda: student(4, hidden=12, layers=2, pooling="max"),
-    "3-bit student, buckets, last": lambda: student(3, hidden=6, pooling="last", group=7),
-    "ResNet-18 teacher": lambda: resnet(18, width=4),
-    # every front-end option the graph implements, away from qdaed's defaults
-    "student, another front end": lambda: student(None, hidden=8, features=dict(
-        window="hamming", fft_size=None, frame_length_ms=32.0, mel_scale="slaney",
-        mel_norm="slaney", use_power=False, int16_scale=True, remove_dc=False,
-        preemphasis=0.0, high_freq=-400.0, low_freq=60.0)),
-    "student, no log": lambda: student(None, hidden=8, features=dict(
-        window="blackman", blackman_coeff=0.4, use_log=False, preemphasis=0.5)),
-}
-
-
-@pytest.fixture(scope="module", params=list(DETECTORS))
-def exported(request, tmp_path_factory):
+@pytest.fixture(scope="module")
+def exported(onnx_detector, tmp_path_factory):
     d = tmp_path_factory.mktemp("onnx")
-    DETECTORS[request.param]().save(d / "m.safetensors")
+    onnx_detector.save(d / "m.safetensors")
     assert main(["export", str(d / "m.safetensors"), "--onnx", str(d / "m.onnx"),
                  "--with-frontend"]) == 0
     return str(d / "m.safetensors"), str(d / "m.onnx")

@@ -8,7 +8,9 @@ import pytest
 from qdaed.cli import main
 from qdaed.errors import InputError
 from qdaed.models.quantized import QuantSpec
-from qdaed.pipeline.config import DataConfig, QuantConfig, RunConfig, merge_dicts
+from qdaed.data.manifest import resolve_manifest
+from qdaed.pipeline.config import (DataConfig, QuantConfig, RunConfig, merge_dicts,
+                                   option_overrides)
 from qdaed.pipeline.presets import PRESETS, preset_config, preset_dict
 from qdaed.train.loop import TrainConfig
 from qdaed.train.recipes import DistillSpec
@@ -146,3 +148,67 @@ def test_option_errors_name_the_option(tmp_path, capsys, args, needle):
     status = main(["pipeline", "--preset", "tiny", "--out", str(tmp_path / "run"), *args])
     err = capsys.readouterr().err
     assert status == 2 and needle in err and "Traceback" not in err, err
+
+
+# ---- the pipeline's options as config overrides, checked against each other -------------
+
+def _synth_base(**data):
+    return {"preset": "tiny", "data": {"source": "synth", "corpus": "v2", "manifest": None,
+                                       "label_noise": {"missing": 0.2, "false_positive": 0.05},
+                                       **data}}
+
+
+def test_no_option_is_no_override():
+    assert option_overrides(_synth_base()) == {}
+
+
+def test_options_become_the_fields_they_set():
+    over = option_overrides(_synth_base(), seeds=3, seed=7, bits=[4, 2], temperature=1.5,
+                            lam=0.25, tune=True, corpus="v2", label_noise="0.1",
+                            transfer=0, clips=40, skip_missing=True, max_freq=4000.0,
+                            equal_seconds=2.0)
+    assert over == {"seeds": 3, "seed": 7, "quant": {"bits": [4, 2]},
+                    "distill": {"temperature": 1.5, "lam": 0.25, "tune": True},
+                    "data": {"corpus": "v2", "n_transfer": 0, "n_clips": 40,
+                             "label_noise": {"missing": 0.1, "false_positive": 0.05},
+                             "skip_missing": True, "max_freq": 4000.0,
+                             "equal_seconds": 2.0}}
+    recipe = option_overrides(_synth_base(), recipe="paper", lam=0.75)["distill"]
+    assert recipe["recipe"] == "paper" and recipe["lam"] == 0.75
+
+
+def test_a_manifest_with_its_folder_replaces_the_synthetic_corpus(tmp_path):
+    over = option_overrides(_synth_base(), manifest="real_audio", audio_root=tmp_path)
+    assert over == {"data": {"source": "manifest", "manifest": resolve_manifest("real_audio"),
+                             "audio_root": str(tmp_path), "n_transfer": 0}}
+    real = _synth_base(source="manifest", manifest="real_corpus")
+    assert option_overrides(real, audio_root=tmp_path) == {"data": {
+        "manifest": resolve_manifest("real_corpus"), "audio_root": str(tmp_path)}}
+
+
+@pytest.mark.parametrize("base,options,field,message", [
+    ({"corpus": "v1"}, dict(label_noise="0.1"), "--label-noise",
+     "--label-noise: only corpus v2 has label noise (corpus v1's labels are clean)"),
+    ({}, dict(corpus="v1", label_noise="0.1"), "--label-noise",
+     "--label-noise: only corpus v2 has label noise (corpus v1's labels are clean)"),
+    ({}, dict(manifest="m.csv"), None, "--manifest and --audio-root go together"),
+    ({}, dict(audio_root="."), None,
+     "--manifest and --audio-root go together (or a preset of real recordings: --preset real "
+     "--audio-root DIR)"),
+    ({}, dict(manifest="m.csv", audio_root=".", clips=20), "--clips",
+     "--clips: applies to the synthetic corpus, not to --manifest (a manifest's transfer set "
+     "is its rows with split 'unlabeled')"),
+    ({"source": "manifest", "manifest": "real_corpus"}, {}, "--audio-root",
+     "--audio-root: preset tiny trains on the real recordings its manifest (real_corpus) "
+     "lists; give the folder that holds them (for the real corpus: the folder with "
+     "audio/urbansound8k, audio/donateacry, audio/esc10)"),
+    ({"source": "manifest", "manifest": "real_corpus"}, dict(audio_root=".", corpus="v1"),
+     "--corpus", "--corpus: applies to the synthetic corpus, not to preset tiny's recordings"),
+    ({"source": "manifest", "manifest": "real_corpus"},
+     dict(audio_root=".", transfer=5, clips=20), "--transfer",
+     "--transfer: applies to the synthetic corpus, not to preset tiny's recordings"),
+])
+def test_options_that_do_not_go_together_name_the_option(base, options, field, message):
+    with pytest.raises(InputError) as err:
+        option_overrides(_synth_base(**base), **options)
+    assert str(err.value) == message and err.value.field == field
