@@ -39,6 +39,10 @@ def _parse():
     p.add_argument("--blas-floor", action="store_true",
                    help="also time qdaed's step with the LSTM cell kernels replaced by no-ops: "
                         "its BLAS calls alone, the floor of the per-step-GEMM design")
+    p.add_argument("--python-loop", action="store_true",
+                   help="also time qdaed's step with its loop over time in Python (the "
+                        "reference, QDAED_LSTM_STEPS=python) instead of one compiled call "
+                        "per layer")
     p.add_argument("--interleave", action="store_true",
                    help="time every implementation in this one process, interleaved (the "
                         "default runs each in a fresh subprocess: in one process torch's "
@@ -55,6 +59,7 @@ import numpy as np  # noqa: E402
 from bench.naive_lstm import bce_grad  # noqa: E402
 from bench.naive_lstm import lstm_training_step as naive_step  # noqa: E402
 from qdaed.models import StudentLSTM  # noqa: E402
+from qdaed.nn import lstm  # noqa: E402
 
 B, I, C = 32, 64, 3
 SECTION = "## StudentLSTM training step"
@@ -104,8 +109,6 @@ def blas_only():
     kernels would have filled hold zeros instead (each buffer zeroed once, when it is first
     handed out), so the GEMMs and the checks after the LSTM see finite numbers.
     """
-    from qdaed.nn import lstm
-
     scratch = lstm._step_scratch
     lstm._step_scratch = lambda *a: tuple(np.zeros_like(s) for s in scratch(*a))
     buffer, zeroed = lstm._buffer, set()
@@ -134,6 +137,7 @@ def blas_only():
             da_t.fill(0)
             seen[0] = da_t
 
+    lstm.STEP_LOOP = "python"   # the compiled loop would call the cell kernels itself
     lstm._buffer = zeroed_buffer
     lstm.Inference._grow = zeroed_grow
     lstm.lstm_cell_forward = lambda *a: None
@@ -164,11 +168,15 @@ def run_config(hidden, layers, steps, repeats, warmup, naive, args=None):
         runs["torch_native"] = runs["torch"]  # the same call, oneDNN off in its worker below
     if args is not None and (args.blas_floor or args.worker == "blas_only"):
         runs["blas_only"] = runs["qdaed"]  # the same call, cell kernels off in its worker
+    if args is not None and (args.python_loop or args.worker == "python_loop"):
+        runs["python_loop"] = runs["qdaed"]  # the same call, the Python loop in its worker
     if args is not None and args.worker:
         # each implementation has a process of its own, so the switch can be global
         torch.backends.mkldnn.enabled = args.worker != "torch_native"
         if args.worker == "blas_only":
             blas_only()
+        if args.worker == "python_loop":
+            lstm.STEP_LOOP = "python"
         harness.emit(harness.time_calls(runs[args.worker], repeats, warmup))
         return None
     # Same gradients (float32, T=1000: agreement to ~1e-4 is what float32 allows).
@@ -190,6 +198,7 @@ def run_config(hidden, layers, steps, repeats, warmup, naive, args=None):
 def render(results, threads, load, steps, repeats, warmup, rounds):
     native = any("torch_native" in med for med, *_ in results.values())
     floor = any("blas_only" in med for med, *_ in results.values())
+    pyloop = any("python_loop" in med for med, *_ in results.values())
     lines = [SECTION, "",
              f"Forward to the logits + sigmoid-BCE gradient + backward to every parameter, "
              f"float32, B={B}, T={steps}, I={I}, C={C}, mean pooling. Median of all "
@@ -203,12 +212,16 @@ def render(results, threads, load, steps, repeats, warmup, rounds):
              + ("; \"BLAS alone\" is qdaed's step with its LSTM cell kernels replaced by "
                 "no-ops (`--blas-floor`): its GEMMs, copies and Python loop, a lower bound for "
                 "qdaed's per-step-GEMM design whatever its cell kernels cost" if floor else "")
+             + ("; \"Python loop\" is qdaed's step with its loop over time in Python "
+                "(`QDAED_LSTM_STEPS=python`, the reference; the default runs each layer's "
+                "steps in one compiled call, the same arithmetic)" if pyloop else "")
              + ". Produced by `bench/bench_student.py`.", "",
              "| config | qdaed (ms) | PyTorch (ms) | naive NumPy (ms) | qdaed / PyTorch "
              "| naive / PyTorch |" + (" PyTorch w/o oneDNN (ms) |" if native else "")
-             + (" qdaed's BLAS alone (ms) |" if floor else "") + " max grad rel. diff |",
+             + (" qdaed's BLAS alone (ms) |" if floor else "")
+             + (" qdaed, Python loop (ms) |" if pyloop else "") + " max grad rel. diff |",
              "|---|---:|---:|---:|---:|---:|" + ("---:|" if native else "")
-             + ("---:|" if floor else "") + "---:|"]
+             + ("---:|" if floor else "") + ("---:|" if pyloop else "") + "---:|"]
     for (hidden, layers), (med, _, agree, _) in results.items():
         nv = med.get("naive")
         naive_ms = "—" if nv is None else f"{nv * 1e3:.0f}"
@@ -219,11 +232,14 @@ def render(results, threads, load, steps, repeats, warmup, rounds):
         fl = med.get("blas_only")
         floor_col = "" if not floor else (
             " — |" if fl is None else f" {fl * 1e3:.0f} (/ PyTorch: {fl / med['torch']:.2f}) |")
+        pl = med.get("python_loop")
+        pyloop_col = "" if not pyloop else (
+            " — |" if pl is None else f" {pl * 1e3:.0f} (qdaed / it: {med['qdaed'] / pl:.2f}) |")
         lines.append(
             f"| H={hidden}, {layers} layer{'s' if layers > 1 else ''} | {med['qdaed'] * 1e3:.0f} "
             f"| {med['torch'] * 1e3:.0f} | {naive_ms} "
             f"| **{med['qdaed'] / med['torch']:.2f}** "
-            f"| {naive_ratio} |{native_col}{floor_col} {agree:.1e} |")
+            f"| {naive_ratio} |{native_col}{floor_col}{pyloop_col} {agree:.1e} |")
     lines += ["", "All repetitions (ms), to show the spread (median [interquartile range]: "
               "the repetitions):", ""]
     for (hidden, layers), (_, times, _, ratios) in results.items():
@@ -239,8 +255,9 @@ def render(results, threads, load, steps, repeats, warmup, rounds):
 def main(args):
     harness.torch_threads(args.threads)
     configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
-    if args.blas_floor and args.interleave:
-        sys.exit("--blas-floor needs a worker process of its own: not with --interleave")
+    if (args.blas_floor or args.python_loop) and args.interleave:
+        sys.exit("--blas-floor and --python-loop need a worker process of their own: not with "
+                 "--interleave")
     if args.worker:
         run_config(*configs[0], args.steps, args.repeats, args.warmup, True, args)
         return

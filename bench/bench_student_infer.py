@@ -34,7 +34,7 @@ from bench import harness
 SECTION = "## StudentLSTM inference"
 I, C, T = 64, 3, 1000
 TASKS = {"infer32": 32, "infer1": 1, "stream": 1}
-IMPLS = ("qdaed", "torch", "torch_native", "blas_only")
+IMPLS = ("qdaed", "torch", "torch_native", "blas_only", "python_loop")
 
 
 def _parse():
@@ -67,10 +67,13 @@ def _runner(impl, task, model, x):
     """A no-argument function doing one timed unit of ``task``, and its output."""
     import numpy as np
 
-    if impl in ("qdaed", "blas_only"):
+    if impl in ("qdaed", "blas_only", "python_loop"):
         if impl == "blas_only":  # qdaed with its LSTM cell kernels off: its BLAS calls alone
             from bench.bench_student import blas_only
             blas_only()
+        if impl == "python_loop":  # qdaed with the reference loop over time, in Python
+            from qdaed.nn import lstm
+            lstm.STEP_LOOP = "python"
         if task != "stream":
             return lambda: model.forward(x)[0]
         from qdaed.nn import lstm
@@ -159,6 +162,9 @@ def render(results, agree, threads, load):
              "time per frame. PyTorch runs its CPU LSTM through oneDNN's fused RNN primitive; "
              "\"without oneDNN\" is the same call under "
              "`torch.backends.mkldnn.flags(enabled=False)`, PyTorch's own per-step LSTM; "
+             "\"Python loop\" is qdaed's call with its loop over time in Python "
+             "(`QDAED_LSTM_STEPS=python`, the reference; by default each layer's steps run "
+             "in one compiled call with the same arithmetic); "
              "\"qdaed's BLAS alone\" is qdaed's call with its LSTM cell kernels replaced by "
              "no-ops (`bench_student.blas_only`): its GEMMs, copies and Python loop, a lower "
              "bound for qdaed's per-step-GEMM design. Each (implementation, task) in a fresh "
@@ -170,18 +176,21 @@ def render(results, agree, threads, load):
              "that start, what one run needs on top. Produced by "
              "`bench/bench_student_infer.py`.", "",
              "| config | task | qdaed | PyTorch | qdaed / PyTorch | PyTorch without oneDNN "
-             "| qdaed's BLAS alone | qdaed peak (growth) MiB | PyTorch peak (growth) MiB |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| qdaed's BLAS alone | qdaed, Python loop | qdaed peak (growth) MiB "
+             "| PyTorch peak (growth) MiB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for (config, task), r in results.items():
         q, t, n = r["qdaed"], r["torch"], r["torch_native"]
         qm, tm = statistics.median(q["times"]), statistics.median(t["times"])
         nm = statistics.median(n["times"])
         fm = statistics.median(r["blas_only"]["times"])
+        pm = statistics.median(r["python_loop"]["times"])
         lines.append(
             f"| H={config.replace('x', ' × ')} | {task} | {_fmt_time(task, qm)} "
             f"| {_fmt_time(task, tm)} | **{qm / tm:.2f}** "
             f"| {_fmt_time(task, nm)} (qdaed / it: {qm / nm:.2f}) "
             f"| {_fmt_time(task, fm)} (/ PyTorch: {fm / tm:.2f}) "
+            f"| {_fmt_time(task, pm)} (qdaed / it: {qm / pm:.2f}) "
             f"| {q['peak']:.0f} ({q['peak'] - q['warm']:.0f}) "
             f"| {t['peak']:.0f} ({t['peak'] - t['warm']:.0f}) |")
     lines += ["", "Per round (qdaed / PyTorch of the round's medians) and every repetition:", ""]

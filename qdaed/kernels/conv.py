@@ -116,6 +116,66 @@ def col2im(cols, kh, kw, sh, sw, ph, pw, dx):
                               dx[b, c, ho * sh - ph + i, w_lo * sw - pw + j::sw][:w_hi - w_lo])
 
 
+def gather_index(h, w, kh, kw, sh, sw, ph, pw):
+    """The im2col gather table of one plane: (kh·kw, Ho·Wo) int64, entry [i·kw + j, ho·Wo + wo]
+    = the flat position (ho·sh − ph + i)·W + (wo·sw − pw + j) in the H × W plane, or −1 where
+    that position is padding. The same table serves every sample and channel."""
+    ho_n = (h + 2 * ph - kh) // sh + 1
+    wo_n = (w + 2 * pw - kw) // sw + 1
+    r = (np.arange(ho_n) * sh - ph)[None, None, :, None] + np.arange(kh)[:, None, None, None]
+    c = (np.arange(wo_n) * sw - pw)[None, None, None, :] + np.arange(kw)[None, :, None, None]
+    inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
+    return np.where(inside, r * w + c, -1).reshape(kh * kw, ho_n * wo_n).astype(np.int64)
+
+
+@kernel(parallel=True)
+def im2col_gather(x, index, cols):
+    """Fill cols (B, C·kh·kw, Ho·Wo) from x (B, C, H, W) through ``gather_index``'s table:
+    cols[b, c·kh·kw + r, p] = x[b, c].flat[index[r, p]], or 0 where index[r, p] = −1.
+
+    The same columns as :func:`im2col`, entry for entry, by another route: one table lookup
+    per entry instead of copying runs of x. It wins where the runs are short — strided
+    convolutions and the small planes of a ResNet's late stages, where :func:`im2col` spends
+    its time on per-row bookkeeping (measured in docs/results/performance.md)."""
+    nb, nc, h, w = x.shape
+    kk, npos = index.shape
+    xf = x.reshape(nb, nc, h * w)
+    for bc in prange(nb * nc):
+        b = bc // nc
+        c = bc - b * nc
+        plane = xf[b, c]
+        for r in range(kk):
+            col = cols[b, c * kk + r]
+            taps = index[r]
+            for p in range(npos):
+                v = taps[p]
+                col[p] = plane[v] if v >= 0 else 0
+
+
+@kernel(parallel=True)
+def col2im_scatter(cols, index, dx):
+    """dx (B, C, H, W) = the adjoint of :func:`im2col_gather`: every column entry added to
+    the pixel ``index`` names (none for −1); dx is overwritten.
+
+    Each pixel receives its terms in the order of the table's rows r = i·kw + j, the order
+    :func:`col2im` adds them in, so the sums are the same to the bit."""
+    nb, nc, h, w = dx.shape
+    kk, npos = index.shape
+    dxf = dx.reshape(nb, nc, h * w)
+    for bc in prange(nb * nc):
+        b = bc // nc
+        c = bc - b * nc
+        plane = dxf[b, c]
+        _zero(plane)
+        for r in range(kk):
+            col = cols[b, c * kk + r]
+            taps = index[r]
+            for p in range(npos):
+                v = taps[p]
+                if v >= 0:
+                    plane[v] += col[p]
+
+
 @kernel
 def _zero(a):
     """a[:] = 0 for a 1-D view (a zero-based loop, which the compiler vectorises)."""

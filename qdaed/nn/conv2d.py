@@ -21,6 +21,8 @@ no longer page-fault a fresh 74 MB per call.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from qdaed.errors import InputError
@@ -154,13 +156,43 @@ def backward(params, cache, dy, input_grad=True):
             np.matmul(w2.T, dy3[b0:b1], out=dx.reshape(nb, c, h * wd)[b0:b1])
         else:           # the chunk's columns are no longer needed: their gradient overwrites them
             dcols = np.matmul(w2.T, dy3[b0:b1], out=cols)
-            kconv.col2im(dcols, kh, kw, stride[0], stride[1], padding[0], padding[1],
-                         dx[b0:b1])
+            if _use_scatter(h, wd, stride, wo):
+                kconv.col2im_scatter(dcols, _gather_index(h, wd, kh, kw, stride, padding),
+                                     dx[b0:b1])
+            else:
+                kconv.col2im(dcols, kh, kw, stride[0], stride[1], padding[0], padding[1],
+                             dx[b0:b1])
     return dx, grads
 
 
 def _is_pointwise(kh, kw, stride, padding):
     return kh == 1 and kw == 1 and stride == (1, 1) and padding == (0, 0)
+
+
+# The route of the columns (kernels/conv.py; both give the same arrays to the bit). im2col's
+# copies of contiguous runs win on wide planes with stride 1 and "same" width; everywhere else
+# (a stride, or planes narrower than this) the table lookup of im2col_gather wins, by 2-10x
+# on the late stages of a ResNet (docs/results/performance.md). col2im likewise, but its runs
+# stay ahead down to smaller planes: the scatter only for strides and planes of at most
+# SCATTER_MAX_PIXELS.
+GATHER_BELOW_WIDTH = 16
+SCATTER_MAX_PIXELS = 64
+
+
+def _use_gather(h, wd, stride, wo):
+    return not (stride == (1, 1) and wo == wd and wd >= GATHER_BELOW_WIDTH)
+
+
+def _use_scatter(h, wd, stride, wo):
+    return not (stride == (1, 1) and wo == wd) or h * wd <= SCATTER_MAX_PIXELS
+
+
+@functools.lru_cache(maxsize=256)
+def _gather_index(h, wd, kh, kw, stride, padding):
+    """kconv.gather_index for one geometry, made once (read-only: it is shared)."""
+    index = kconv.gather_index(h, wd, kh, kw, stride[0], stride[1], padding[0], padding[1])
+    index.flags.writeable = False
+    return index
 
 
 def _column_chunks(x, kh, kw, stride, padding, ho, wo):
@@ -174,8 +206,13 @@ def _column_chunks(x, kh, kw, stride, padding, ho, wo):
     per_sample = c * kh * kw * ho * wo * x.itemsize
     n = max(1, min(nb, COLUMN_CHUNK_BYTES // per_sample))
     buf = np.empty((n, c * kh * kw, ho * wo), dtype=x.dtype)
+    index = _gather_index(h, wd, kh, kw, stride, padding) if _use_gather(h, wd, stride, wo) \
+        else None
     for b0 in range(0, nb, n):
         b1 = min(nb, b0 + n)
         cols = buf[:b1 - b0]
-        kconv.im2col(x[b0:b1], kh, kw, stride[0], stride[1], padding[0], padding[1], cols)
+        if index is not None:
+            kconv.im2col_gather(x[b0:b1], index, cols)
+        else:
+            kconv.im2col(x[b0:b1], kh, kw, stride[0], stride[1], padding[0], padding[1], cols)
         yield b0, b1, cols

@@ -25,13 +25,27 @@ state in row 0, which makes dW_hh = Σ_t da_tᵀ h_{t-1} one GEMM including the 
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from qdaed.errors import InputError
-from qdaed.kernels.lstm import lstm_cell_backward, lstm_cell_forward
+from qdaed.kernels.lstm import (lstm_backward_steps, lstm_cell_backward, lstm_cell_forward,
+                                lstm_forward_steps)
 from qdaed.validate import check_array, check_int, check_same_dtype
 
 _NAMES = ("weight_ih_l{}", "weight_hh_l{}", "bias_ih_l{}", "bias_hh_l{}")
+
+# Where the loop over time runs. "numba" (the default): one compiled call per layer and chunk
+# (``qdaed.kernels.lstm.lstm_forward_steps`` / ``lstm_backward_steps``), the same GEMMs and cell
+# kernels per step. "python": the reference, a Python loop calling np.matmul and the cell kernel
+# per step — the documented form of the arithmetic, compared with the default in the tests
+# (equal to the bit). Chosen by the environment variable QDAED_LSTM_STEPS when qdaed is imported.
+STEP_LOOPS = ("numba", "python")
+STEP_LOOP = os.environ.get("QDAED_LSTM_STEPS", "numba")
+if STEP_LOOP not in STEP_LOOPS:
+    raise InputError(f"QDAED_LSTM_STEPS: expected one of {', '.join(STEP_LOOPS)}, "
+                      f"got {STEP_LOOP!r}")
 
 
 def parameter_shapes(input_size, hidden_size, num_layers):
@@ -139,7 +153,7 @@ def _chunk_steps(batch, hidden, dtype):
 
 def _layer_weights(params, layer):
     """(W_ih, W_hh, b_ih + b_hh) of one layer: the bias enters every step as one sum."""
-    return (params[f"weight_ih_l{layer}"], params[f"weight_hh_l{layer}"],
+    return (params[f"weight_ih_l{layer}"], np.ascontiguousarray(params[f"weight_hh_l{layer}"]),
             params[f"bias_ih_l{layer}"] + params[f"bias_hh_l{layer}"])
 
 
@@ -165,6 +179,9 @@ def _layer_steps(w_ih, w_hh, bias, inp, gates, hs, cs, scratch):
     a, a_hh, h_t = scratch
     np.matmul(inp.reshape(n * batch, -1), w_ih.T, out=gates.reshape(n * batch, -1))
     h_t[...] = hs[0].T
+    if STEP_LOOP == "numba":
+        lstm_forward_steps(w_hh, bias, gates, hs, cs, a, a_hh, h_t)
+        return
     for t in range(n):
         np.matmul(w_hh, h_t, out=a_hh)
         lstm_cell_forward(gates[t], a_hh, bias, a, cs[t], cs[t + 1], hs[t + 1], h_t)
@@ -388,10 +405,13 @@ def backward(params, cache, dy, dh_n=None, dc_n=None, input_grad=True):
         w_hh_t = np.ascontiguousarray(w_hh.T)  # (H, 4H): the per-step product's operand
         dh_next_t = dh_n[layer].T.copy()  # (H, B), see the kernel; a copy: written below
         dc = dc_n[layer].copy()
-        for t in range(steps - 1, -1, -1):
-            lstm_cell_backward(gates[t], cs[t], cs[t + 1], d_out[t], dh_next_t, dc, dh, da[t],
-                               da_t, dbias)
-            np.matmul(w_hh_t, da_t, out=dh_next_t)
+        if STEP_LOOP == "numba":
+            lstm_backward_steps(w_hh_t, gates, cs, d_out, dh_next_t, dc, dh, da, da_t, dbias)
+        else:
+            for t in range(steps - 1, -1, -1):
+                lstm_cell_backward(gates[t], cs[t], cs[t + 1], d_out[t], dh_next_t, dc, dh,
+                                   da[t], da_t, dbias)
+                np.matmul(w_hh_t, da_t, out=dh_next_t)
         dh0[layer], dc0[layer] = dh_next_t.T, dc
 
         da2 = da.reshape(steps * batch, 4 * hidden)

@@ -191,11 +191,15 @@ def run_pipeline(cfg, out_dir, resume=False, quiet=False, jobs=1, stop_after=Non
         selection = _select_distillation(cfg, spec, out, log, resume)
         seeds = cfg.seed_list
         where = runner_spec.workers if dask_scheduler is None else "a Dask cluster"
-        log(f"{len(seeds)} seed job(s) on {where} worker(s), {cfg.threads_per_job} "
-            f"thread(s) each")
+        # With one shared teacher each seed is two jobs (SeedStages.run's parts), so that
+        # neither core idles while the last seed trains alone: the same models.
+        parts = SeedStages.PARTS if cfg.shared_teacher and runner_spec.workers > 1 else (None,)
+        log(f"{len(seeds) * len(parts)} job(s) ({len(seeds)} seed(s)"
+            f"{' x ' + ' and '.join(parts) if parts[0] else ''}) on {where} worker(s), "
+            f"{cfg.threads_per_job} thread(s) each")
         args = [(cfg, seed, str(out), resume, quiet, selection["temperature"],
-                 selection["lam"], epochs_left[0] if jobs == 1 else None, log.t0)
-                for seed in seeds]
+                 selection["lam"], epochs_left[0] if jobs == 1 else None, log.t0, part)
+                for seed in seeds for part in reversed(parts)]
         runner.run(_seed_job, args, progress=lambda done, total: log(
             f"seed jobs: {done}/{total} finished"))
 
@@ -351,12 +355,13 @@ def _event_recordings(cfg, feature_options, log, test_clips, out):
     return recs, eventeval.describe(cfg.data, cfg.event_eval, recs)
 
 
-def _seed_job(cfg, seed, out, resume, quiet, temperature, lam, stop_after, t0=None):
-    """One seed's stages (a job of the executor): trains and writes its model files."""
+def _seed_job(cfg, seed, out, resume, quiet, temperature, lam, stop_after, t0=None, part=None):
+    """One seed's stages, or one part of them (a job of the executor): trains and writes its
+    model files."""
     out = Path(out)
     spec = dataclasses.replace(cfg.distill, temperature=temperature, lam=lam)
     log = Log(out / "log.txt", quiet=quiet, t0=t0)
-    SeedStages(cfg, spec, seed, out, log, resume, [stop_after]).run()
+    SeedStages(cfg, spec, seed, out, log, resume, [stop_after]).run(part)
     return seed
 
 

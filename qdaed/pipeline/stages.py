@@ -227,34 +227,47 @@ class SeedStages:
                                  **aug, **self._fit_kw(name))
 
     # -- every stage of the seed --------------------------------------------------------------
-    def run(self):
+    PARTS = ("student", "distilled")
+
+    def run(self, part=None):
+        """Train the seed's models: every one (``part`` None), or one of the two chains that
+        share nothing but the data and the teacher: "student" (the baseline student and
+        qat-k, trained from it) or "distilled" (the distilled students, qd-k and ptq-k from
+        them). Every stage has its own seeds, so a model is the same whichever way the
+        stages are grouped into jobs (with the same threads per job)."""
+        if part not in (None, *self.PARTS):
+            raise InputError(f"part: expected one of {self.PARTS} or None, got {part!r}")
         cfg, seed, split = self.cfg, self.seed, self.split
         extra = {r: DistillSpec.from_config(recipe_config(r)) for r in cfg.extra_recipes}
         if not cfg.shared_teacher:
             self.teacher_stage([self.spec, *extra.values()])
-        student = self.stage("student", "student", None, lambda: _with_quantized(
-            S.train_student(split, dataclasses.asdict(cfg.student),
-                            cfg.schedule("train_student", seed), **self._fit_kw("student"))))
-        distilled = self.stage("distilled", "distilled", None, lambda: _with_quantized(
-            self.train_distilled()))
-        for r, spec in extra.items():   # the ablation's other recipes, same seed
-            name = distilled_name(r)
-            self.stage(name, f"distilled ({r} recipe)", None, lambda: _with_quantized(
-                self.train_distilled(name, spec)))
-        distill, aug = self.distillation(self.spec)
+        if part != "distilled":
+            student = self.stage("student", "student", None, lambda: _with_quantized(
+                S.train_student(split, dataclasses.asdict(cfg.student),
+                                cfg.schedule("train_student", seed), **self._fit_kw("student"))))
+        if part != "student":
+            distilled = self.stage("distilled", "distilled", None, lambda: _with_quantized(
+                self.train_distilled()))
+            for r, spec in extra.items():   # the ablation's other recipes, same seed
+                name = distilled_name(r)
+                self.stage(name, f"distilled ({r} recipe)", None, lambda: _with_quantized(
+                    self.train_distilled(name, spec)))
+            distill, aug = self.distillation(self.spec)
         for k in cfg.quant.bits:
             qspec = cfg.quant.spec(k)
             tcfg = cfg.schedule("train_quant", seed)
-            name = f"qd-{k}bit"
-            self.stage(name, "quantized distillation", k, lambda: _reorder(
-                S.quantized_distillation(distilled.model, split, tcfg, distill, qspec,
-                                         **aug, **self._fit_kw(name))))
-            self.stage(f"ptq-{k}bit", "post-training quantization", k, lambda: (
-                *S.post_training_quantization(distilled.model, qspec), None))
-            name = f"qat-{k}bit"
-            self.stage(name, "quantization-aware training", k, lambda: _reorder(
-                S.quantization_aware_training(student.model, split, tcfg, qspec,
-                                              **self._fit_kw(name))))
+            if part != "student":
+                name = f"qd-{k}bit"
+                self.stage(name, "quantized distillation", k, lambda: _reorder(
+                    S.quantized_distillation(distilled.model, split, tcfg, distill, qspec,
+                                             **aug, **self._fit_kw(name))))
+                self.stage(f"ptq-{k}bit", "post-training quantization", k, lambda: (
+                    *S.post_training_quantization(distilled.model, qspec), None))
+            if part != "distilled":
+                name = f"qat-{k}bit"
+                self.stage(name, "quantization-aware training", k, lambda: _reorder(
+                    S.quantization_aware_training(student.model, split, tcfg, qspec,
+                                                  **self._fit_kw(name))))
 
 
 def _with_quantized(model_history):

@@ -50,3 +50,39 @@ def test_im2col_of_a_constant_input_is_the_constant_or_padding():
     kconv.im2col(x, 3, 3, 1, 1, 1, 1, cols)
     np.testing.assert_array_equal(cols, reference_im2col(x, 3, 3, (1, 1), (1, 1)))
     assert set(np.unique(cols)) == {0.0, 2.5}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", KERNEL_CASES)
+def test_gather_and_scatter_kernels_match_references_and_the_run_kernels_bit_for_bit(case,
+                                                                                     dtype):
+    nb, c, h, w, kh, kw, s, p = case
+    rng = rng_from(22)
+    x = rng.standard_normal((nb, c, h, w)).astype(dtype)
+    index = kconv.gather_index(h, w, kh, kw, s[0], s[1], p[0], p[1])
+    ref = reference_im2col(x, kh, kw, s, p)
+    cols = np.full(ref.shape, np.nan, dtype)   # every entry must be written
+    kconv.im2col_gather(x, index, cols)
+    np.testing.assert_array_equal(cols, ref)
+    g = rng.standard_normal(ref.shape).astype(dtype)
+    dx = np.full(x.shape, np.nan, dtype)       # overwritten, not accumulated into
+    kconv.col2im_scatter(g, index, dx)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(dx, reference_col2im(g, x.shape, kh, kw, s, p), rtol=tol,
+                               atol=tol)
+    runs = np.empty_like(dx)                  # the same terms in the same order as col2im
+    kconv.col2im(g, kh, kw, s[0], s[1], p[0], p[1], runs)
+    np.testing.assert_array_equal(dx, runs)
+
+
+def test_gather_index_names_plane_positions_and_marks_padding():
+    # a 2 × 3 plane, 3 × 3 kernel, stride 1, padding 1: the centre tap (row 4) is the plane
+    # itself; the top-left tap (row 0) reaches padding on the top row and the left column
+    index = kconv.gather_index(2, 3, 3, 3, 1, 1, 1, 1)
+    assert index.shape == (9, 6)
+    np.testing.assert_array_equal(index[4], [0, 1, 2, 3, 4, 5])
+    np.testing.assert_array_equal(index[0], [-1, -1, -1, -1, 0, 1])
+    np.testing.assert_array_equal(index[8], [4, 5, -1, -1, -1, -1])
+    # stride 2 on a 1 × 5 row, 1 × 3 kernel, no padding: outputs at 0 and 2
+    np.testing.assert_array_equal(kconv.gather_index(1, 5, 1, 3, 1, 2, 0, 0),
+                                  [[0, 2], [1, 3], [2, 4]])

@@ -80,3 +80,54 @@ def test_sigmoid_and_tanh_are_accurate_relative_to_their_value(dtype, tol):
     tanh = np.array([K._tanh(v) for v in x])
     np.testing.assert_allclose(sig, 1 / (1 + np.exp(-x64)), rtol=tol, atol=0)
     np.testing.assert_allclose(tanh, np.tanh(x64), rtol=tol, atol=0)
+
+
+# --- the recurrence in one call (lstm_forward_steps / lstm_backward_steps) against a NumPy
+# loop over time built from the naive cell --------------------------------------------------
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("n, b, h", [(1, 1, 1), (4, 3, 5), (7, 2, 19), (3, 33, 8)])
+def test_forward_steps_kernel_matches_a_numpy_loop_over_time(dtype, tol, n, b, h):
+    rng = np.random.default_rng(n * 100 + b * 10 + h)
+    w_hh = (rng.standard_normal((4 * h, h)) * 0.5).astype(dtype)
+    bias = rng.standard_normal(4 * h).astype(dtype)
+    a_x = rng.standard_normal((n, b, 4 * h)).astype(dtype)
+    h0, c0 = rng.standard_normal((b, h)).astype(dtype), rng.standard_normal((b, h)).astype(dtype)
+    gates, hs, cs = a_x.copy(), np.empty((n + 1, b, h), dtype), np.empty((n + 1, b, h), dtype)
+    hs[0], cs[0] = h0, c0
+    h_t = h0.T.copy()   # a copy: the kernel overwrites it (ascontiguousarray may be a view)
+    K.lstm_forward_steps(w_hh, bias, gates, hs, cs, np.empty((b, 4 * h), dtype),
+                         np.empty((4 * h, b), dtype), h_t)
+    hp, cp = h0.astype(np.float64), c0.astype(np.float64)
+    for t in range(n):
+        want_g, cp, hp = ref_cell_forward(a_x[t], hp @ w_hh.T.astype(np.float64), bias, cp)
+        np.testing.assert_allclose(gates[t], want_g, rtol=tol, atol=tol)
+        np.testing.assert_allclose(cs[t + 1], cp, rtol=tol, atol=tol)
+        np.testing.assert_allclose(hs[t + 1], hp, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(h_t, hs[n].T)  # the carried operand is h_n, transposed
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("n, b, h", [(1, 1, 1), (4, 3, 5), (6, 2, 19)])
+def test_backward_steps_kernel_matches_a_numpy_loop_over_time(dtype, tol, n, b, h):
+    rng = np.random.default_rng(n * 100 + b * 10 + h + 1)
+    w_hh = (rng.standard_normal((4 * h, h)) * 0.5).astype(dtype)
+    gates = rng.uniform(0.05, 0.95, (n, b, 4 * h)).astype(dtype)
+    gates[:, :, 2 * h:3 * h] = rng.uniform(-0.95, 0.95, (n, b, h))   # g = tanh(·) ∈ (−1, 1)
+    cs = rng.standard_normal((n + 1, b, h)).astype(dtype)
+    d_out = rng.standard_normal((n, b, h)).astype(dtype)
+    dh_n, dc_n = rng.standard_normal((b, h)).astype(dtype), rng.standard_normal((b, h)).astype(dtype)
+    dh_next_t, dc = dh_n.T.copy(), dc_n.copy()
+    da, dbias = np.empty((n, b, 4 * h), dtype), np.zeros(4 * h)
+    K.lstm_backward_steps(np.ascontiguousarray(w_hh.T), gates, cs, d_out, dh_next_t, dc,
+                          np.empty((b, h), dtype), da, np.empty((4 * h, b), dtype), dbias)
+    dh, dcw = dh_n.astype(np.float64), dc_n.astype(np.float64)
+    want_bias = np.zeros(4 * h)
+    for t in range(n - 1, -1, -1):
+        want_da, dcw = ref_cell_backward(gates[t], cs[t], cs[t + 1], d_out[t], dh, dcw)
+        np.testing.assert_allclose(da[t], want_da, rtol=tol, atol=tol)
+        want_bias += want_da.sum(axis=0)
+        dh = want_da @ w_hh.astype(np.float64)
+    np.testing.assert_allclose(dh_next_t.T, dh, rtol=tol, atol=tol)
+    np.testing.assert_allclose(dc, dcw, rtol=tol, atol=tol)
+    np.testing.assert_allclose(dbias, want_bias, rtol=tol, atol=tol)

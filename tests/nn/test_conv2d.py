@@ -145,3 +145,34 @@ def test_chunked_columns_give_the_same_result(case, monkeypatch):
         dx, g = conv2d.backward(params, cache, dy)
         np.testing.assert_array_equal(dx, dx_all)
         np.testing.assert_array_equal(g["weight"], g_all["weight"])
+
+
+@pytest.mark.parametrize("case", [(2, 3, 4, 20, 17, 3, 1, 1), (3, 2, 3, 9, 8, 3, 2, 1),
+                                  (2, 1, 4, 30, 20, 7, 2, 3), (2, 4, 2, 5, 2, 3, 1, 1)])
+def test_both_column_routes_give_the_same_result_bit_for_bit(case, monkeypatch):
+    nb, c, o, h, w, k, s, p = case
+    rng = np.random.default_rng(5)
+    params = {"weight": rng.standard_normal((o, c, k, k)).astype(np.float32)}
+    x = rng.standard_normal((nb, c, h, w)).astype(np.float32)
+    dy_shape = (nb, o, conv2d.output_size(h, k, s, p), conv2d.output_size(w, k, s, p))
+    dy = rng.standard_normal(dy_shape).astype(np.float32)
+    got = []
+    for table in (False, True):
+        monkeypatch.setattr(conv2d, "_use_gather", lambda *a, t=table: t)
+        monkeypatch.setattr(conv2d, "_use_scatter", lambda *a, t=table: t)
+        y, cache = conv2d.forward(params, x, s, p)
+        dx, g = conv2d.backward(params, cache, dy)
+        got.append((y, dx, g["weight"]))
+    for runs, table in zip(*got):
+        np.testing.assert_array_equal(table, runs)
+
+
+def test_the_table_route_is_taken_for_strides_and_narrow_planes_only():
+    # (H, W, stride, Wo): wide "same" planes keep im2col's runs; strides and narrow planes
+    # take the table; col2im's scatter only for strides and planes of at most 64 pixels
+    assert not conv2d._use_gather(250, 16, (1, 1), 16)
+    assert conv2d._use_gather(19, 4, (1, 1), 4)
+    assert conv2d._use_gather(298, 64, (2, 2), 32)
+    assert not conv2d._use_scatter(63, 4, (1, 1), 4)
+    assert conv2d._use_scatter(10, 2, (1, 1), 2)
+    assert conv2d._use_scatter(75, 16, (2, 2), 8)

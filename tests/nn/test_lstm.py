@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -316,3 +320,50 @@ def test_inference_refuses_a_block_of_another_batch_and_a_bad_chunk():
         lstm.Inference(params, 2, chunk=0)
     with pytest.raises(InputError, match="batch"):
         lstm.Inference(params, 0)
+
+
+# --- the loop over time: compiled (default) against the Python reference -------------------
+
+def _all_outputs(params, x, h0, c0, dy, workspace=None):
+    (y, (h_n, c_n)), cache = lstm.forward(params, x, h0, c0, workspace=workspace)
+    y = y.copy()
+    (dx, (dh0, dc0)), grads = lstm.backward(params, cache, dy)
+    y_inf, (h_inf, c_inf) = lstm.infer(params, x, h0, c0)
+    return [y, h_n, c_n, dx, dh0, dc0, y_inf, h_inf, c_inf] + [grads[k] for k in sorted(grads)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("b, t, i, h, layers", [(1, 1, 1, 1, 1), (3, 7, 4, 5, 2),
+                                                (1, 40, 6, 33, 1), (5, 2, 3, 8, 3)])
+def test_compiled_time_loop_equals_the_python_reference_loop_bit_for_bit(
+        dtype, b, t, i, h, layers, monkeypatch):
+    rng = np.random.default_rng(b + 10 * t + 100 * h)
+    params = {k: (rng.standard_normal(s) * 0.4).astype(dtype)
+              for k, s in lstm.parameter_shapes(i, h, layers).items()}
+    x = rng.standard_normal((b, t, i)).astype(dtype)
+    h0 = rng.standard_normal((layers, b, h)).astype(dtype)
+    c0 = rng.standard_normal((layers, b, h)).astype(dtype)
+    dy = rng.standard_normal((b, t, h)).astype(dtype)
+    got = {}
+    for loop in ("python", "numba"):
+        monkeypatch.setattr(lstm, "STEP_LOOP", loop)
+        got[loop] = _all_outputs(params, x, h0, c0, dy, workspace=lstm.Workspace())
+    for want, have in zip(got["python"], got["numba"]):
+        np.testing.assert_array_equal(have, want)
+    assert np.abs(got["numba"][0]).max() > 0   # a real output, not zeros on both sides
+
+
+def test_compiled_time_loop_accepts_non_contiguous_recurrent_weights(monkeypatch):
+    params, x, _ = _case()
+    want = lstm.forward(params, x)[0][0].copy()
+    params = dict(params)
+    params["weight_hh_l1"] = np.asfortranarray(params["weight_hh_l1"])   # same values
+    monkeypatch.setattr(lstm, "STEP_LOOP", "numba")
+    np.testing.assert_array_equal(lstm.forward(params, x)[0][0], want)
+
+
+def test_an_unknown_step_loop_in_the_environment_is_refused_when_qdaed_is_imported():
+    proc = subprocess.run([sys.executable, "-c", "import qdaed.nn.lstm"], capture_output=True,
+                          text=True, env={**os.environ, "QDAED_LSTM_STEPS": "fast"})
+    assert proc.returncode != 0
+    assert "QDAED_LSTM_STEPS: expected one of numba, python, got 'fast'" in proc.stderr

@@ -34,6 +34,10 @@ def test_a_process_pool_gives_byte_identical_results(in_process, tmp_path):
     out = tmp_path / "pool"
     run_pipeline(sweep_config(), out, quiet=True, jobs=2)
     same_outputs(in_process, out)
+    # on a pool each seed is two jobs (its student chain, its distilled chain); in-process one
+    assert "4 job(s) (2 seed(s) x student and distilled) on 2 worker(s)" in (
+        out / "log.txt").read_text()
+    assert "2 job(s) (2 seed(s)) on 1 worker(s)" in (in_process / "log.txt").read_text()
 
 
 def test_a_dask_local_cluster_gives_byte_identical_results(in_process, tmp_path):
