@@ -159,6 +159,7 @@ def parts_worker(hidden, layers, args):
             return f(*a, **k)
         return call
 
+    lstm.STEP_LOOP = "python"   # the reference loop: every per-step product is visible here
     lstm.np = _TimedNumpy(record)
     lstm.lstm_cell_forward = timed("cell kernel, forward", lstm.lstm_cell_forward)
     lstm.lstm_cell_backward = timed("cell kernel, backward", lstm.lstm_cell_backward)

@@ -68,6 +68,11 @@ RUNS = {
     "lstm_designs": ("bench.lstm_designs", ["--repeats", "3", "--rounds", "5"], None,
                      ["--configs", "16x2", "--steps", "20", "--repeats", "1", "--rounds", "1"],
                      "LSTM designs measured and not adopted"),
+    "recurrent_product": ("bench.recurrent_product", [], None,
+                          ["--configs", "4x8,1x8", "--repeats", "20", "--rounds", "1",
+                           "--warmup", "1"],
+                          "Recurrent product, one step: BLAS against a kernel on weights "
+                          "packed once"),
     "student_infer": ("bench.bench_student_infer", ["--rounds", "3", "--repeats", "5"],
                       ["--configs", "512x2", "--tasks", "infer32,infer1", "--rounds", "1",
                        "--repeats", "3", "--warmup", "1"],

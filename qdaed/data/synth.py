@@ -96,6 +96,7 @@ byte-identical from a seed; split, that order would be spread over files.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import os
 
@@ -394,8 +395,16 @@ def _band_noise(rng, n, sr, lo, hi, order=2):
 
 
 def _lowpass(x, sr, cutoff, order=2):
-    sos = butter(order, min(cutoff, 0.45 * sr) / (0.5 * sr), btype="low", output="sos")
-    return sosfilt(sos, x)
+    return sosfilt(_butter_lowpass(order, min(cutoff, 0.45 * sr) / (0.5 * sr)), x)
+
+
+@functools.lru_cache(maxsize=64)
+def _butter_lowpass(order, wn):
+    """SciPy's Butterworth low-pass design, remembered per (order, normalised cutoff): the
+    corpus asks for a few fixed cutoffs (2 Hz drifts, 30 Hz jitter) thousands of times, and
+    designing one costs more than filtering a clip with it. The same array every time: the
+    caller only reads it."""
+    return butter(order, wn, btype="low", output="sos")
 
 
 def _place(out, x, start):

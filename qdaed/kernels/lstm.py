@@ -4,6 +4,9 @@ The matrix products stay in BLAS (``qdaed.nn.lstm``): the input projection of ev
 before the recurrence, the recurrent product ``W_hh h_{t-1}ᵀ`` / ``W_hhᵀ da_tᵀ`` per step, and the
 weight gradients after it. What is left per step — gate non-linearities, cell update, and their
 derivatives — is one loop each here, over a (B, 4H) slab that stays in the L1/L2 cache.
+``lstm_forward_steps`` / ``lstm_backward_steps`` run a chunk's whole loop over time in one call
+(the per-step product through Numba's ``np.dot``, which calls BLAS), so that no interpreter
+runs between the steps.
 
 Gate order is PyTorch's: the 4H axis holds [i | f | g | o], each H wide.
 
@@ -242,8 +245,7 @@ def lstm_forward_steps(w_hh, bias, gates, hs, cs, a, a_hh, h_t):
 
     The arithmetic is the per-step loop's (``qdaed.nn.lstm``, the same GEMM on the same
     operands, then the same cell kernel), so the results are the same to the bit; what goes
-    is the interpreter between the steps: about 12 µs a step at B = 32, H = 32, where a
-    step's own work is about 6 µs.
+    is the interpreter between the steps (docs/results/performance.md has the measurements).
     """
     n = gates.shape[0]
     for t in range(n):

@@ -17,8 +17,13 @@ as make ~4 MiB of gates), run just before that chunk's recurrence so that the ce
 finds it in the cache; each step then does one small GEMM W_hh h_{t-1}ᵀ (BLAS) and one fused
 Numba loop (``qdaed.kernels.lstm``). Backward mirrors this: one small GEMM W_hhᵀ da_tᵀ per step
 in the reverse loop, then dW_ih, dW_hh and the layer's input gradient as single GEMMs over
-all steps. Every product is an ``np.matmul`` call (none is written ``@``), so that
-bench/bench_student_parts.py can time each one where it runs. Internal buffers are time-major, (T, B, ·), so each step's slice is contiguous and
+all steps. The loop over a chunk's steps runs in one compiled call
+(``lstm_forward_steps`` / ``lstm_backward_steps``, the per-step GEMM through Numba's ``np.dot``,
+the same BLAS call); ``STEP_LOOP = "python"`` runs it as a Python loop instead, the reference,
+equal to the bit. Every product outside the compiled loops, and every one inside the Python
+loop, is an ``np.matmul`` call (none is written ``@``), so that bench/bench_student_parts.py
+can time each one where it runs. Internal buffers are time-major, (T, B, ·), so each step's
+slice is contiguous and
 the all-steps GEMMs see plain 2-D matrices; the h and c buffers hold T+1 rows with the initial
 state in row 0, which makes dW_hh = Σ_t da_tᵀ h_{t-1} one GEMM including the h0 term.
 """
