@@ -39,10 +39,9 @@ def _parse():
     p.add_argument("--blas-floor", action="store_true",
                    help="also time qdaed's step with the LSTM cell kernels replaced by no-ops: "
                         "its BLAS calls alone, the floor of the per-step-GEMM design")
-    p.add_argument("--python-loop", action="store_true",
-                   help="also time qdaed's step with its loop over time in Python (the "
-                        "reference, QDAED_LSTM_STEPS=python) instead of one compiled call "
-                        "per layer")
+    p.add_argument("--numba-loop", action="store_true",
+                   help="also time qdaed's step with its loop over time compiled "
+                        "(QDAED_LSTM_STEPS=numba) instead of the Python loop")
     p.add_argument("--interleave", action="store_true",
                    help="time every implementation in this one process, interleaved (the "
                         "default runs each in a fresh subprocess: in one process torch's "
@@ -137,7 +136,7 @@ def blas_only():
             da_t.fill(0)
             seen[0] = da_t
 
-    lstm.STEP_LOOP = "python"   # the compiled loop would call the cell kernels itself
+    lstm.STEP_LOOP = "python"   # a compiled loop would call the cell kernels itself
     lstm._buffer = zeroed_buffer
     lstm.Inference._grow = zeroed_grow
     lstm.lstm_cell_forward = lambda *a: None
@@ -168,15 +167,15 @@ def run_config(hidden, layers, steps, repeats, warmup, naive, args=None):
         runs["torch_native"] = runs["torch"]  # the same call, oneDNN off in its worker below
     if args is not None and (args.blas_floor or args.worker == "blas_only"):
         runs["blas_only"] = runs["qdaed"]  # the same call, cell kernels off in its worker
-    if args is not None and (args.python_loop or args.worker == "python_loop"):
-        runs["python_loop"] = runs["qdaed"]  # the same call, the Python loop in its worker
+    if args is not None and (args.numba_loop or args.worker == "numba_loop"):
+        runs["numba_loop"] = runs["qdaed"]  # the same call, the compiled loop in its worker
     if args is not None and args.worker:
         # each implementation has a process of its own, so the switch can be global
         torch.backends.mkldnn.enabled = args.worker != "torch_native"
         if args.worker == "blas_only":
             blas_only()
-        if args.worker == "python_loop":
-            lstm.STEP_LOOP = "python"
+        if args.worker == "numba_loop":
+            lstm.STEP_LOOP = "numba"
         harness.emit(harness.time_calls(runs[args.worker], repeats, warmup))
         return None
     # Same gradients (float32, T=1000: agreement to ~1e-4 is what float32 allows).
@@ -198,7 +197,7 @@ def run_config(hidden, layers, steps, repeats, warmup, naive, args=None):
 def render(results, threads, load, steps, repeats, warmup, rounds):
     native = any("torch_native" in med for med, *_ in results.values())
     floor = any("blas_only" in med for med, *_ in results.values())
-    pyloop = any("python_loop" in med for med, *_ in results.values())
+    pyloop = any("numba_loop" in med for med, *_ in results.values())
     lines = [SECTION, "",
              f"Forward to the logits + sigmoid-BCE gradient + backward to every parameter, "
              f"float32, B={B}, T={steps}, I={I}, C={C}, mean pooling. Median of all "
@@ -212,14 +211,14 @@ def render(results, threads, load, steps, repeats, warmup, rounds):
              + ("; \"BLAS alone\" is qdaed's step with its LSTM cell kernels replaced by "
                 "no-ops (`--blas-floor`): its GEMMs, copies and Python loop, a lower bound for "
                 "qdaed's per-step-GEMM design whatever its cell kernels cost" if floor else "")
-             + ("; \"Python loop\" is qdaed's step with its loop over time in Python "
-                "(`QDAED_LSTM_STEPS=python`, the reference; the default runs each layer's "
-                "steps in one compiled call, the same arithmetic)" if pyloop else "")
+             + ("; \"compiled loop\" is qdaed's step with its loop over time in one "
+                "compiled call per layer (`QDAED_LSTM_STEPS=numba`, the same arithmetic; the "
+                "default is the Python loop)" if pyloop else "")
              + ". Produced by `bench/bench_student.py`.", "",
              "| config | qdaed (ms) | PyTorch (ms) | naive NumPy (ms) | qdaed / PyTorch "
              "| naive / PyTorch |" + (" PyTorch w/o oneDNN (ms) |" if native else "")
              + (" qdaed's BLAS alone (ms) |" if floor else "")
-             + (" qdaed, Python loop (ms) |" if pyloop else "") + " max grad rel. diff |",
+             + (" qdaed, compiled loop (ms) |" if pyloop else "") + " max grad rel. diff |",
              "|---|---:|---:|---:|---:|---:|" + ("---:|" if native else "")
              + ("---:|" if floor else "") + ("---:|" if pyloop else "") + "---:|"]
     for (hidden, layers), (med, _, agree, _) in results.items():
@@ -232,7 +231,7 @@ def render(results, threads, load, steps, repeats, warmup, rounds):
         fl = med.get("blas_only")
         floor_col = "" if not floor else (
             " — |" if fl is None else f" {fl * 1e3:.0f} (/ PyTorch: {fl / med['torch']:.2f}) |")
-        pl = med.get("python_loop")
+        pl = med.get("numba_loop")
         pyloop_col = "" if not pyloop else (
             " — |" if pl is None else f" {pl * 1e3:.0f} (qdaed / it: {med['qdaed'] / pl:.2f}) |")
         lines.append(
@@ -255,8 +254,8 @@ def render(results, threads, load, steps, repeats, warmup, rounds):
 def main(args):
     harness.torch_threads(args.threads)
     configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
-    if (args.blas_floor or args.python_loop) and args.interleave:
-        sys.exit("--blas-floor and --python-loop need a worker process of their own: not with "
+    if (args.blas_floor or args.numba_loop) and args.interleave:
+        sys.exit("--blas-floor and --numba-loop need a worker process of their own: not with "
                  "--interleave")
     if args.worker:
         run_config(*configs[0], args.steps, args.repeats, args.warmup, True, args)

@@ -34,7 +34,7 @@ from bench import harness
 SECTION = "## StudentLSTM inference"
 I, C, T = 64, 3, 1000
 TASKS = {"infer32": 32, "infer1": 1, "stream": 1}
-IMPLS = ("qdaed", "torch", "torch_native", "blas_only", "python_loop")
+IMPLS = ("qdaed", "torch", "torch_native", "blas_only", "numba_loop")
 
 
 def _parse():
@@ -67,13 +67,13 @@ def _runner(impl, task, model, x):
     """A no-argument function doing one timed unit of ``task``, and its output."""
     import numpy as np
 
-    if impl in ("qdaed", "blas_only", "python_loop"):
+    if impl in ("qdaed", "blas_only", "numba_loop"):
         if impl == "blas_only":  # qdaed with its LSTM cell kernels off: its BLAS calls alone
             from bench.bench_student import blas_only
             blas_only()
-        if impl == "python_loop":  # qdaed with the reference loop over time, in Python
+        if impl == "numba_loop":  # qdaed with its loop over time compiled
             from qdaed.nn import lstm
-            lstm.STEP_LOOP = "python"
+            lstm.STEP_LOOP = "numba"
         if task != "stream":
             return lambda: model.forward(x)[0]
         from qdaed.nn import lstm
@@ -162,9 +162,9 @@ def render(results, agree, threads, load):
              "time per frame. PyTorch runs its CPU LSTM through oneDNN's fused RNN primitive; "
              "\"without oneDNN\" is the same call under "
              "`torch.backends.mkldnn.flags(enabled=False)`, PyTorch's own per-step LSTM; "
-             "\"Python loop\" is qdaed's call with its loop over time in Python "
-             "(`QDAED_LSTM_STEPS=python`, the reference; by default each layer's steps run "
-             "in one compiled call with the same arithmetic); "
+             "\"compiled loop\" is qdaed's call with its loop over time in one compiled "
+             "call per layer (`QDAED_LSTM_STEPS=numba`, the same arithmetic; the default is "
+             "the Python loop); "
              "\"qdaed's BLAS alone\" is qdaed's call with its LSTM cell kernels replaced by "
              "no-ops (`bench_student.blas_only`): its GEMMs, copies and Python loop, a lower "
              "bound for qdaed's per-step-GEMM design. Each (implementation, task) in a fresh "
@@ -176,7 +176,7 @@ def render(results, agree, threads, load):
              "that start, what one run needs on top. Produced by "
              "`bench/bench_student_infer.py`.", "",
              "| config | task | qdaed | PyTorch | qdaed / PyTorch | PyTorch without oneDNN "
-             "| qdaed's BLAS alone | qdaed, Python loop | qdaed peak (growth) MiB "
+             "| qdaed's BLAS alone | qdaed, compiled loop | qdaed peak (growth) MiB "
              "| PyTorch peak (growth) MiB |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for (config, task), r in results.items():
@@ -184,7 +184,7 @@ def render(results, agree, threads, load):
         qm, tm = statistics.median(q["times"]), statistics.median(t["times"])
         nm = statistics.median(n["times"])
         fm = statistics.median(r["blas_only"]["times"])
-        pm = statistics.median(r["python_loop"]["times"])
+        pm = statistics.median(r["numba_loop"]["times"])
         lines.append(
             f"| H={config.replace('x', ' × ')} | {task} | {_fmt_time(task, qm)} "
             f"| {_fmt_time(task, tm)} | **{qm / tm:.2f}** "

@@ -55,9 +55,9 @@ THREADS = 2
 #        its section's title)
 RUNS = {
     "student": ("bench.bench_student", ["--repeats", "5", "--rounds", "3", "--torch-native",
-                                        "--blas-floor"],
+                                        "--blas-floor", "--numba-loop"],
                 ["--configs", "256x2,512x2", "--repeats", "2", "--rounds", "1", "--warmup",
-                 "1", "--no-naive"],
+                 "1", "--no-naive", "--numba-loop"],
                 ["--configs", "16x1", "--steps", "20", "--repeats", "1", "--rounds", "1",
                  "--warmup", "1"],
                 "StudentLSTM training step"),
@@ -68,7 +68,7 @@ RUNS = {
     "lstm_designs": ("bench.lstm_designs", ["--repeats", "3", "--rounds", "5"], None,
                      ["--configs", "16x2", "--steps", "20", "--repeats", "1", "--rounds", "1"],
                      "LSTM designs measured and not adopted"),
-    "recurrent_product": ("bench.recurrent_product", [], None,
+    "recurrent_product": ("bench.recurrent_product", [], [],
                           ["--configs", "4x8,1x8", "--repeats", "20", "--rounds", "1",
                            "--warmup", "1"],
                           "Recurrent product, one step: BLAS against a kernel on weights "
@@ -88,6 +88,10 @@ RUNS = {
                ["--tasks", "train,infer1", "--frames", "64", "--bins", "32", "--repeats", "1",
                 "--warmup", "1"],
                "ResNet teacher"),
+    "resnet_parts": ("bench.resnet_parts", [], ["--rounds", "1", "--repeats", "2"],
+                     ["--nets", "18x4:2x64x32", "--rounds", "1", "--repeats", "1", "--warmup",
+                      "1"],
+                     "Where the ResNet training step goes"),
     "detect": ("bench.bench_detect", ["--minutes", "10", "--memory-minutes", "10,60"], None,
                ["--minutes", "0.1", "--presets", "demo", "--repeats", "1"],
                "Detection on long recordings"),

@@ -17,12 +17,10 @@ as make ~4 MiB of gates), run just before that chunk's recurrence so that the ce
 finds it in the cache; each step then does one small GEMM W_hh h_{t-1}ᵀ (BLAS) and one fused
 Numba loop (``qdaed.kernels.lstm``). Backward mirrors this: one small GEMM W_hhᵀ da_tᵀ per step
 in the reverse loop, then dW_ih, dW_hh and the layer's input gradient as single GEMMs over
-all steps. The loop over a chunk's steps runs in one compiled call
-(``lstm_forward_steps`` / ``lstm_backward_steps``, the per-step GEMM through Numba's ``np.dot``,
-the same BLAS call); ``STEP_LOOP = "python"`` runs it as a Python loop instead, the reference,
-equal to the bit. Every product outside the compiled loops, and every one inside the Python
-loop, is an ``np.matmul`` call (none is written ``@``), so that bench/bench_student_parts.py
-can time each one where it runs. Internal buffers are time-major, (T, B, ·), so each step's
+all steps. With ``STEP_LOOP = "numba"`` the loop over a chunk's steps runs in one compiled
+call instead (``lstm_forward_steps`` / ``lstm_backward_steps``: the same GEMM through Numba's
+``np.dot``, equal to the bit). Every product of the Python loop is an ``np.matmul`` call (none
+is written ``@``), so that bench/bench_student_parts.py can time each one where it runs. Internal buffers are time-major, (T, B, ·), so each step's
 slice is contiguous and
 the all-steps GEMMs see plain 2-D matrices; the h and c buffers hold T+1 rows with the initial
 state in row 0, which makes dW_hh = Σ_t da_tᵀ h_{t-1} one GEMM including the h0 term.
@@ -41,13 +39,18 @@ from qdaed.validate import check_array, check_int, check_same_dtype
 
 _NAMES = ("weight_ih_l{}", "weight_hh_l{}", "bias_ih_l{}", "bias_hh_l{}")
 
-# Where the loop over time runs. "numba" (the default): one compiled call per layer and chunk
-# (``qdaed.kernels.lstm.lstm_forward_steps`` / ``lstm_backward_steps``), the same GEMMs and cell
-# kernels per step. "python": the reference, a Python loop calling np.matmul and the cell kernel
-# per step — the documented form of the arithmetic, compared with the default in the tests
-# (equal to the bit). Chosen by the environment variable QDAED_LSTM_STEPS when qdaed is imported.
-STEP_LOOPS = ("numba", "python")
-STEP_LOOP = os.environ.get("QDAED_LSTM_STEPS", "numba")
+# Where the loop over time runs. "python" (the default): a Python loop calling np.matmul and
+# the cell kernel per step — the documented form of the arithmetic. "numba": one compiled call
+# per layer and chunk (``qdaed.kernels.lstm.lstm_forward_steps`` / ``lstm_backward_steps``), the
+# same GEMMs (Numba's np.dot calls SciPy's BLAS) and cell kernels per step, equal to the bit
+# (tested). It wins only where BLAS runs one thread: about 4% of a demo student's training at
+# one thread, while with two threads the two OpenBLAS thread pools (NumPy's and SciPy's) spin
+# against each other on the same cores and the step took 1.9x (training, H = 512 x 2) to 3x
+# (inference) as long (docs/results/performance.md). The pipeline's seed workers with one
+# thread each use it (qdaed.pipeline.threads.spawn_environment). Chosen by the environment
+# variable QDAED_LSTM_STEPS when qdaed is imported.
+STEP_LOOPS = ("python", "numba")
+STEP_LOOP = os.environ.get("QDAED_LSTM_STEPS", "python")
 if STEP_LOOP not in STEP_LOOPS:
     raise InputError(f"QDAED_LSTM_STEPS: expected one of {', '.join(STEP_LOOPS)}, "
                       f"got {STEP_LOOP!r}")

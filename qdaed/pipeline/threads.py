@@ -22,6 +22,7 @@ from qdaed.validate import check_int
 
 # Read by OpenBLAS, MKL, BLIS and OpenMP when their library is loaded.
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+STEPS_ENV = "QDAED_LSTM_STEPS"   # qdaed.nn.lstm reads it when imported
 
 _ENV_LOCK = threading.Lock()
 
@@ -76,10 +77,17 @@ def spawn_environment(n):
     environment it starts with decides how many threads OpenBLAS and Numba create. Only the
     pool's creation and the submits run inside (milliseconds): meanwhile this process's
     subprocesses would inherit the variables, and its Numba, were it to re-read its
-    configuration, would refuse the changed NUMBA_NUM_THREADS."""
+    configuration, would refuse the changed NUMBA_NUM_THREADS.
+
+    Workers of one thread each also run the LSTM's loop over time compiled
+    (QDAED_LSTM_STEPS=numba, unless the variable is set: the same results to the bit, faster
+    where BLAS runs one thread; ``qdaed.nn.lstm.STEP_LOOP``)."""
     with _ENV_LOCK:
-        saved = {var: os.environ.get(var) for var in (*BLAS_ENV, "NUMBA_NUM_THREADS")}
-        os.environ.update({var: str(n) for var in saved})
+        names = (*BLAS_ENV, "NUMBA_NUM_THREADS", STEPS_ENV)
+        saved = {var: os.environ.get(var) for var in names}
+        os.environ.update({var: str(n) for var in names[:-1]})
+        if n == 1 and saved[STEPS_ENV] is None:
+            os.environ[STEPS_ENV] = "numba"
         try:
             yield
         finally:

@@ -366,4 +366,4 @@ def test_an_unknown_step_loop_in_the_environment_is_refused_when_qdaed_is_import
     proc = subprocess.run([sys.executable, "-c", "import qdaed.nn.lstm"], capture_output=True,
                           text=True, env={**os.environ, "QDAED_LSTM_STEPS": "fast"})
     assert proc.returncode != 0
-    assert "QDAED_LSTM_STEPS: expected one of numba, python, got 'fast'" in proc.stderr
+    assert "QDAED_LSTM_STEPS: expected one of python, numba, got 'fast'" in proc.stderr
