@@ -24,6 +24,10 @@ is written ``@``), so that bench/bench_student_parts.py can time each one where 
 slice is contiguous and
 the all-steps GEMMs see plain 2-D matrices; the h and c buffers hold T+1 rows with the initial
 state in row 0, which makes dW_hh = Σ_t da_tᵀ h_{t-1} one GEMM including the h0 term.
+
+About 440 lines, on purpose: forward, backward, the cache-free inference and the workspace
+share the buffers' layout and the chunking of time; kept together, a change to one is seen
+beside the others.
 """
 
 from __future__ import annotations
