@@ -82,6 +82,16 @@ RESULTS_INTRO = (
 
 # ---- thread pools -----------------------------------------------------------------------
 
+def early_args(parser, module_name):
+    """A script's arguments when it runs as ``__main__``, with every thread pool set to
+    ``--threads`` before NumPy, Numba or torch load; None when the module is imported."""
+    if module_name != "__main__":
+        return None
+    args = parser.parse_args()
+    set_threads(args.threads)
+    return args
+
+
 def set_threads(threads, env=None):
     """Every pool (OpenMP, OpenBLAS, MKL, Numba) at ``threads`` in ``env`` (default: this
     process, which must not have loaded NumPy, Numba or torch yet: pools are sized on load)."""

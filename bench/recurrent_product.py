@@ -35,17 +35,15 @@ from bench import harness
 SECTION = "## Recurrent product, one step: BLAS against a kernel on weights packed once"
 
 
-def _parse():
+def _parser():
     p = harness.parser(__doc__, repeats=200, warmup=20, rounds=5)
     p.set_defaults(threads=1)
     p.add_argument("--configs", default="32x32,32x256,32x512,1x512",
                    help="BATCHxHIDDEN,... (the product of one step)")
-    return p.parse_args()
+    return p
 
 
-ARGS = _parse() if __name__ == "__main__" else None
-if ARGS is not None:
-    harness.set_threads(ARGS.threads)
+ARGS = harness.early_args(_parser(), __name__)
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402

@@ -46,16 +46,14 @@ PARTS = {
 ROUTES = ("table", "runs")
 
 
-def _parse():
+def _parser():
     p = harness.parser(__doc__, repeats=3, warmup=1, rounds=3)
     p.add_argument("--nets", default="18x16:32x298x64,50x64:8x1000x64",
                    help="DEPTHxWIDTH:BxTxF,...")
-    return p.parse_args()
+    return p
 
 
-ARGS = _parse() if __name__ == "__main__" else None
-if ARGS is not None:
-    harness.set_threads(ARGS.threads)
+ARGS = harness.early_args(_parser(), __name__)
 
 import numpy as np  # noqa: E402
 

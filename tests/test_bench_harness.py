@@ -2,6 +2,9 @@
 the machine key from /proc/cpuinfo text, one part per machine (another machine's figures are
 never touched, a section is replaced rather than repeated, code blocks are not headings)."""
 
+import os
+import sys
+
 import pytest
 
 from bench import harness
@@ -76,3 +79,14 @@ def test_the_command_line_leaves_out_run_alls_internal_options(monkeypatch):
     monkeypatch.setattr("sys.argv", ["bench/x.py", "--repeats", "2", "--results", "/tmp/R.md",
                                      "--headlines=/tmp/h", "--write"])
     assert harness.command_line().endswith("--repeats 2 --write")
+
+
+def test_early_args_parse_and_set_the_pools_only_when_run_as_main(monkeypatch):
+    p = harness.parser("doc")
+    assert harness.early_args(p, "bench.some_module") is None
+    monkeypatch.setattr(sys, "argv", ["prog", "--threads", "3"])
+    for var in harness.THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+    args = harness.early_args(p, "__main__")
+    assert args.threads == 3
+    assert all(os.environ[var] == "3" for var in harness.THREAD_VARS)
