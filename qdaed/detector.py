@@ -296,6 +296,20 @@ class Detector:
 
 
 def load(path: str | os.PathLike[str], expect_sha256: str | None = None) -> Detector:
-    """A :class:`Detector` from a model file (:meth:`~qdaed.detector.Detector.load`; with ``expect_sha256``,
-    the file's SHA-256 must be that digest). ``qdaed.load`` is this function."""
+    """A :class:`Detector` from a model file; ``qdaed.load`` is this function.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A model file written by ``qdaed pipeline``, ``qdaed import`` or :meth:`Detector.save`.
+    expect_sha256 : str or None
+        When given, the SHA-256 of the whole file (64 hex digits, as ``sha256sum`` prints
+        it): a file with any other digest is refused.
+
+    Returns
+    -------
+    Detector
+        Ready to ``predict``; ModelFileError (naming the file and the field) for anything
+        that is not exactly such a file (:meth:`Detector.load`).
+    """
     return Detector.load(path, expect_sha256=expect_sha256)
