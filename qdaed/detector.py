@@ -301,7 +301,8 @@ def load(path: str | os.PathLike[str], expect_sha256: str | None = None) -> Dete
     Parameters
     ----------
     path : str or os.PathLike
-        A model file written by ``qdaed pipeline``, ``qdaed import`` or :meth:`Detector.save`.
+        A model file written by ``qdaed pipeline``, ``qdaed import`` or
+        :meth:`~qdaed.detector.Detector.save`.
     expect_sha256 : str or None
         When given, the SHA-256 of the whole file (64 hex digits, as ``sha256sum`` prints
         it): a file with any other digest is refused.
@@ -310,6 +311,6 @@ def load(path: str | os.PathLike[str], expect_sha256: str | None = None) -> Dete
     -------
     Detector
         Ready to ``predict``; ModelFileError (naming the file and the field) for anything
-        that is not exactly such a file (:meth:`Detector.load`).
+        that is not exactly such a file (:meth:`~qdaed.detector.Detector.load`).
     """
     return Detector.load(path, expect_sha256=expect_sha256)
