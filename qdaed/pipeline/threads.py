@@ -83,9 +83,9 @@ def spawn_environment(n):
     (QDAED_LSTM_STEPS=numba, unless the variable is set: the same results to the bit, faster
     where BLAS runs one thread; ``qdaed.nn.lstm.STEP_LOOP``)."""
     with _ENV_LOCK:
-        names = (*BLAS_ENV, "NUMBA_NUM_THREADS", STEPS_ENV)
-        saved = {var: os.environ.get(var) for var in names}
-        os.environ.update({var: str(n) for var in names[:-1]})
+        counts = (*BLAS_ENV, "NUMBA_NUM_THREADS")
+        saved = {var: os.environ.get(var) for var in (*counts, STEPS_ENV)}
+        os.environ.update({var: str(n) for var in counts})
         if n == 1 and saved[STEPS_ENV] is None:
             os.environ[STEPS_ENV] = "numba"
         try:

@@ -5,10 +5,8 @@ The example script runs as a subprocess (it imports onnxruntime, numpy, scipy an
 only; a test checks that); its window and file scores are compared with qdaed's streaming
 scan, which computes them with its own front end and networks, not with the graph."""
 
-import ast
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -17,14 +15,14 @@ import pytest
 from qdaed.cli import main
 from qdaed.detector import Detector
 from qdaed.streaming import scan_file
+from tests.helpers.examples import run_example, third_party_imports
 from tests.io.detectors import student
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DRIVER = os.path.join(ROOT, "examples", "onnx_detect.py")
 TOL = 1e-5
+
 
 @pytest.fixture(scope="module")
 def exported(onnx_detector, tmp_path_factory):
@@ -36,11 +34,7 @@ def exported(onnx_detector, tmp_path_factory):
 
 
 def _driver(onnx_path, files, *options):
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, DRIVER, onnx_path, *files, *options],
-                          capture_output=True, text=True, env=env, cwd=os.path.dirname(onnx_path))
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()]
+    return run_example("onnx_detect.py", onnx_path, files, *options)
 
 
 def _qdaed_detect(capsys, model, files, *options):
@@ -92,13 +86,8 @@ def test_driver_reports_bad_files_like_qdaed_detect(audio, tmp_path):
 
 
 def test_the_driver_imports_no_qdaed():
-    tree = ast.parse(open(DRIVER, encoding="utf-8").read())
-    names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
-             for a in n.names}
-    names |= {n.module.split(".")[0] for n in ast.walk(tree)
-              if isinstance(n, ast.ImportFrom) and n.module}
-    third_party = names - set(sys.stdlib_module_names) - {"__future__"}
-    assert third_party == {"numpy", "onnxruntime", "scipy", "soundfile"}
+    assert third_party_imports("onnx_detect.py") == {"numpy", "onnxruntime", "scipy",
+                                                     "soundfile"}
 
 
 def test_graph_inputs_outputs_and_metadata(tmp_path):

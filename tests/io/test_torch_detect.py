@@ -4,11 +4,7 @@
 The example runs as a subprocess (torch, safetensors, numpy, scipy and soundfile; no qdaed:
 a test checks its imports); qdaed's streaming scan gives the expected window scores."""
 
-import ast
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 
@@ -17,17 +13,13 @@ from tests.torch_ref import torch  # noqa: F401  (skips this module without torc
 from qdaed.cli import main  # noqa: E402
 from qdaed.detector import Detector  # noqa: E402
 from qdaed.streaming import scan_file  # noqa: E402
+from tests.helpers.examples import run_example, third_party_imports  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EXAMPLE = os.path.join(ROOT, "examples", "torch_detect.py")
 TOL = 1e-5
 
+
 def _example(state, files, *options):
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, EXAMPLE, state, *files, *options],
-                          capture_output=True, text=True, env=env, cwd=os.path.dirname(state))
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()]
+    return run_example("torch_detect.py", state, files, *options)
 
 
 def test_the_example_prints_qdaed_detects_json_lines(torch_detector, audio, tmp_path, capsys):
@@ -55,10 +47,5 @@ def test_the_example_prints_qdaed_detects_json_lines(torch_detector, audio, tmp_
 
 
 def test_the_example_imports_no_qdaed():
-    tree = ast.parse(open(EXAMPLE, encoding="utf-8").read())
-    names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
-             for a in n.names}
-    names |= {n.module.split(".")[0] for n in ast.walk(tree)
-              if isinstance(n, ast.ImportFrom) and n.module}
-    third_party = names - set(sys.stdlib_module_names) - {"__future__"}
-    assert third_party == {"numpy", "safetensors", "scipy", "soundfile", "torch"}
+    assert third_party_imports("torch_detect.py") == {"numpy", "safetensors", "scipy",
+                                                      "soundfile", "torch"}
