@@ -28,6 +28,10 @@ finished are cancelled and the pool's worker processes are terminated at once, s
 seed does not wait for the others to finish training. Dask cannot stop a task that is already
 running: its result is dropped when it ends.
 
+Jobs that can start before the others are known (a pipeline's student chains, while the
+teacher the distilled chains need trains in this process) go through :meth:`JobRunner.start`,
+which returns a :class:`Sweep`; its ``finish`` adds the rest and returns every result.
+
 Errors of the user (bad spec, unreachable scheduler, ``distributed`` missing, a function that
 cannot be sent to a worker) are ``qdaed.errors.InputError``. To have such errors before
 anything is written, enter a :class:`JobRunner` first and create the run directory inside it:
@@ -43,7 +47,9 @@ import asyncio
 import collections
 import contextlib
 import multiprocessing
+import os
 import pickle
+import queue
 import sys
 import threading
 import time
@@ -283,6 +289,23 @@ class JobRunner:
             return self._run_here(fn, jobs_args, progress)
         return self._run_pool(fn, jobs_args, progress)
 
+    def start(self, fn, jobs_args):
+        """Start ``jobs_args`` now, while this process goes on with work of its own (the
+        teacher the later jobs need); returns a :class:`Sweep`, whose :meth:`Sweep.finish`
+        adds the later jobs and returns every result, these first. Use it as a context
+        manager, so that an exception in between stops the early jobs.
+
+        On a local pool of N workers the early jobs run on N − 1 of them at a time (at least
+        one): this process's own work takes the share of the last one, so it should run with
+        :attr:`threads` threads too (:func:`~qdaed.pipeline.threads.pin_threads`). From
+        :meth:`Sweep.finish` on every worker takes jobs. In-process and on a Dask cluster the
+        early jobs wait for :meth:`Sweep.finish` and run first. A job's results are the same
+        bytes whichever way it runs (the same threads per job)."""
+        jobs_args = _check_jobs(fn, jobs_args)
+        if self.spec.dask_scheduler is None and self.spec.workers > 1:
+            return _PoolSweep(fn, jobs_args, self.spec.workers, self.spec.local_threads())
+        return Sweep(self, fn, jobs_args)
+
     def _run_here(self, fn, jobs_args, progress):
         threads = self.spec.local_threads()
         results = []
@@ -381,6 +404,119 @@ class JobRunner:
             raise
 
 
+class Sweep:
+    """Jobs of one function, some started before the others are known (:meth:`JobRunner.start`).
+
+    This base form runs nothing early: :meth:`finish` runs the early jobs and then the later
+    ones on the runner's executor (in-process or Dask)."""
+
+    def __init__(self, runner, fn, early):
+        self._runner, self._fn, self._early = runner, fn, early
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        """Stop whatever still runs (nothing here)."""
+
+    def finish(self, jobs_args, progress=None):
+        """[fn(*a) for a in early + jobs_args], the early jobs first; ``progress(done, total)``
+        as each finishes (here, in this process)."""
+        return self._runner.run(self._fn, [*self._early, *_check_jobs(self._fn, jobs_args)],
+                                progress)
+
+
+def _noop():
+    return None
+
+
+class _PoolSweep(Sweep):
+    """A local pool whose jobs are handed out by a feeder thread of this process, at most
+    ``limit`` at a time: N − 1 of its N workers until :meth:`finish`, then all. Every worker
+    is spawned at once, inside :func:`~qdaed.pipeline.threads.spawn_environment`, so the
+    thread variables they start with are the sweep's."""
+
+    def __init__(self, fn, early, workers, threads):
+        self._fn, self._threads, self._workers = fn, threads, workers
+        self._cv = threading.Condition()
+        self._pending = collections.deque(enumerate(early))
+        self._total, self._limit, self._running = len(early), max(1, workers - 1), 0
+        self._stopped = self._failed = False
+        self._futures = {}                  # job index -> future
+        self._finished = queue.Queue()      # futures, as they finish
+        with spawn_environment(threads):
+            self._pool = cf.ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn"))
+            for f in [self._pool.submit(_noop) for _ in range(workers)]:  # one spawn each
+                f.result()
+        self._feeder = threading.Thread(target=self._feed, name="qdaed-sweep-feeder",
+                                        daemon=True)
+        self._feeder.start()
+
+    def _feed(self):
+        with self._cv:
+            while True:
+                while not (self._stopped or self._failed) and not (
+                        self._pending and self._running < self._limit):
+                    self._cv.wait()
+                if self._stopped or self._failed:    # a failed job: start nothing more
+                    return
+                i, args = self._pending.popleft()
+                self._running += 1
+                self._futures[i] = f = self._pool.submit(_call, self._fn, self._threads, args)
+                f.add_done_callback(self._done)
+
+    def _done(self, future):
+        with self._cv:
+            self._running -= 1
+            if future.cancelled() or future.exception() is not None:
+                self._failed = True
+            self._cv.notify_all()
+        self._finished.put(future)
+
+    def finish(self, jobs_args, progress=None):
+        jobs_args = _check_jobs(self._fn, jobs_args)
+        with self._cv:
+            self._pending.extend((self._total + i, a) for i, a in enumerate(jobs_args))
+            self._total += len(jobs_args)
+            self._limit = self._workers
+            self._cv.notify_all()
+        index = {}
+        results = [None] * self._total
+        try:
+            for done in range(1, self._total + 1):
+                f = self._finished.get()
+                with self._cv:
+                    index = {id(g): i for i, g in self._futures.items()}
+                results[index[id(f)]] = f.result()
+                if progress is not None:
+                    progress(done, self._total)
+        except BaseException:
+            self.close()
+            raise
+        self._stop(wait=True)
+        return results
+
+    def _stop(self, wait):
+        with self._cv:
+            self._stopped = True
+            self._cv.notify_all()
+        self._feeder.join()
+        if wait:
+            self._pool.shutdown(wait=True)
+        else:
+            _terminate_pool(self._pool, list(self._futures.values()))
+
+    def close(self):
+        """Cancel the jobs not started and terminate the workers at once (an error, or the
+        work in between failed)."""
+        if not self._stopped:
+            self._stop(wait=False)
+
+
 def run_jobs(fn, jobs_args, spec=None, progress=None):
     """``[fn(*args) for args in jobs_args]`` on the executor of ``spec`` (an
     :class:`ExecutorSpec`; None = in-process), in input order. ``progress(done, total)`` is
@@ -389,4 +525,4 @@ def run_jobs(fn, jobs_args, spec=None, progress=None):
         return runner.run(fn, jobs_args, progress)
 
 
-__all__ = ["ExecutorSpec", "JobRunner", "run_jobs"]
+__all__ = ["ExecutorSpec", "JobRunner", "Sweep", "run_jobs"]

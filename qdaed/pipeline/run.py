@@ -49,6 +49,7 @@ from qdaed.pipeline.executor import ExecutorSpec, JobRunner
 from qdaed.pipeline.featuresets import load_dataset
 from qdaed.pipeline.stages import (SeedStages, distilled_name, remove_orphan_temporaries,
                                    save_array)
+from qdaed.pipeline.threads import pin_threads, threads_restored
 from qdaed.train.recipes import DistillSpec, recipe_config
 
 
@@ -149,7 +150,9 @@ def run_pipeline(cfg, out_dir, resume=False, quiet=False, jobs=1, stop_after=Non
     (jobs > 1; 0 = one per core) or on a Dask cluster (dask_scheduler). Each job uses
     ``cfg.threads_per_job`` Numba/BLAS threads, so the model files and results are
     byte-identical whichever executor ran them. A shared teacher (``cfg.shared_teacher``)
-    and its soft targets are made first, here.
+    and its soft targets are made here, with ``cfg.threads_per_job`` threads too; on a local
+    pool the seeds' student chains, which need no teacher, train meanwhile
+    (:meth:`~qdaed.pipeline.executor.JobRunner.start`).
     stop_after: for tests of --resume — raise KeyboardInterrupt after that many training
     epochs in total (simulates an interruption; in-process runs only).
     recipe_choice: how the recipe was chosen (:func:`~qdaed.pipeline.config.choose_recipe`),
@@ -185,23 +188,39 @@ def run_pipeline(cfg, out_dir, resume=False, quiet=False, jobs=1, stop_after=Non
             prep = _prepare_arrays(cfg, spec, data, out, log)
         epochs_left = [stop_after]
         extra = [DistillSpec.from_config(recipe_config(r)) for r in cfg.extra_recipes]
-        if cfg.shared_teacher:
-            SeedStages(cfg, spec, cfg.seed, out, log, resume, epochs_left).teacher_stage(
-                [spec, *extra])
-        selection = _select_distillation(cfg, spec, out, log, resume)
         seeds = cfg.seed_list
         where = runner_spec.workers if dask_scheduler is None else "a Dask cluster"
         # With one shared teacher each seed is two jobs (SeedStages.run's parts), so that
         # neither core idles while the last seed trains alone: the same models.
         parts = SeedStages.PARTS if cfg.shared_teacher and runner_spec.workers > 1 else (None,)
-        log(f"{len(seeds) * len(parts)} job(s) ({len(seeds)} seed(s)"
-            f"{' x ' + ' and '.join(parts) if parts[0] else ''}) on {where} worker(s), "
-            f"{cfg.threads_per_job} thread(s) each")
-        args = [(cfg, seed, str(out), resume, quiet, selection["temperature"],
-                 selection["lam"], epochs_left[0] if jobs == 1 else None, log.t0, part)
-                for seed in seeds for part in reversed(parts)]
-        runner.run(_seed_job, args, progress=lambda done, total: log(
-            f"seed jobs: {done}/{total} finished"))
+
+        def job(seed, part, temperature, lam):
+            return (cfg, seed, str(out), resume, quiet, temperature, lam,
+                    epochs_left[0] if jobs == 1 else None, log.t0, part)
+
+        # The student chains need neither the teacher nor (T, λ) (the values passed are not
+        # read): on a pool they start now, beside the teacher (JobRunner.start). The teacher,
+        # and a tuning search, run here with the jobs' threads, so that the teacher is the same
+        # bytes whatever the machine's core count and however the seeds run.
+        early = [job(seed, "student", spec.temperature, spec.lam)
+                 for seed in seeds] if parts[0] else []
+        with runner.start(_seed_job, early) as sweep, threads_restored():
+            pin_threads(cfg.threads_per_job)
+            if early:
+                log(f"{len(early)} job(s) (the student chain of each seed: no teacher needed) "
+                    f"started beside the teacher, on {max(1, runner_spec.workers - 1)} "
+                    f"worker(s)")
+            if cfg.shared_teacher:
+                SeedStages(cfg, spec, cfg.seed, out, log, resume, epochs_left).teacher_stage(
+                    [spec, *extra])
+            selection = _select_distillation(cfg, spec, out, log, resume)
+            log(f"{len(seeds) * len(parts)} job(s) ({len(seeds)} seed(s)"
+                f"{' x ' + ' and '.join(parts) if parts[0] else ''}) on {where} worker(s), "
+                f"{cfg.threads_per_job} thread(s) each")
+            sweep.finish([job(seed, part, selection["temperature"], selection["lam"])
+                          for seed in seeds for part in reversed(parts)
+                          if not (early and part == "student")],
+                         progress=lambda done, total: log(f"seed jobs: {done}/{total} finished"))
 
     runs = []   # (seed, detector, test scores)
     for seed in seeds:

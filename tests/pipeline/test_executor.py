@@ -50,6 +50,13 @@ def sleepy_job(i, delay):
     return i, os.getpid()
 
 
+def timed_job(i, delay):
+    """(i, pid, start, end): when and where the job ran."""
+    start = time.time()
+    time.sleep(delay)
+    return i, os.getpid(), start, time.time()
+
+
 def failing_job(i, fail_at, slow):
     if i == fail_at:
         raise InputError(f"job {i}: bad value for --thing")
@@ -204,6 +211,83 @@ def test_job_error_propagates_as_itself_and_the_rest_is_cancelled(jobs):
         run_jobs(failing_job, jobs_args, ExecutorSpec(jobs=jobs))
     assert isinstance(info.value, QdaedError)
     assert time.perf_counter() - start < 20      # job 0's 30 s sleep was terminated
+
+
+# --- a sweep started early (JobRunner.start) -----------------------------------------------------
+
+def test_early_jobs_leave_one_worker_to_the_caller_and_run_while_it_works():
+    with JobRunner(ExecutorSpec(jobs=2)) as runner:
+        with runner.start(timed_job, [(0, 0.4), (1, 0.4)]) as sweep:
+            time.sleep(3.0)                       # the caller's own work (the teacher)
+            called = time.time()
+            out = sweep.finish([(2, 0.6), (3, 0.6)])
+    assert [r[0] for r in out] == [0, 1, 2, 3]    # early first, then the later, in order
+    early, later = out[:2], out[2:]
+    assert all(r[3] < called for r in early)      # done before finish was called
+    assert early[1][2] >= early[0][3]             # on 2 workers one at a time: 1 after 0
+    assert os.getpid() not in {r[1] for r in out}
+    # from finish on, every worker takes jobs: 2 and 3 overlap in time, on two processes
+    assert later[0][1] != later[1][1] and max(r[2] for r in later) < min(r[3] for r in later)
+
+
+def test_early_jobs_on_three_workers_run_two_at_a_time():
+    with JobRunner(ExecutorSpec(jobs=3, threads_per_job=1)) as runner:
+        with runner.start(timed_job, [(0, 0.8), (1, 0.8), (2, 0.8)]) as sweep:
+            time.sleep(4.0)
+            out = sweep.finish([])
+    starts = sorted(r[2] for r in out)
+    ends = sorted(r[3] for r in out)
+    assert starts[1] < ends[0] and starts[2] >= ends[0]    # 0 and 1 together, 2 after one
+
+
+def test_early_jobs_in_process_wait_for_finish_and_give_the_reference_bytes(reference):
+    with JobRunner(ExecutorSpec(threads_per_job=1)) as runner:
+        with runner.start(timed_job, [(0, 0.0)]) as sweep:
+            called = time.time()
+            out = sweep.finish([(1, 0.0)])
+    assert [r[0] for r in out] == [0, 1] and out[0][2] >= called
+    assert {r[1] for r in out} == {os.getpid()}
+    with JobRunner(ExecutorSpec(threads_per_job=1)) as runner:
+        with runner.start(seeded_job, [(0,), (1,)]) as sweep:
+            here = sweep.finish([(2,), (3,)])
+    assert here == reference
+
+
+def test_early_jobs_on_a_pool_give_the_reference_bytes_and_report_progress(reference):
+    calls = []
+    with JobRunner(ExecutorSpec(jobs=2, threads_per_job=1)) as runner:
+        with runner.start(seeded_job, [(0,), (1,)]) as sweep:
+            out = sweep.finish([(2,), (3,)], progress=lambda *a: calls.append(a))
+    assert digest(out) == digest(reference)
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_an_early_job_error_propagates_at_finish_and_nothing_more_starts():
+    start = time.perf_counter()
+    with JobRunner(ExecutorSpec(jobs=2)) as runner:
+        with pytest.raises(InputError, match=r"^job 0: bad value for --thing$"):
+            with runner.start(failing_job, [(0, 0, 0), (1, 0, 30)]) as sweep:
+                time.sleep(1.0)
+                sweep.finish([(2, 0, 30)])
+    assert time.perf_counter() - start < 20       # neither 30 s job ran to its end
+
+
+def test_an_error_of_the_caller_between_start_and_finish_stops_the_early_jobs():
+    start = time.perf_counter()
+    with JobRunner(ExecutorSpec(jobs=2)) as runner:
+        with pytest.raises(RuntimeError, match="teacher failed"):
+            with runner.start(sleepy_job, [(0, 30), (1, 30)]):
+                time.sleep(0.5)
+                raise RuntimeError("teacher failed")
+    assert time.perf_counter() - start < 20       # the 30 s job was terminated
+
+
+def test_start_refuses_what_run_refuses():
+    with JobRunner(ExecutorSpec(jobs=2)) as runner:
+        with pytest.raises(InputError, match=r"jobs_args\[0\]"):
+            runner.start(sleepy_job, [5])
+        with pytest.raises(InputError, match="fn:"):
+            runner.start(lambda: None, [()])
 
 
 # --- Dask ---------------------------------------------------------------------------------------

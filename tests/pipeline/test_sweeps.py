@@ -38,6 +38,11 @@ def test_a_process_pool_gives_byte_identical_results(in_process, tmp_path):
     assert "4 job(s) (2 seed(s) x student and distilled) on 2 worker(s)" in (
         out / "log.txt").read_text()
     assert "2 job(s) (2 seed(s)) on 1 worker(s)" in (in_process / "log.txt").read_text()
+    # the student chains started before the teacher, whose models they do not need
+    log = (out / "log.txt").read_text()
+    early = log.index("2 job(s) (the student chain of each seed: no teacher needed) started")
+    assert early < log.index("seed 0 teacher:")
+    assert "started" not in (in_process / "log.txt").read_text().split("teacher:")[0]
 
 
 def test_a_dask_local_cluster_gives_byte_identical_results(in_process, tmp_path):
@@ -115,3 +120,27 @@ def test_an_unknown_recipe_is_refused(tmp_path, capsys):
     from qdaed.train.recipes import recipe_config
     with pytest.raises(InputError, match="--recipe"):
         recipe_config("magic")
+
+
+def test_the_shared_teacher_trains_with_the_jobs_threads_whatever_the_caller_has(
+        tmp_path, monkeypatch):
+    # The teacher runs in this process: with threads_per_job threads (tiny: 1), not the
+    # caller's, so that it is the same bytes on a machine of any core count.
+    import qdaed.train.schedules as schedules
+    from qdaed.pipeline.threads import pin_threads, thread_counts, threads_restored
+
+    seen = []
+    train = schedules.train_teacher
+
+    def recording(*args, **kwargs):
+        seen.append(thread_counts())
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr(schedules, "train_teacher", recording)
+    with threads_restored():
+        before = pin_threads(2)
+        run_pipeline(preset_config("tiny"), tmp_path / "run", quiet=True, jobs=1)
+        after = thread_counts()
+    assert len(seen) == 1
+    assert seen[0]["numba"] == 1 and set(seen[0]["blas"].values()) == {1}
+    assert after == before                       # the caller's threads are given back
