@@ -262,6 +262,14 @@ def test_early_jobs_on_a_pool_give_the_reference_bytes_and_report_progress(refer
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
+def test_a_sweep_with_no_early_jobs_is_an_ordinary_run():
+    with JobRunner(ExecutorSpec(jobs=2)) as runner:
+        with runner.start(timed_job, []) as sweep:
+            out = sweep.finish([(0, 0.5), (1, 0.5)])
+    assert [r[0] for r in out] == [0, 1] and out[0][1] != out[1][1]   # both workers at once
+    assert max(r[2] for r in out) < min(r[3] for r in out)
+
+
 def test_an_early_job_error_propagates_at_finish_and_nothing_more_starts():
     start = time.perf_counter()
     with JobRunner(ExecutorSpec(jobs=2)) as runner:
