@@ -445,6 +445,7 @@ class _PoolSweep(Sweep):
         self._pending = collections.deque(enumerate(early))
         self._total, self._limit, self._running = len(early), max(1, workers - 1), 0
         self._stopped = self._failed = False
+        self._error = None
         self._futures = {}                  # job index -> future
         self._finished = queue.Queue()      # futures, as they finish
         with spawn_environment(threads):
@@ -457,17 +458,22 @@ class _PoolSweep(Sweep):
         self._feeder.start()
 
     def _feed(self):
-        with self._cv:
-            while True:
-                while not (self._stopped or self._failed) and not (
-                        self._pending and self._running < self._limit):
-                    self._cv.wait()
-                if self._stopped or self._failed:    # a failed job: start nothing more
-                    return
-                i, args = self._pending.popleft()
-                self._running += 1
-                self._futures[i] = f = self._pool.submit(_call, self._fn, self._threads, args)
-                f.add_done_callback(self._done)
+        try:
+            with self._cv:
+                while True:
+                    while not (self._stopped or self._failed) and not (
+                            self._pending and self._running < self._limit):
+                        self._cv.wait()
+                    if self._stopped or self._failed:    # a failed job: start nothing more
+                        return
+                    i, args = self._pending.popleft()
+                    self._running += 1
+                    self._futures[i] = f = self._pool.submit(_call, self._fn, self._threads,
+                                                             args)
+                    f.add_done_callback(self._done)
+        except BaseException as e:   # noqa: BLE001  -- a broken pool: finish raises it
+            self._error, self._failed = e, True
+            self._finished.put(None)
 
     def _done(self, future):
         with self._cv:
@@ -489,6 +495,8 @@ class _PoolSweep(Sweep):
         try:
             for done in range(1, self._total + 1):
                 f = self._finished.get()
+                if f is None:                    # the feeder could not submit
+                    raise self._error
                 with self._cv:
                     index = {id(g): i for i, g in self._futures.items()}
                 results[index[id(f)]] = f.result()

@@ -280,6 +280,27 @@ def test_an_early_job_error_propagates_at_finish_and_nothing_more_starts():
     assert time.perf_counter() - start < 20       # neither 30 s job ran to its end
 
 
+def test_a_pool_that_cannot_take_jobs_is_an_error_at_finish_not_a_hang():
+    import threading
+    raised = []
+
+    def finish(sweep):
+        try:
+            sweep.finish([(0, 0.0)])
+        except Exception as e:  # noqa: BLE001  -- what finish raised is the result
+            raised.append(e)
+
+    with JobRunner(ExecutorSpec(jobs=2)) as runner:
+        sweep = runner.start(timed_job, [])
+        sweep._pool.shutdown(wait=True)          # as if the pool had broken
+        waiter = threading.Thread(target=finish, args=(sweep,), daemon=True)
+        waiter.start()
+        waiter.join(30)
+    assert not waiter.is_alive(), "finish hung"
+    assert len(raised) == 1 and isinstance(raised[0], RuntimeError), raised
+    assert "shutdown" in str(raised[0])
+
+
 def test_an_error_of_the_caller_between_start_and_finish_stops_the_early_jobs():
     start = time.perf_counter()
     with JobRunner(ExecutorSpec(jobs=2)) as runner:
