@@ -446,7 +446,7 @@ class _PoolSweep(Sweep):
         self._total, self._limit, self._running = len(early), max(1, workers - 1), 0
         self._stopped = self._failed = False
         self._error = None
-        self._futures = {}                  # job index -> future
+        self._futures = {}                  # future -> job index
         self._finished = queue.Queue()      # futures, as they finish
         with spawn_environment(threads):
             self._pool = cf.ProcessPoolExecutor(
@@ -468,8 +468,8 @@ class _PoolSweep(Sweep):
                         return
                     i, args = self._pending.popleft()
                     self._running += 1
-                    self._futures[i] = f = self._pool.submit(_call, self._fn, self._threads,
-                                                             args)
+                    f = self._pool.submit(_call, self._fn, self._threads, args)
+                    self._futures[f] = i
                     f.add_done_callback(self._done)
         except BaseException as e:   # noqa: BLE001  -- a broken pool: finish raises it
             self._error, self._failed = e, True
@@ -490,7 +490,6 @@ class _PoolSweep(Sweep):
             self._total += len(jobs_args)
             self._limit = self._workers
             self._cv.notify_all()
-        index = {}
         results = [None] * self._total
         try:
             for done in range(1, self._total + 1):
@@ -498,8 +497,8 @@ class _PoolSweep(Sweep):
                 if f is None:                    # the feeder could not submit
                     raise self._error
                 with self._cv:
-                    index = {id(g): i for i, g in self._futures.items()}
-                results[index[id(f)]] = f.result()
+                    i = self._futures[f]
+                results[i] = f.result()
                 if progress is not None:
                     progress(done, self._total)
         except BaseException:
@@ -516,7 +515,7 @@ class _PoolSweep(Sweep):
         if wait:
             self._pool.shutdown(wait=True)
         else:
-            _terminate_pool(self._pool, list(self._futures.values()))
+            _terminate_pool(self._pool, list(self._futures))
 
     def close(self):
         """Cancel the jobs not started and terminate the workers at once (an error, or the
