@@ -317,23 +317,10 @@ class JobRunner:
         return results
 
     def _run_pool(self, fn, jobs_args, progress):
-        threads = self.spec.local_threads()
-        context = multiprocessing.get_context("spawn")
-        pool, futures = None, []
-        try:
-            # Every worker is spawned by a submit (no fork context, no max_tasks_per_child).
-            with spawn_environment(threads):
-                pool = cf.ProcessPoolExecutor(min(self.spec.workers, len(jobs_args)),
-                                              mp_context=context)
-                for args in jobs_args:
-                    futures.append(pool.submit(_call, fn, threads, args))
-            results = _collect(futures, cf.as_completed, progress)
-        except BaseException:
-            if pool is not None:
-                _terminate_pool(pool, futures)
-            raise
-        pool.shutdown(wait=True)
-        return results
+        # One pool mechanism for both: a sweep with no early jobs.
+        with _PoolSweep(fn, [], min(self.spec.workers, len(jobs_args)),
+                        self.spec.local_threads()) as sweep:
+            return sweep.finish(jobs_args, progress)
 
     def _connect(self):
         distributed = _import_distributed()
