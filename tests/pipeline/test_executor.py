@@ -305,10 +305,13 @@ def test_an_error_of_the_caller_between_start_and_finish_stops_the_early_jobs():
     start = time.perf_counter()
     with JobRunner(ExecutorSpec(jobs=2)) as runner:
         with pytest.raises(RuntimeError, match="teacher failed"):
-            with runner.start(sleepy_job, [(0, 30), (1, 30)]):
+            with runner.start(sleepy_job, [(0, 30), (1, 30)]) as sweep:
                 time.sleep(0.5)
+                workers = list(sweep._pool._processes.values())
                 raise RuntimeError("teacher failed")
-    assert time.perf_counter() - start < 20       # the 30 s job was terminated
+    assert time.perf_counter() - start < 20
+    time.sleep(0.5)
+    assert workers and not any(p.is_alive() for p in workers)   # terminated, not left running
 
 
 def test_start_refuses_what_run_refuses():
