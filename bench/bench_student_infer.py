@@ -34,7 +34,8 @@ from bench import harness
 SECTION = "## StudentLSTM inference"
 I, C, T = 64, 3, 1000
 TASKS = {"infer32": 32, "infer1": 1, "stream": 1}
-IMPLS = ("qdaed", "torch", "torch_native", "blas_only", "numba_loop")
+IMPLS = ("qdaed", "torch", "torch_native", "blas_only", "numba_loop", "fused_packed")
+BLOCK_ONLY = ("fused_packed",)   # whole-block designs: not run by the stream task
 
 
 def _parse():
@@ -67,7 +68,12 @@ def _runner(impl, task, model, x):
     """A no-argument function doing one timed unit of ``task``, and its output."""
     import numpy as np
 
-    if impl in ("qdaed", "blas_only", "numba_loop"):
+    if impl in ("qdaed", "blas_only", "numba_loop", "fused_packed"):
+        if impl == "fused_packed":  # qdaed's model with the LSTM of bench/fused_lstm.py
+            from bench import fused_lstm
+            from qdaed.nn import lstm
+            threads = int(os.environ["OMP_NUM_THREADS"])
+            lstm.infer = lambda p, x: fused_lstm.infer(p, x, threads=threads)
         if impl == "blas_only":  # qdaed with its LSTM cell kernels off: its BLAS calls alone
             from bench.bench_student import blas_only
             blas_only()
@@ -132,20 +138,32 @@ def worker(spec, args):
                   "run_peak_mib": harness.status_mib("VmHWM")})
 
 
+def _impls(task):
+    return [i for i in IMPLS if task != "stream" or i not in BLOCK_ONLY]
+
+
 def _isolated(impl, task, config, args):
     return harness.worker(__spec__.name, f"{impl}/{task}/{config}", args,
                           extra=["--frames", str(args.frames)])
 
 
 def _agreement(config):
-    """max |z_qdaed − z_torch| / max |z_torch| of the B = 32 logits (run in this process)."""
+    """max |z − z_torch| / max |z_torch| of the B = 32 logits of qdaed and of the fused
+    design (run in this process; the fused design last, as it replaces ``lstm.infer``)."""
     import numpy as np
 
     hidden, layers = (int(v) for v in config.split("x"))
+    from qdaed.nn import lstm
+
     model, x = _setup(hidden, layers, 32)
-    ours = _runner("qdaed", "infer32", model, x)()
     theirs = _runner("torch", "infer32", model, x)()
-    return float(np.max(np.abs(ours - theirs)) / np.max(np.abs(theirs)))
+    scale = np.max(np.abs(theirs))
+    infer = lstm.infer
+    try:
+        return {impl: float(np.max(np.abs(_runner(impl, "infer32", model, x)() - theirs))
+                            / scale) for impl in ("qdaed", "fused_packed")}
+    finally:
+        lstm.infer = infer   # the fused runner replaced it
 
 
 def _fmt_time(task, s):
@@ -167,7 +185,10 @@ def render(results, agree, threads, load):
              "the Python loop); "
              "\"qdaed's BLAS alone\" is qdaed's call with its LSTM cell kernels replaced by "
              "no-ops (`bench_student.blas_only`): its GEMMs, copies and Python loop, a lower "
-             "bound for qdaed's per-step-GEMM design. Each (implementation, task) in a fresh "
+             "bound for qdaed's per-step-GEMM design; \"fused packed\" is qdaed's model with "
+             "its LSTM computed by `bench/fused_lstm.py` (the recurrent weights packed once, "
+             "product and cell fused in one compiled loop over time, the batch split between "
+             "the threads; not run by `stream`). Each (implementation, task) in a fresh "
              "subprocess, rounds "
              "alternating; medians over all rounds. Peak = the worker's resident-set "
              "high-water mark (VmHWM) over the timed runs, which start from the resident set "
@@ -176,34 +197,36 @@ def render(results, agree, threads, load):
              "that start, what one run needs on top. Produced by "
              "`bench/bench_student_infer.py`.", "",
              "| config | task | qdaed | PyTorch | qdaed / PyTorch | PyTorch without oneDNN "
-             "| qdaed's BLAS alone | qdaed, compiled loop | qdaed peak (growth) MiB "
-             "| PyTorch peak (growth) MiB |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| qdaed's BLAS alone | qdaed, compiled loop | fused packed "
+             "| qdaed peak (growth) MiB | PyTorch peak (growth) MiB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for (config, task), r in results.items():
         q, t, n = r["qdaed"], r["torch"], r["torch_native"]
         qm, tm = statistics.median(q["times"]), statistics.median(t["times"])
         nm = statistics.median(n["times"])
         fm = statistics.median(r["blas_only"]["times"])
         pm = statistics.median(r["numba_loop"]["times"])
+        um = statistics.median(r["fused_packed"]["times"]) if r["fused_packed"]["times"] else None
+        fused = "—" if um is None else f"{_fmt_time(task, um)} (/ PyTorch: {um / tm:.2f})"
         lines.append(
             f"| H={config.replace('x', ' × ')} | {task} | {_fmt_time(task, qm)} "
             f"| {_fmt_time(task, tm)} | **{qm / tm:.2f}** "
             f"| {_fmt_time(task, nm)} (qdaed / it: {qm / nm:.2f}) "
             f"| {_fmt_time(task, fm)} (/ PyTorch: {fm / tm:.2f}) "
-            f"| {_fmt_time(task, pm)} (qdaed / it: {qm / pm:.2f}) "
+            f"| {_fmt_time(task, pm)} (qdaed / it: {qm / pm:.2f}) | {fused} "
             f"| {q['peak']:.0f} ({q['peak'] - q['warm']:.0f}) "
             f"| {t['peak']:.0f} ({t['peak'] - t['warm']:.0f}) |")
     lines += ["", "Per round (qdaed / PyTorch of the round's medians) and every repetition:", ""]
     for (config, task), r in results.items():
         lines.append(f"- {config} {task} per round: " + ", ".join(f"{v:.2f}" for v in r["ratios"]))
-        for impl in IMPLS:
+        for impl in _impls(task):
             s = harness.spread(r[impl]["times"])
             lines.append(f"- {config} {task} {impl}: median {_fmt_time(task, s.median)} "
                          f"[IQR {_fmt_time(task, s.q1)}–{_fmt_time(task, s.q3)}]: "
                          + ", ".join(_fmt_time(task, v) for v in r[impl]["times"]))
-    lines += ["", "Logits agree: " + ", ".join(f"H={c}: max |Δz| / max |z| = {a:.1e}"
-                                             for c, a in agree.items()), "",
-              ]
+    lines += ["", "Logits against PyTorch's, B = 32: " + "; ".join(
+        f"H={c}: " + ", ".join(f"{impl} max |Δz| / max |z| = {v:.1e}" for impl, v in a.items())
+        for c, a in agree.items()), ""]
     return "\n".join(lines) + harness.footer(threads, *load)
 
 
@@ -223,7 +246,7 @@ def main(args):
                  for impl in IMPLS}
             r["ratios"] = []
             for _ in range(args.rounds):
-                one = {impl: _isolated(impl, task, config, args) for impl in IMPLS}
+                one = {impl: _isolated(impl, task, config, args) for impl in _impls(task)}
                 for impl, o in one.items():
                     r[impl]["times"] += o["times"]
                     r[impl]["setup"].append(o["setup_mib"])
@@ -231,7 +254,7 @@ def main(args):
                     r[impl]["peak"].append(o["run_peak_mib"])
                 r["ratios"].append(statistics.median(one["qdaed"]["times"])
                                    / statistics.median(one["torch"]["times"]))
-            for impl in IMPLS:
+            for impl in _impls(task):
                 r[impl]["setup"] = statistics.median(r[impl]["setup"])
                 r[impl]["warm"] = statistics.median(r[impl]["warm"])
                 r[impl]["peak"] = max(r[impl]["peak"])
