@@ -10,7 +10,6 @@ from bench import fused_lstm
 from qdaed.nn import lstm
 
 
-
 def _problem(batch, steps, hidden=8, inputs=5, layers=2, seed=0):
     rng = np.random.default_rng(seed)
     params = {}
