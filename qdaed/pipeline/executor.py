@@ -320,7 +320,7 @@ class JobRunner:
         # One pool mechanism for both: a sweep with no early jobs.
         with _PoolSweep(fn, [], min(self.spec.workers, len(jobs_args)),
                         self.spec.local_threads()) as sweep:
-            return sweep.finish(jobs_args, progress)
+            return sweep._finish(jobs_args, progress)   # jobs_args checked by run()
 
     def _connect(self):
         distributed = _import_distributed()
@@ -471,7 +471,9 @@ class _PoolSweep(Sweep):
         self._finished.put(future)
 
     def finish(self, jobs_args, progress=None):
-        jobs_args = _check_jobs(self._fn, jobs_args)
+        return self._finish(_check_jobs(self._fn, jobs_args), progress)
+
+    def _finish(self, jobs_args, progress):
         with self._cv:
             self._pending.extend((self._total + i, a) for i, a in enumerate(jobs_args))
             self._total += len(jobs_args)
